@@ -1,0 +1,161 @@
+package adspace
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+	"unicode"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// Limits on settings, enforced by [Settings.Validate].
+const (
+	// MinRefreshInterval is the shortest refresh interval, the floor mobile ad
+	// SDKs enforce so that an ad is on screen long enough to be seen.
+	MinRefreshInterval = 30 * time.Second
+	// MaxRefreshInterval is the longest refresh interval.
+	MaxRefreshInterval = time.Hour
+	// DefaultRefreshInterval is a new space's refresh interval.
+	DefaultRefreshInterval = 60 * time.Second
+	// MaxAdsPerViewLimit is the most ads a space may show at once.
+	MaxAdsPerViewLimit = 10
+	// MaxTerms is the most keywords or categories a list may hold.
+	MaxTerms = 50
+	// MaxTermLen is the longest keyword or category, in bytes.
+	MaxTermLen = 64
+)
+
+// Space is a user's ad space.
+type Space struct {
+	// OwnerID is the user who owns the space and earns from it.
+	OwnerID uuid.UUID
+	// Settings say what the space shows and how often.
+	Settings Settings
+	// Version starts at 1 and grows by one with every settings change; it
+	// lets writers detect a concurrent change (see Store.UpdateSettings).
+	Version   int64
+	CreatedAt time.Time
+	UpdatedAt time.Time
+}
+
+// Settings are the owner's choices for their space.
+type Settings struct {
+	// Enabled turns the space on; a disabled space is never filled.
+	Enabled bool
+	// RefreshInterval is how often the app asks for a new ad, between
+	// MinRefreshInterval and MaxRefreshInterval, in whole seconds.
+	RefreshInterval time.Duration
+	// MaxAdsPerView is how many ads one fill may return, 1 to MaxAdsPerViewLimit.
+	MaxAdsPerView int
+	// Keywords describe the space's audience, for targeting. Normalised:
+	// lower case, trimmed, unique, sorted.
+	Keywords []string
+	// BlockedCategories are ad categories the owner refuses. Normalised like Keywords.
+	BlockedCategories []string
+}
+
+// DefaultSettings returns the settings of a new space: enabled, refreshing
+// every DefaultRefreshInterval, one ad per view, no keywords or blocks.
+func DefaultSettings() Settings {
+	return Settings{
+		Enabled:           true,
+		RefreshInterval:   DefaultRefreshInterval,
+		MaxAdsPerView:     1,
+		Keywords:          []string{},
+		BlockedCategories: []string{},
+	}
+}
+
+// NewSpace returns a space for owner with the given settings, validated and
+// normalised, at version 1.
+func NewSpace(owner uuid.UUID, s Settings, now time.Time) (Space, error) {
+	s, err := s.Normalize()
+	if err != nil {
+		return Space{}, err
+	}
+	now = now.UTC().Truncate(time.Microsecond)
+	return Space{OwnerID: owner, Settings: s, Version: 1, CreatedAt: now, UpdatedAt: now}, nil
+}
+
+// Normalize returns the settings with keyword and category lists
+// normalised (see Settings.Keywords), or an error matching
+// ErrInvalidSettings with a message per offending field.
+func (s Settings) Normalize() (Settings, error) {
+	var fields errs.Fields
+	switch {
+	case s.RefreshInterval < MinRefreshInterval:
+		fields.Add("refresh_interval", fmt.Sprintf("must be at least %d seconds", int(MinRefreshInterval/time.Second)))
+	case s.RefreshInterval > MaxRefreshInterval:
+		fields.Add("refresh_interval", fmt.Sprintf("must be at most %d seconds", int(MaxRefreshInterval/time.Second)))
+	case s.RefreshInterval%time.Second != 0:
+		fields.Add("refresh_interval", "must be a whole number of seconds")
+	}
+	fields.Check(s.MaxAdsPerView >= 1 && s.MaxAdsPerView <= MaxAdsPerViewLimit,
+		"max_ads_per_view", fmt.Sprintf("must be between 1 and %d", MaxAdsPerViewLimit))
+	var err error
+	if s.Keywords, err = normalizeTerms(s.Keywords); err != nil {
+		fields.Add("keywords", err.Error())
+	}
+	if s.BlockedCategories, err = normalizeTerms(s.BlockedCategories); err != nil {
+		fields.Add("blocked_categories", err.Error())
+	}
+	if err := fields.Err(ErrInvalidSettings); err != nil {
+		return Settings{}, err
+	}
+	return s, nil
+}
+
+// NormalizeTerm returns a keyword or category in canonical form: trimmed,
+// inner whitespace collapsed to one space, lower case.
+func NormalizeTerm(t string) string {
+	return strings.ToLower(strings.Join(strings.Fields(t), " "))
+}
+
+func normalizeTerms(in []string) ([]string, error) {
+	if len(in) > MaxTerms {
+		return nil, fmt.Errorf("must hold at most %d entries", MaxTerms)
+	}
+	out := make([]string, 0, len(in))
+	for _, t := range in {
+		if !utf8.ValidString(t) {
+			return nil, fmt.Errorf("entries must be valid UTF-8")
+		}
+		t = NormalizeTerm(t)
+		switch {
+		case t == "":
+			return nil, fmt.Errorf("entries must not be empty")
+		case len(t) > MaxTermLen:
+			return nil, fmt.Errorf("entries must be at most %d bytes", MaxTermLen)
+		case strings.IndexFunc(t, unicode.IsControl) >= 0:
+			return nil, fmt.Errorf("entries must not contain control characters")
+		}
+		out = append(out, t)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// Store keeps ad spaces.
+type Store interface {
+	// CreateSpace stores a new space. It returns ErrSpaceExists when the
+	// owner already has one and ErrOwnerNotFound when the owner is not a user.
+	CreateSpace(ctx context.Context, s Space) error
+
+	// SpaceByOwner returns the owner's space, or ErrSpaceNotFound.
+	SpaceByOwner(ctx context.Context, owner uuid.UUID) (Space, error)
+
+	// UpdateSettings replaces the settings of owner's space, increments its
+	// version, sets UpdatedAt to now and returns the stored space. When
+	// expectVersion is not zero the update happens only if the stored
+	// version equals it, else it returns ErrVersionConflict; of two
+	// concurrent updates expecting the same version, exactly one succeeds.
+	// It returns ErrSpaceNotFound when owner has no space. The caller passes
+	// settings already normalised.
+	UpdateSettings(ctx context.Context, owner uuid.UUID, s Settings, expectVersion int64, now time.Time) (Space, error)
+}

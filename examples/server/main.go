@@ -1,0 +1,31 @@
+// Command server is adshare's quick start: the whole API on one port, on
+// embedded defaults (in-memory store) unless told to use PostgreSQL and
+// Redis.
+//
+//	go run ./examples/server                        # 127.0.0.1:8080, memory store
+//	DATABASE_URL=postgres://… REDIS_URL=redis://… go run ./examples/server -migrate-on-start
+//	go run ./examples/server migrate up|down|status # needs DATABASE_URL
+//
+// Every flag can also be set through the environment variable named in its
+// help text; a flag wins over its variable. Logs are colourised text on a
+// terminal and JSON lines otherwise. SIGINT or SIGTERM stops the server
+// gracefully: it stops accepting, lets requests in flight finish (up to the
+// shutdown timeout) and closes its connections.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args, os.Getenv, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "adshare:", err)
+		os.Exit(1)
+	}
+}

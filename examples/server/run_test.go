@@ -1,0 +1,176 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/testenv"
+	"github.com/adshare/adshare/store/postgres/postgrestest"
+)
+
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// startServer runs the program with args and env until the test ends, and
+// returns its base URL and output.
+func startServer(t *testing.T, env map[string]string, args ...string) (string, *syncBuffer) {
+	t.Helper()
+	ctx, cancel := context.WithCancel(context.Background())
+	out := &syncBuffer{}
+	done := make(chan error, 1)
+	go func() {
+		done <- run(ctx, append([]string{"server", "-addr", "127.0.0.1:0"}, args...), func(k string) string { return env[k] }, out)
+	}()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			require.NoError(t, err)
+		case <-time.After(20 * time.Second):
+			t.Error("server did not stop within 20s of cancellation")
+		}
+	})
+
+	var base string
+	require.Eventually(t, func() bool {
+		select {
+		case err := <-done:
+			t.Fatalf("server exited early: %v\n%s", err, out.String())
+		default:
+		}
+		sc := bufio.NewScanner(strings.NewReader(out.String()))
+		for sc.Scan() {
+			var line struct {
+				Msg string `json:"msg"`
+				URL string `json:"url"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "listening" {
+				base = line.URL
+				return true
+			}
+		}
+		return false
+	}, 10*time.Second, 10*time.Millisecond)
+	return base, out
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
+}
+
+func TestQuickStartOnEmbeddedDefaults(t *testing.T) {
+	t.Parallel()
+	base, out := startServer(t, nil)
+
+	status, body := get(t, base+"/healthz")
+	require.Equal(t, http.StatusOK, status)
+	require.JSONEq(t, `{"status":"ok"}`, body)
+
+	status, body = get(t, base+"/openapi.json")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, `"openapi": "3.1.0"`)
+
+	status, body = get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, status)
+	require.JSONEq(t, `{"status":"ok","checks":{"store":"ok"}}`, body)
+
+	status, body = get(t, base+"/metrics")
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, `adshare_http_requests_total{method="GET",route="GET /healthz",status="200"} 1`)
+	require.Contains(t, body, "go_goroutines")
+
+	require.Contains(t, out.String(), `"msg":"http request"`, "access logs go to stdout as JSON when it is not a terminal")
+}
+
+func TestWithPostgresAndRedis(t *testing.T) {
+	t.Parallel()
+	dbURL := postgrestest.URL(t)
+	redisURL, _ := testenv.Redis(t)
+	base, _ := startServer(t, map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL}, "-migrate-on-start")
+
+	status, body := get(t, base+"/readyz")
+	require.Equal(t, http.StatusOK, status)
+	require.JSONEq(t, `{"status":"ok","checks":{"postgres":"ok","redis":"ok"}}`, body)
+}
+
+func TestMigrateSubcommand(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	env := map[string]string{"DATABASE_URL": postgrestest.URL(t)}
+	getenv := func(k string) string { return env[k] }
+	migrate := func(action string) string {
+		var out bytes.Buffer
+		require.NoError(t, run(ctx, []string{"server", "migrate", action}, getenv, &out))
+		return out.String()
+	}
+
+	require.Contains(t, migrate("status"), "pending")
+	require.Contains(t, migrate("up"), "applied 1 migration(s) [1]")
+	require.NotContains(t, migrate("status"), "pending")
+	require.Contains(t, migrate("up"), "applied 0 migration(s)")
+	require.Contains(t, migrate("down"), "rolled back migration 1")
+	require.Contains(t, migrate("down"), "nothing to roll back")
+}
+
+func TestBadInvocations(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	noenv := func(string) string { return "" }
+	for _, tt := range []struct {
+		description string
+		args        []string
+		env         map[string]string
+		wantErr     string
+	}{
+		{"unknown flag", []string{"server", "-nope"}, nil, "flag provided but not defined"},
+		{"unknown subcommand", []string{"server", "serve-forever"}, nil, "unexpected argument"},
+		{"bad log level", []string{"server", "-log-level", "loud"}, nil, "log level"},
+		{"bad log format", []string{"server", "-log-format", "xml"}, nil, "log format"},
+		{"bad boolean in env", []string{"server"}, map[string]string{"ADSHARE_MIGRATE_ON_START": "maybe"}, "ADSHARE_MIGRATE_ON_START"},
+		{"migrate without a database", []string{"server", "migrate", "up"}, nil, "DATABASE_URL"},
+		{"migrate with no action", []string{"server", "migrate"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, "usage"},
+		{"wildcard CORS origin", []string{"server", "-addr", "127.0.0.1:0", "-allowed-origins", "*"}, nil, "exact origin"},
+		{"address in use or invalid", []string{"server", "-addr", "127.0.0.1:99999"}, nil, "invalid port"},
+		{"unreachable database", []string{"server", "-database-url", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=2"}, nil, "postgres"},
+	} {
+		t.Run(tt.description, func(t *testing.T) {
+			getenv := noenv
+			if tt.env != nil {
+				getenv = func(k string) string { return tt.env[k] }
+			}
+			err := run(ctx, tt.args, getenv, io.Discard)
+			require.Error(t, err)
+			require.Contains(t, err.Error(), tt.wantErr)
+		})
+	}
+}

@@ -1,0 +1,20 @@
+// Package postgres implements every adshare store interface on PostgreSQL
+// with pgx v5.
+//
+// The schema is created and upgraded by versioned SQL migrations embedded in
+// the binary (see [DB.Migrate]), applied with pressly/goose v3. Goose was
+// chosen because it reads migrations from an embed.FS, runs each in a
+// transaction, takes a PostgreSQL advisory lock so that several instances
+// starting at once migrate exactly once, offers down migrations and status
+// for operators, and has a Provider API without package globals, which a
+// library needs. Plain SQL files keep the schema reviewable by DBAs.
+//
+// Constraints and indexes enforce what the domain promises (unique emails,
+// foreign keys, range checks), so a bug in a caller cannot store what the
+// domain forbids. Driver errors become domain errors in one place
+// (errors.go).
+//
+// All statements are unqualified, so a connection's search_path selects the
+// schema: tests use a fresh schema per test, and a host may keep adshare in a
+// schema of its own.
+package postgres

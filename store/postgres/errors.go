@@ -1,0 +1,61 @@
+package postgres
+
+import (
+	"errors"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// PostgreSQL error codes this package translates.
+const (
+	codeUniqueViolation     = "23505"
+	codeForeignKeyViolation = "23503"
+	codeCheckViolation      = "23514"
+	codeNotNullViolation    = "23502"
+)
+
+// constraintErrors maps a named constraint to the domain error its
+// violation means. Every constraint a caller can trip is listed here.
+var constraintErrors = map[string]error{
+	"users_pkey":           auth.ErrUserExists,
+	"users_email_key":      auth.ErrEmailTaken,
+	"ad_spaces_pkey":       adspace.ErrSpaceExists,
+	"ad_spaces_owner_fkey": adspace.ErrOwnerNotFound,
+}
+
+// errInvalidRow is returned when a check constraint rejects a row: the
+// domain validates first, so reaching it means a caller skipped validation.
+var errInvalidRow = errs.New(errs.Invalid, "invalid_row", "the record breaks a storage rule")
+
+// translate turns a driver error into a domain error: pgx.ErrNoRows becomes
+// notFound, a known constraint violation its domain error, and a check
+// violation errInvalidRow. The driver error stays wrapped as the cause so
+// that logs keep the detail. Anything else is returned unchanged.
+func translate(err error, notFound error) error {
+	if err == nil {
+		return nil
+	}
+	if errors.Is(err, pgx.ErrNoRows) && notFound != nil {
+		return notFound
+	}
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return err
+	}
+	if domainErr, ok := constraintErrors[pgErr.ConstraintName]; ok {
+		if e := errs.As(domainErr); e != nil {
+			return e.WithCause(err)
+		}
+		return domainErr
+	}
+	switch pgErr.Code {
+	case codeCheckViolation, codeNotNullViolation:
+		return errInvalidRow.WithCause(err)
+	}
+	return err
+}

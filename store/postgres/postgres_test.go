@@ -1,0 +1,135 @@
+package postgres_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/store/postgres"
+	"github.com/adshare/adshare/store/postgres/postgrestest"
+	"github.com/adshare/adshare/store/storetest"
+)
+
+func TestUserStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunUserStore(t, func(t *testing.T) auth.UserStore { return postgrestest.New(t) })
+}
+
+func TestSpaceStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunSpaceStore(t, func(t *testing.T) storetest.SpaceStores { return postgrestest.New(t) })
+}
+
+func TestMigrateUpDownStatus(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.Open(t)
+
+	statuses, err := db.MigrationStatuses(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, statuses)
+	for _, s := range statuses {
+		require.False(t, s.Applied, "nothing is applied on a fresh schema")
+	}
+
+	applied, err := db.Migrate(ctx)
+	require.NoError(t, err)
+	require.Len(t, applied, len(statuses))
+
+	again, err := db.Migrate(ctx)
+	require.NoError(t, err)
+	require.Empty(t, again, "a second migrate finds nothing to do")
+
+	statuses, err = db.MigrationStatuses(ctx)
+	require.NoError(t, err)
+	for _, s := range statuses {
+		require.True(t, s.Applied)
+		require.False(t, s.AppliedAt.IsZero())
+	}
+
+	// Down all the way, then up again: every down migration undoes its up.
+	for i := len(statuses) - 1; i >= 0; i-- {
+		v, err := db.MigrateDown(ctx)
+		require.NoError(t, err)
+		require.Equal(t, statuses[i].Version, v)
+	}
+	v, err := db.MigrateDown(ctx)
+	require.NoError(t, err)
+	require.Zero(t, v, "down with nothing applied is a no-op")
+	_, err = db.UserByEmail(ctx, "x@example.com")
+	require.Error(t, err, "the users table is gone after migrating down")
+
+	applied, err = db.Migrate(ctx)
+	require.NoError(t, err)
+	require.Len(t, applied, len(statuses))
+}
+
+func TestConcurrentMigrateAppliesOnce(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url := postgrestest.URL(t)
+	var g errgroup.Group
+	results := make([][]int64, 3)
+	for i := range results {
+		g.Go(func() error {
+			db, err := postgres.Open(ctx, url, nil)
+			if err != nil {
+				return err
+			}
+			defer db.Close()
+			results[i], err = db.Migrate(ctx)
+			return err
+		})
+	}
+	require.NoError(t, g.Wait())
+	var total int
+	for _, r := range results {
+		total += len(r)
+	}
+	db, err := postgres.Open(ctx, url, nil)
+	require.NoError(t, err)
+	defer db.Close()
+	statuses, err := db.MigrationStatuses(ctx)
+	require.NoError(t, err)
+	require.Equal(t, len(statuses), total, "each migration is applied by exactly one instance")
+}
+
+// The constraints hold even for a caller that skips domain validation.
+func TestConstraintsRejectWhatTheDomainForbids(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.New(t)
+
+	bad := storetest.NewUser(t, "ok@example.com")
+	bad.Role = "superuser"
+	require.Error(t, db.CreateUser(ctx, bad))
+
+	owner := storetest.NewUser(t, "owner@example.com")
+	require.NoError(t, db.CreateUser(ctx, owner))
+	sp := storetest.NewSpace(t, owner.ID, adspace.DefaultSettings(), time.Now())
+	sp.Settings.RefreshInterval = 5 * time.Second
+	err := db.CreateSpace(ctx, sp)
+	require.Error(t, err)
+	_, err = db.SpaceByOwner(ctx, owner.ID)
+	require.ErrorIs(t, err, adspace.ErrSpaceNotFound)
+}
+
+func TestOpenRejectsABadURLWithoutEchoingIt(t *testing.T) {
+	t.Parallel()
+	_, err := postgres.Open(context.Background(), "postgres://user:s3cret@[::1", nil)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestOpenFailsFastWhenNothingListens(t *testing.T) {
+	t.Parallel()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	_, err := postgres.Open(ctx, "postgres://nobody@127.0.0.1:1/none?sslmode=disable", nil)
+	require.Error(t, err)
+}

@@ -1,0 +1,91 @@
+package redis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+)
+
+// DefaultPrefix namespaces every key when Config.Prefix is empty.
+const DefaultPrefix = "adshare:"
+
+// DefaultDialTimeout bounds establishing one connection.
+const DefaultDialTimeout = 5 * time.Second
+
+// Config configures Open. The zero value (or nil) means every default.
+type Config struct {
+	// Prefix is put in front of every key. Defaults to DefaultPrefix.
+	Prefix string
+	// DialTimeout bounds establishing one connection (unless the URL sets
+	// dial_timeout). Defaults to DefaultDialTimeout.
+	DialTimeout time.Duration
+}
+
+// Client is adshare's handle on Redis.
+type Client struct {
+	rdb    goredis.UniversalClient
+	prefix string
+	owned  bool
+}
+
+// Open connects to the Redis at url (redis://, rediss:// or unix://) and
+// checks that it answers. Close releases it.
+func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
+	opts, err := goredis.ParseURL(url)
+	if err != nil {
+		// The parse error may quote the URL, password included: do not wrap it.
+		return nil, errors.New("redis: cannot parse the Redis URL; expected redis://[:password@]host:port/db")
+	}
+	if cfg != nil && cfg.DialTimeout > 0 {
+		opts.DialTimeout = cfg.DialTimeout
+	} else if opts.DialTimeout == 0 {
+		opts.DialTimeout = DefaultDialTimeout
+	}
+	c := New(goredis.NewClient(opts), cfg)
+	c.owned = true
+	if err := c.Ping(ctx); err != nil {
+		_ = c.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
+// New wraps a client the host already has. Close will not close it.
+func New(rdb goredis.UniversalClient, cfg *Config) *Client {
+	prefix := DefaultPrefix
+	if cfg != nil && cfg.Prefix != "" {
+		prefix = cfg.Prefix
+	}
+	return &Client{rdb: rdb, prefix: prefix}
+}
+
+// Redis returns the underlying go-redis client.
+func (c *Client) Redis() goredis.UniversalClient { return c.rdb }
+
+// Prefix returns the key prefix.
+func (c *Client) Prefix() string { return c.prefix }
+
+// Ping checks that Redis answers, for readiness probes.
+func (c *Client) Ping(ctx context.Context) error {
+	if err := c.rdb.Ping(ctx).Err(); err != nil {
+		return fmt.Errorf("redis: ping: %w", err)
+	}
+	return nil
+}
+
+// Close closes the connection when Open made it.
+func (c *Client) Close() error {
+	if !c.owned {
+		return nil
+	}
+	return c.rdb.Close()
+}
+
+// Cache returns a byte cache whose keys live under the client's prefix
+// followed by namespace and a colon.
+func (c *Client) Cache(namespace string) *Cache {
+	return &Cache{rdb: c.rdb, prefix: c.prefix + namespace + ":"}
+}

@@ -1,0 +1,54 @@
+package redis_test
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/testenv"
+	"github.com/adshare/adshare/store/redis"
+	"github.com/adshare/adshare/store/storetest"
+)
+
+func open(t *testing.T) *redis.Client {
+	t.Helper()
+	url, prefix := testenv.Redis(t)
+	c, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+func TestCache(t *testing.T) {
+	t.Parallel()
+	storetest.RunCache(t, func(t *testing.T) storetest.Cache { return open(t).Cache("test") })
+}
+
+func TestCacheNamespacesDoNotCollide(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := open(t)
+	a, b := c.Cache("a"), c.Cache("b")
+	require.NoError(t, a.Set(ctx, "k", []byte("from a"), 60e9))
+	_, ok, err := b.Get(ctx, "k")
+	require.NoError(t, err)
+	require.False(t, ok)
+
+	// The key really lives under the prefix.
+	n, err := c.Redis().Exists(ctx, c.Prefix()+"a:k").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
+
+func TestPing(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, open(t).Ping(context.Background()))
+}
+
+func TestOpenRejectsABadURLWithoutEchoingIt(t *testing.T) {
+	t.Parallel()
+	_, err := redis.Open(context.Background(), "redis://:s3cret@host:notaport/0", nil)
+	require.Error(t, err)
+	require.NotContains(t, err.Error(), "s3cret")
+}

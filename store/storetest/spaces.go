@@ -1,0 +1,204 @@
+package storetest
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/auth"
+)
+
+// SpaceStores is what the ad space contract needs: a space store and a user
+// store over the same data, because every space has an owner.
+type SpaceStores interface {
+	auth.UserStore
+	adspace.Store
+}
+
+// RunSpaceStore runs the adspace.Store contract against the stores newStore
+// returns, one fresh store per subtest.
+func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
+	t.Helper()
+	ctx := context.Background()
+	now := time.Date(2026, 11, 27, 10, 30, 0, 123456000, time.UTC)
+
+	withOwner := func(t *testing.T) (SpaceStores, auth.User) {
+		s := newStore(t)
+		owner := NewUser(t, "owner@example.com")
+		require.NoError(t, s.CreateUser(ctx, owner))
+		return s, owner
+	}
+
+	t.Run("create then read", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		set := adspace.DefaultSettings()
+		set.Keywords = []string{"cycling", "coffee"}
+		set.BlockedCategories = []string{"gambling"}
+		set.MaxAdsPerView = 3
+		set.RefreshInterval = 45 * time.Second
+		sp := NewSpace(t, owner.ID, set, now)
+		require.NoError(t, s.CreateSpace(ctx, sp))
+
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		RequireSameSpace(t, sp, got)
+		require.Equal(t, int64(1), got.Version)
+		require.Equal(t, []string{"coffee", "cycling"}, got.Settings.Keywords)
+	})
+
+	t.Run("empty lists come back empty, not nil", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, adspace.DefaultSettings(), now)))
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		require.NotNil(t, got.Settings.Keywords)
+		require.Empty(t, got.Settings.Keywords)
+		require.NotNil(t, got.Settings.BlockedCategories)
+	})
+
+	t.Run("unknown owner", func(t *testing.T) {
+		t.Parallel()
+		s, _ := withOwner(t)
+		stranger := uuid.New()
+		require.ErrorIs(t, s.CreateSpace(ctx, NewSpace(t, stranger, adspace.DefaultSettings(), now)), adspace.ErrOwnerNotFound)
+		_, err := s.SpaceByOwner(ctx, stranger)
+		require.ErrorIs(t, err, adspace.ErrSpaceNotFound)
+		_, err = s.UpdateSettings(ctx, stranger, adspace.DefaultSettings(), 0, now)
+		require.ErrorIs(t, err, adspace.ErrSpaceNotFound)
+		_, err = s.UpdateSettings(ctx, stranger, adspace.DefaultSettings(), 1, now)
+		require.ErrorIs(t, err, adspace.ErrSpaceNotFound)
+	})
+
+	t.Run("second space for one owner is a conflict and changes nothing", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		first := NewSpace(t, owner.ID, adspace.DefaultSettings(), now)
+		require.NoError(t, s.CreateSpace(ctx, first))
+		other := adspace.DefaultSettings()
+		other.Enabled = false
+		require.ErrorIs(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, other, now)), adspace.ErrSpaceExists)
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		RequireSameSpace(t, first, got)
+	})
+
+	t.Run("update bumps the version and the time", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, adspace.DefaultSettings(), now)))
+
+		set := adspace.DefaultSettings()
+		set.Enabled = false
+		set.Keywords = []string{"tea"}
+		later := now.Add(time.Hour)
+		updated, err := s.UpdateSettings(ctx, owner.ID, set, 1, later)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), updated.Version)
+		require.Equal(t, set, updated.Settings)
+		require.True(t, later.Equal(updated.UpdatedAt))
+		require.True(t, now.Equal(updated.CreatedAt))
+
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		RequireSameSpace(t, updated, got)
+
+		// Version zero means unconditional.
+		set.Enabled = true
+		updated, err = s.UpdateSettings(ctx, owner.ID, set, 0, later)
+		require.NoError(t, err)
+		require.Equal(t, int64(3), updated.Version)
+		require.True(t, updated.Settings.Enabled)
+	})
+
+	t.Run("stale version is a conflict and changes nothing", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, adspace.DefaultSettings(), now)))
+		set := adspace.DefaultSettings()
+		set.MaxAdsPerView = 2
+		_, err := s.UpdateSettings(ctx, owner.ID, set, 1, now)
+		require.NoError(t, err)
+
+		set.MaxAdsPerView = 5
+		_, err = s.UpdateSettings(ctx, owner.ID, set, 1, now)
+		require.ErrorIs(t, err, adspace.ErrVersionConflict)
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		require.Equal(t, 2, got.Settings.MaxAdsPerView)
+		require.Equal(t, int64(2), got.Version)
+	})
+
+	t.Run("concurrent updates of one version: exactly one wins", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, adspace.DefaultSettings(), now)))
+		const n = 8
+		results := make(chan error, n)
+		start := make(chan struct{})
+		var wg sync.WaitGroup
+		for i := range n {
+			set := adspace.DefaultSettings()
+			set.MaxAdsPerView = 1 + i%adspace.MaxAdsPerViewLimit
+			wg.Go(func() {
+				<-start
+				_, err := s.UpdateSettings(ctx, owner.ID, set, 1, now)
+				results <- err
+			})
+		}
+		close(start)
+		wg.Wait()
+		close(results)
+		var won int
+		for err := range results {
+			if err == nil {
+				won++
+				continue
+			}
+			require.True(t, errors.Is(err, adspace.ErrVersionConflict), "unexpected error: %v", err)
+		}
+		require.Equal(t, 1, won)
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		require.Equal(t, int64(2), got.Version)
+	})
+
+	t.Run("returned spaces do not alias the store", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		set := adspace.DefaultSettings()
+		set.Keywords = []string{"a", "b"}
+		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, set, now)))
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		got.Settings.Keywords[0] = "mutated"
+		again, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"a", "b"}, again.Settings.Keywords)
+	})
+}
+
+// NewSpace returns a valid space for owner, for tests.
+func NewSpace(tb testing.TB, owner uuid.UUID, s adspace.Settings, now time.Time) adspace.Space {
+	tb.Helper()
+	sp, err := adspace.NewSpace(owner, s, now)
+	require.NoError(tb, err)
+	return sp
+}
+
+// RequireSameSpace fails tb unless want and got hold the same space
+// (timestamps compared as instants).
+func RequireSameSpace(tb testing.TB, want, got adspace.Space) {
+	tb.Helper()
+	require.True(tb, want.CreatedAt.Equal(got.CreatedAt), "created_at: want %v, got %v", want.CreatedAt, got.CreatedAt)
+	require.True(tb, want.UpdatedAt.Equal(got.UpdatedAt), "updated_at: want %v, got %v", want.UpdatedAt, got.UpdatedAt)
+	want.CreatedAt, got.CreatedAt, want.UpdatedAt, got.UpdatedAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
+	require.Equal(tb, want, got)
+}

@@ -1,0 +1,206 @@
+package transport
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// validator is implemented by request bodies that check their own fields
+// after decoding. It returns nil or the messages per field.
+type validator interface {
+	Valid(ctx context.Context) errs.Fields
+}
+
+// maxJSONDepth bounds nesting in request bodies; no adshare request needs
+// more, and deep nesting is a cheap way to burn a decoder's stack and time.
+const maxJSONDepth = 32
+
+// decodeJSON reads the request body as one JSON object into a T, strictly:
+//
+//   - Content-Type must be application/json (charset, if given, utf-8): else 415;
+//   - the body must fit the limit: else 413;
+//   - it must be valid UTF-8, one JSON object, no duplicate keys, no
+//     deeper than maxJSONDepth, nothing after it: else 400;
+//   - every field must be known and of the declared type: else 422 with the
+//     field's pointer;
+//   - if T is a validator, its Valid must pass: else 422 with its fields.
+func decodeJSON[T any](r *http.Request) (T, error) {
+	var v T
+	if err := checkJSONContentType(r.Header.Get("Content-Type")); err != nil {
+		return v, err
+	}
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		var tooLarge *http.MaxBytesError
+		if errors.As(err, &tooLarge) {
+			return v, errBodyTooLarge.WithMessage(fmt.Sprintf("the request body must be at most %d bytes", tooLarge.Limit))
+		}
+		return v, errMalformedJSON.WithMessage("the request body could not be read").WithCause(err)
+	}
+	if err := checkJSONShape(body); err != nil {
+		return v, err
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&v); err != nil {
+		return v, decodeError(err)
+	}
+	if val, ok := any(&v).(validator); ok {
+		if fields := val.Valid(r.Context()); len(fields) > 0 {
+			return v, errInvalidBody.WithFields(fields)
+		}
+	}
+	return v, nil
+}
+
+func checkJSONContentType(ct string) error {
+	if ct == "" {
+		return errUnsupportedMedia
+	}
+	mt, params, err := mime.ParseMediaType(ct)
+	if err != nil || mt != "application/json" {
+		return errUnsupportedMedia
+	}
+	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {
+		return errUnsupportedMedia
+	}
+	return nil
+}
+
+// checkJSONShape rejects what encoding/json would silently accept: invalid
+// UTF-8 (it would substitute U+FFFD), a body that is not an object (null
+// decodes into a struct as nothing), duplicate keys (last wins, a parser
+// differential attackers use), excessive depth and trailing data.
+func checkJSONShape(body []byte) error {
+	if !utf8.Valid(body) {
+		return errMalformedJSON.WithMessage("the request body must be valid UTF-8")
+	}
+	trimmed := bytes.TrimLeft(body, " \t\r\n")
+	if len(trimmed) == 0 {
+		return errMalformedJSON.WithMessage("the request body must not be empty")
+	}
+	if trimmed[0] != '{' {
+		return errMalformedJSON.WithMessage("the request body must be a JSON object")
+	}
+	dec := json.NewDecoder(bytes.NewReader(body))
+	dec.UseNumber() // numbers are only checked here, not converted
+	if err := walkJSON(dec, 0); err != nil {
+		return err
+	}
+	if _, err := dec.Token(); err != io.EOF {
+		return errMalformedJSON.WithMessage("the request body must hold exactly one JSON value")
+	}
+	return nil
+}
+
+// walkJSON consumes one JSON value from dec, failing on duplicate keys in
+// any object and on nesting deeper than maxJSONDepth.
+func walkJSON(dec *json.Decoder, depth int) error {
+	tok, err := dec.Token()
+	if err != nil {
+		return syntaxError(err)
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil
+	}
+	if depth >= maxJSONDepth {
+		return errMalformedJSON.WithMessage(fmt.Sprintf("the request body is nested deeper than %d levels", maxJSONDepth))
+	}
+	switch delim {
+	case '{':
+		seen := make(map[string]struct{})
+		for dec.More() {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return syntaxError(err)
+			}
+			key, _ := keyTok.(string)
+			if _, dup := seen[key]; dup {
+				return errMalformedJSON.WithMessage(fmt.Sprintf("the request body repeats the key %q", key))
+			}
+			seen[key] = struct{}{}
+			if err := walkJSON(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	case '[':
+		for dec.More() {
+			if err := walkJSON(dec, depth+1); err != nil {
+				return err
+			}
+		}
+	}
+	if _, err := dec.Token(); err != nil { // the closing delimiter
+		return syntaxError(err)
+	}
+	return nil
+}
+
+func syntaxError(err error) error {
+	var se *json.SyntaxError
+	if errors.As(err, &se) {
+		return errMalformedJSON.WithMessage(fmt.Sprintf("the request body is not valid JSON (at byte %d)", se.Offset)).WithCause(err)
+	}
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return errMalformedJSON.WithMessage("the request body ends before the JSON value does").WithCause(err)
+	}
+	return errMalformedJSON.WithCause(err)
+}
+
+// decodeError turns a json.Decoder error on a well-formed body into a field
+// error.
+func decodeError(err error) error {
+	var typeErr *json.UnmarshalTypeError
+	if errors.As(err, &typeErr) {
+		field := strings.ReplaceAll(typeErr.Field, ".", "/")
+		if field == "" {
+			field = "/"
+		}
+		return errInvalidBody.WithFields(errs.Fields{field: "must be " + jsonTypeName(typeErr.Type.Kind().String())}).WithCause(err)
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
+		return errInvalidBody.WithFields(errs.Fields{strings.Trim(name, `"`): "is not a known field"}).WithCause(err)
+	}
+	return syntaxError(err)
+}
+
+func jsonTypeName(kind string) string {
+	switch {
+	case kind == "string":
+		return "a string"
+	case kind == "bool":
+		return "true or false"
+	case strings.HasPrefix(kind, "int"), strings.HasPrefix(kind, "uint"):
+		return "an integer"
+	case strings.HasPrefix(kind, "float"):
+		return "a number"
+	case kind == "slice" || kind == "array":
+		return "an array"
+	case kind == "map" || kind == "struct":
+		return "an object"
+	}
+	return "of another type"
+}
+
+// jsonEncode writes v as JSON followed by a newline.
+func jsonEncode(w io.Writer, v any) error {
+	return json.NewEncoder(w).Encode(v)
+}
+
+// writeJSON answers with status and v as application/json.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.WriteHeader(status)
+	_ = jsonEncode(w, v)
+}

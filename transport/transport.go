@@ -1,0 +1,186 @@
+package transport
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Defaults of Config.
+const (
+	// DefaultMaxBodyBytes caps request bodies: 1 MiB.
+	DefaultMaxBodyBytes int64 = 1 << 20
+	// DefaultCORSMaxAge is how long browsers may cache a preflight answer.
+	DefaultCORSMaxAge = 10 * time.Minute
+	// DefaultReadinessTimeout bounds all readiness checks together.
+	DefaultReadinessTimeout = 2 * time.Second
+)
+
+// Config configures New. The zero value serves the health and OpenAPI
+// endpoints with every default; nil fields mean the documented default.
+type Config struct {
+	// Logger receives access logs and errors. Defaults to discarding.
+	Logger *slog.Logger
+	// Metrics is where HTTP metrics are registered (adshare_http_*). Nil
+	// means no metrics are exported. The host serves the registry.
+	Metrics prometheus.Registerer
+	// MaxBodyBytes caps every request body. Defaults to DefaultMaxBodyBytes.
+	MaxBodyBytes int64
+	// AllowedOrigins lists the exact browser origins (scheme://host[:port])
+	// that may call the API cross-origin, such as an admin dashboard.
+	// Native apps send no Origin and need no entry. Empty: none.
+	AllowedOrigins []string
+	// CORSMaxAge is how long a browser may cache a preflight answer.
+	// Defaults to DefaultCORSMaxAge.
+	CORSMaxAge time.Duration
+	// HSTSMaxAge, when positive, sends Strict-Transport-Security with this
+	// max-age and includeSubDomains. Set it only when every client reaches
+	// the API over HTTPS (a year, 365*24*time.Hour, is the usual value).
+	HSTSMaxAge time.Duration
+	// TrustRequestID keeps a well-formed incoming X-Request-Id (from a load
+	// balancer the host controls) instead of generating one. Default false.
+	TrustRequestID bool
+	// ReadinessChecks run on GET /readyz; all must pass for 200.
+	ReadinessChecks []ReadinessCheck
+	// ReadinessTimeout bounds the checks together. Defaults to
+	// DefaultReadinessTimeout.
+	ReadinessTimeout time.Duration
+}
+
+// ReadinessCheck is one dependency that must answer for the service to be
+// ready, such as PostgreSQL or Redis.
+type ReadinessCheck struct {
+	// Name labels the check in the /readyz answer, e.g. "postgres".
+	Name string
+	// Check returns nil when the dependency answers.
+	Check func(ctx context.Context) error
+}
+
+func (c Config) withDefaults() Config {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
+	c.CORSMaxAge = cmp.Or(c.CORSMaxAge, DefaultCORSMaxAge)
+	c.ReadinessTimeout = cmp.Or(c.ReadinessTimeout, DefaultReadinessTimeout)
+	return c
+}
+
+func (c Config) validate() error {
+	if c.MaxBodyBytes < 0 {
+		return errors.New("transport: Config.MaxBodyBytes must be positive, or zero for the default")
+	}
+	for _, rc := range c.ReadinessChecks {
+		if rc.Name == "" || rc.Check == nil {
+			return errors.New("transport: every ReadinessCheck needs a Name and a Check function")
+		}
+	}
+	return nil
+}
+
+// server is the state the handlers share.
+type server struct {
+	cfg     Config
+	logger  *slog.Logger
+	metrics *httpMetrics
+	cors    *cors
+	mux     *http.ServeMux
+}
+
+// New returns adshare's API as an http.Handler. Mount it at the root of the
+// host's server (or under a prefix with http.StripPrefix). It returns an
+// error when the configuration is inconsistent or the metrics cannot be
+// registered (for example, registered twice on one registry).
+func New(cfg Config) (http.Handler, error) {
+	return newHandler(cfg, nil)
+}
+
+// newHandler builds the handler with extra routes, which tests use to
+// exercise the middleware and decoding.
+func newHandler(cfg Config, extra []route) (http.Handler, error) {
+	cfg = cfg.withDefaults()
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	var err error
+	if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
+	if s.cors, err = newCORS(cfg.AllowedOrigins, cfg.CORSMaxAge); err != nil {
+		return nil, err
+	}
+	for _, rt := range append(s.routes(), extra...) {
+		s.mux.Handle(rt.method+" "+rt.path, rt.handler)
+	}
+	// Outermost first.
+	chain := []middleware{
+		withRequestID(cfg.TrustRequestID),
+		s.withObservation,
+		s.withRecovery,
+		s.withSecurityHeaders,
+		s.withCORS,
+		s.withBodyLimit,
+	}
+	var h http.Handler = http.HandlerFunc(s.dispatch)
+	for i := len(chain) - 1; i >= 0; i-- {
+		h = chain[i](h)
+	}
+	return h, nil
+}
+
+// routeOf returns the pattern that will serve r, or "unmatched"; it is the
+// route label of logs and metrics, so its values are bounded.
+func (s *server) routeOf(r *http.Request) string {
+	if _, pattern := s.mux.Handler(r); pattern != "" {
+		return pattern
+	}
+	return "unmatched"
+}
+
+// dispatch serves matched routes through the mux and answers unmatched
+// ones (unknown path, wrong method) with a problem document instead of the
+// mux's plain text.
+func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
+	h, pattern := s.mux.Handler(r)
+	if pattern != "" {
+		s.mux.ServeHTTP(w, r)
+		return
+	}
+	probe := &statusProbe{header: make(http.Header)}
+	h.ServeHTTP(probe, r)
+	switch {
+	case probe.status == http.StatusMethodNotAllowed:
+		w.Header().Set("Allow", probe.header.Get("Allow"))
+		s.writeError(w, r, errMethodNotAllowed)
+	case probe.status >= 300 && probe.status < 400:
+		// The mux redirects to a cleaned path; pass that on.
+		w.Header().Set("Location", probe.header.Get("Location"))
+		w.WriteHeader(probe.status)
+	default:
+		s.writeError(w, r, errNotFound.WithMessage(fmt.Sprintf("no endpoint at %s", r.URL.Path)))
+	}
+}
+
+// statusProbe captures what the mux's fallback handler would answer.
+type statusProbe struct {
+	header http.Header
+	status int
+}
+
+func (p *statusProbe) Header() http.Header { return p.header }
+func (p *statusProbe) WriteHeader(status int) {
+	if p.status == 0 {
+		p.status = status
+	}
+}
+func (p *statusProbe) Write(b []byte) (int, error) {
+	p.WriteHeader(http.StatusOK)
+	return len(b), nil
+}
