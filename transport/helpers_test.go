@@ -8,36 +8,20 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/pb33f/libopenapi"
 	oasvalidator "github.com/pb33f/libopenapi-validator"
 	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/testenv"
 )
 
 // testBundle is what most transport tests need: a handler and the log it
 // writes.
 type testBundle struct {
 	handler http.Handler
-	logs    *syncBuffer
-}
-
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
+	logs    *testenv.Buffer
 }
 
 func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
@@ -46,7 +30,7 @@ func discardLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }
 // the bundle) and any extra routes.
 func setup(t *testing.T, cfg Config, extra ...route) *testBundle {
 	t.Helper()
-	logs := &syncBuffer{}
+	logs := &testenv.Buffer{}
 	cfg.Logger = slog.New(slog.NewJSONHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	h, err := newHandler(cfg, extra)
 	require.NoError(t, err)
