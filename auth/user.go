@@ -50,24 +50,31 @@ const MaxTierNameLen = 64
 // User is an account. Its ID never changes; Email is stored normalised
 // (see [NormalizeEmail]) and is unique across users.
 type User struct {
-	ID        uuid.UUID
-	Email     string
-	Role      Role
-	Tier      string
+	ID    uuid.UUID
+	Email string
+	Role  Role
+	// Tier is the name of the user's current tier (see Tiers).
+	Tier string
+	// Profile holds what the user may change themselves.
+	Profile   Profile
 	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // NewUser returns a validated user with a fresh time-ordered id, the given
-// role and tier, and CreatedAt set to now (truncated to microseconds, the
-// precision PostgreSQL keeps). An empty role means [RoleUser] and an empty
+// role and tier, the default profile, and CreatedAt and UpdatedAt set to now
+// (truncated to microseconds, the precision PostgreSQL keeps). An empty role means [RoleUser] and an empty
 // tier [DefaultTier]. It returns an error matching [ErrInvalidUser] with
 // field messages when the email, role or tier is not acceptable.
 func NewUser(email string, role Role, tier string, now time.Time) (User, error) {
+	now = now.UTC().Truncate(time.Microsecond)
 	u := User{
 		ID:        uuid.Must(uuid.NewV7()),
 		Role:      cmp.Or(role, RoleUser),
 		Tier:      cmp.Or(tier, DefaultTier),
-		CreatedAt: now.UTC().Truncate(time.Microsecond),
+		Profile:   DefaultProfile(),
+		CreatedAt: now,
+		UpdatedAt: now,
 	}
 	var fields errs.Fields
 	normalized, err := NormalizeEmail(email)
@@ -92,12 +99,26 @@ func validTierName(s string) bool {
 	}) < 0
 }
 
-// UserStore keeps users.
+// NewAccount is what UserStore.CreateAccount stores, all or nothing.
+type NewAccount struct {
+	User User
+	// PasswordHash is the encoded password hash; empty for accounts that
+	// sign in only through an identity provider.
+	PasswordHash string
+	// Identity, when set, is linked to the new account in the same write
+	// (first sign-in through a provider).
+	Identity *Identity
+}
+
+// UserStore keeps users, their password hashes and their tier history.
 type UserStore interface {
-	// CreateUser stores a new user. It returns ErrEmailTaken when another user
-	// already has u.Email and ErrUserExists when u.ID is already taken. Of two
-	// concurrent creates with one email, exactly one succeeds.
-	CreateUser(ctx context.Context, u User) error
+	// CreateAccount stores a new user, with its password hash or identity,
+	// and records its starting tier (effective at CreatedAt), atomically. It
+	// returns ErrEmailTaken when another user already has the email,
+	// ErrUserExists when the id is taken and ErrIdentityLinked when the
+	// identity is linked already. Of two concurrent creates with one email,
+	// exactly one succeeds.
+	CreateAccount(ctx context.Context, a NewAccount) error
 
 	// UserByID returns the user with the given id, or ErrUserNotFound.
 	UserByID(ctx context.Context, id uuid.UUID) (User, error)
@@ -105,4 +126,32 @@ type UserStore interface {
 	// UserByEmail returns the user whose normalised email equals email (which
 	// the caller has normalised with NormalizeEmail), or ErrUserNotFound.
 	UserByEmail(ctx context.Context, email string) (User, error)
+
+	// PasswordHash returns the user's encoded password hash. It returns
+	// ErrUserNotFound for an unknown user and ErrNoPassword when the account
+	// has none.
+	PasswordHash(ctx context.Context, id uuid.UUID) (string, error)
+
+	// SetPasswordHash replaces the user's password hash, or returns
+	// ErrUserNotFound.
+	SetPasswordHash(ctx context.Context, id uuid.UUID, hash string, now time.Time) error
+
+	// UpdateProfile replaces the user's profile (already validated) and
+	// returns the stored user, or ErrUserNotFound.
+	UpdateProfile(ctx context.Context, id uuid.UUID, p Profile, now time.Time) (User, error)
+
+	// SetRole changes the user's role and returns the stored user, or
+	// ErrUserNotFound.
+	SetRole(ctx context.Context, id uuid.UUID, role Role, now time.Time) (User, error)
+
+	// SetTier moves the user to c.Tier from c.EffectiveAt on, recording the
+	// change in the tier history, atomically; it returns the stored user or
+	// ErrUserNotFound.
+	SetTier(ctx context.Context, c TierChange) (User, error)
+
+	// TierAt returns the name of the tier the user was on at the given
+	// moment: the latest change effective at or before it. It returns
+	// ErrUserNotFound for an unknown user, and the starting tier for moments
+	// before the account existed.
+	TierAt(ctx context.Context, id uuid.UUID, at time.Time) (string, error)
 }

@@ -27,7 +27,8 @@ const maxJSONDepth = 32
 
 // decodeJSON reads the request body as one JSON object into a T, strictly:
 //
-//   - Content-Type must be application/json (charset, if given, utf-8): else 415;
+//   - Content-Type must be application/json or application/merge-patch+json
+//     (charset, if given, utf-8): else 415;
 //   - the body must fit the limit: else 413;
 //   - it must be valid UTF-8, one JSON object, no duplicate keys, no
 //     deeper than maxJSONDepth, nothing after it: else 400;
@@ -68,7 +69,7 @@ func checkJSONContentType(ct string) error {
 		return errUnsupportedMedia
 	}
 	mt, params, err := mime.ParseMediaType(ct)
-	if err != nil || mt != "application/json" {
+	if err != nil || (mt != "application/json" && mt != "application/merge-patch+json") {
 		return errUnsupportedMedia
 	}
 	if cs, ok := params["charset"]; ok && !strings.EqualFold(cs, "utf-8") {

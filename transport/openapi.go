@@ -2,13 +2,22 @@ package transport
 
 import (
 	_ "embed"
+	"encoding/json"
+	"fmt"
 	"net/http"
+
+	"go.yaml.in/yaml/v3"
 )
 
-//go:embed openapi.json
-var openAPIDocument []byte
+// openAPISource is the OpenAPI 3.1 document, written in YAML for people.
+//
+//go:embed openapi.yaml
+var openAPISource []byte
 
-// OpenAPI returns the OpenAPI 3.1 document of the API (a copy).
+// openAPIDocument is the same document as JSON, built once at start-up.
+var openAPIDocument = mustJSONFromYAML(openAPISource)
+
+// OpenAPI returns the OpenAPI 3.1 document of the API as JSON (a copy).
 func OpenAPI() []byte { return append([]byte(nil), openAPIDocument...) }
 
 func (s *server) handleOpenAPI() http.Handler {
@@ -18,4 +27,18 @@ func (s *server) handleOpenAPI() http.Handler {
 		h.Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(openAPIDocument)
 	})
+}
+
+// mustJSONFromYAML converts the embedded document; it can only fail on a
+// malformed file, which the tests catch before anything ships.
+func mustJSONFromYAML(src []byte) []byte {
+	var doc any
+	if err := yaml.Unmarshal(src, &doc); err != nil {
+		panic(fmt.Sprintf("transport: openapi.yaml: %v", err))
+	}
+	out, err := json.MarshalIndent(doc, "", "  ")
+	if err != nil {
+		panic(fmt.Sprintf("transport: openapi.yaml to JSON: %v", err))
+	}
+	return out
 }

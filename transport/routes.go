@@ -13,9 +13,36 @@ type route struct {
 // routes lists every endpoint of the API. The OpenAPI document must list
 // exactly these (TestOpenAPIDocumentsEveryRoute).
 func (s *server) routes() []route {
-	return []route{
+	rs := []route{
 		{http.MethodGet, "/healthz", s.handleHealthz()},
 		{http.MethodGet, "/readyz", s.handleReadyz()},
 		{http.MethodGet, "/openapi.json", s.handleOpenAPI()},
 	}
+	if s.auth != nil {
+		rs = append(rs,
+			route{http.MethodGet, "/.well-known/jwks.json", s.handleJWKS()},
+			route{http.MethodPost, "/auth/register", s.handleRegister()},
+			route{http.MethodPost, "/auth/login", s.handleLogin()},
+			route{http.MethodPost, "/auth/refresh", s.handleRefresh()},
+			route{http.MethodPost, "/auth/logout", s.handleLogout()},
+			route{http.MethodPut, "/auth/password", s.handleChangePassword()},
+			route{http.MethodGet, "/auth/sessions", s.handleListSessions()},
+			route{http.MethodDelete, "/auth/sessions", s.handleRevokeAllSessions()},
+			route{http.MethodDelete, "/auth/sessions/{id}", s.handleRevokeSession()},
+			route{http.MethodGet, "/auth/providers", s.handleProviders()},
+			route{http.MethodPost, "/auth/oidc/{provider}/authorize", s.handleOIDCAuthorize()},
+			route{http.MethodPost, "/auth/oidc/{provider}/callback", s.handleOIDCCallback()},
+			route{http.MethodPost, "/auth/oidc/{provider}/nonce", s.handleOIDCNonce()},
+			route{http.MethodPost, "/auth/oidc/{provider}/id-token", s.handleOIDCIDToken()},
+			route{http.MethodGet, "/users/me", s.handleGetMe()},
+			route{http.MethodPatch, "/users/me", s.handlePatchMe()},
+			route{http.MethodGet, "/users/{id}", s.handleGetUser()},
+			route{http.MethodPut, "/users/{id}/tier", s.handleSetTier()},
+			route{http.MethodPut, "/users/{id}/role", s.handleSetRole()},
+			route{http.MethodDelete, "/users/{id}/sessions", s.handleAdminRevokeSessions()},
+			route{http.MethodGet, "/tiers", s.handleTiers()},
+			route{http.MethodGet, "/audit-events", s.handleAuditEvents()},
+		)
+	}
+	return rs
 }

@@ -7,9 +7,12 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/auth"
 )
 
 // Defaults of Config.
@@ -51,6 +54,22 @@ type Config struct {
 	// ReadinessTimeout bounds the checks together. Defaults to
 	// DefaultReadinessTimeout.
 	ReadinessTimeout time.Duration
+
+	// Auth is the user system. When nil, the auth, user and admin endpoints
+	// are not mounted.
+	Auth *auth.Service
+	// TrustedProxies are the networks of the load balancers and proxies in
+	// front of the API. X-Forwarded-For is believed only through them; with
+	// none, the client is the TCP peer.
+	TrustedProxies []netip.Prefix
+	// Limiter enforces the API-wide rate limits (per client address, and per
+	// user once authenticated). Nil disables them (sign-in keeps its own).
+	// They fail open when the limiter cannot answer.
+	Limiter auth.Limiter
+	// ClientRateLimit defaults to DefaultClientRateLimit.
+	ClientRateLimit auth.Limit
+	// UserRateLimit defaults to DefaultUserRateLimit.
+	UserRateLimit auth.Limit
 }
 
 // ReadinessCheck is one dependency that must answer for the service to be
@@ -69,12 +88,21 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.CORSMaxAge = cmp.Or(c.CORSMaxAge, DefaultCORSMaxAge)
 	c.ReadinessTimeout = cmp.Or(c.ReadinessTimeout, DefaultReadinessTimeout)
+	if c.ClientRateLimit == (auth.Limit{}) {
+		c.ClientRateLimit = DefaultClientRateLimit
+	}
+	if c.UserRateLimit == (auth.Limit{}) {
+		c.UserRateLimit = DefaultUserRateLimit
+	}
 	return c
 }
 
 func (c Config) validate() error {
 	if c.MaxBodyBytes < 0 {
 		return errors.New("transport: Config.MaxBodyBytes must be positive, or zero for the default")
+	}
+	if !c.ClientRateLimit.Valid() || !c.UserRateLimit.Valid() {
+		return errors.New("transport: rate limits need a positive Rate, Period and Burst")
 	}
 	for _, rc := range c.ReadinessChecks {
 		if rc.Name == "" || rc.Check == nil {
@@ -91,6 +119,7 @@ type server struct {
 	metrics *httpMetrics
 	cors    *cors
 	mux     *http.ServeMux
+	auth    *auth.Service
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -108,7 +137,7 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux()}
+	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 		return nil, err
@@ -126,6 +155,8 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 		s.withRecovery,
 		s.withSecurityHeaders,
 		s.withCORS,
+		s.withClient,
+		s.withClientRateLimit,
 		s.withBodyLimit,
 	}
 	var h http.Handler = http.HandlerFunc(s.dispatch)

@@ -22,6 +22,26 @@ func TestSpaceStore(t *testing.T) {
 	storetest.RunSpaceStore(t, func(*testing.T) storetest.SpaceStores { return memory.New() })
 }
 
+func TestAccounts(t *testing.T) {
+	t.Parallel()
+	storetest.RunAccounts(t, func(*testing.T) storetest.AuthStores { return memory.New() })
+}
+
+func TestSessionStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunSessionStore(t, func(*testing.T) storetest.AuthStores { return memory.New() })
+}
+
+func TestIdentityStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunIdentityStore(t, func(*testing.T) storetest.AuthStores { return memory.New() })
+}
+
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	storetest.RunAuditLog(t, func(*testing.T) storetest.AuthStores { return memory.New() })
+}
+
 func TestCache(t *testing.T) {
 	t.Parallel()
 	storetest.RunCache(t, func(*testing.T) storetest.Cache { return memory.NewCache(0) })

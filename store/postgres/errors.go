@@ -26,6 +26,14 @@ var constraintErrors = map[string]error{
 	"users_email_key":      auth.ErrEmailTaken,
 	"ad_spaces_pkey":       adspace.ErrSpaceExists,
 	"ad_spaces_owner_fkey": adspace.ErrOwnerNotFound,
+
+	"identities_pkey":               auth.ErrIdentityLinked,
+	"identities_user_fkey":          auth.ErrUserNotFound,
+	"sessions_pkey":                 auth.ErrSessionExists,
+	"sessions_user_fkey":            auth.ErrUserNotFound,
+	"refresh_tokens_pkey":           auth.ErrSessionExists,
+	"refresh_tokens_generation_key": auth.ErrSessionExists,
+	"user_tier_changes_user_fkey":   auth.ErrUserNotFound,
 }
 
 // errInvalidRow is returned when a check constraint rejects a row: the

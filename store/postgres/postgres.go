@@ -57,8 +57,11 @@ type DB struct {
 }
 
 var (
-	_ auth.UserStore = (*DB)(nil)
-	_ adspace.Store  = (*DB)(nil)
+	_ auth.UserStore     = (*DB)(nil)
+	_ auth.SessionStore  = (*DB)(nil)
+	_ auth.IdentityStore = (*DB)(nil)
+	_ auth.AuditLog      = (*DB)(nil)
+	_ adspace.Store      = (*DB)(nil)
 )
 
 // Open connects to the database at url (a postgres:// URL or a key=value
@@ -99,4 +102,13 @@ func (db *DB) Ping(ctx context.Context) error {
 		return fmt.Errorf("postgres: ping: %w", err)
 	}
 	return nil
+}
+
+// nullTime maps the zero time to SQL NULL.
+func nullTime(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	t = t.UTC()
+	return &t
 }

@@ -25,6 +25,44 @@ func TestSpaceStore(t *testing.T) {
 	storetest.RunSpaceStore(t, func(t *testing.T) storetest.SpaceStores { return postgrestest.New(t) })
 }
 
+func TestAccounts(t *testing.T) {
+	t.Parallel()
+	storetest.RunAccounts(t, func(t *testing.T) storetest.AuthStores { return postgrestest.New(t) })
+}
+
+func TestSessionStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunSessionStore(t, func(t *testing.T) storetest.AuthStores { return postgrestest.New(t) })
+}
+
+func TestIdentityStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunIdentityStore(t, func(t *testing.T) storetest.AuthStores { return postgrestest.New(t) })
+}
+
+func TestAuditLog(t *testing.T) {
+	t.Parallel()
+	storetest.RunAuditLog(t, func(t *testing.T) storetest.AuthStores { return postgrestest.New(t) })
+}
+
+// The audit table refuses changes even to code with SQL access.
+func TestAuditLogIsAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.New(t)
+	require.NoError(t, db.AppendAudit(ctx, auth.AuditEvent{At: time.Now(), Action: "x", Outcome: auth.OutcomeSuccess}))
+	_, err := db.Pool().Exec(ctx, `UPDATE audit_events SET action = 'y'`)
+	require.ErrorContains(t, err, "append-only")
+	_, err = db.Pool().Exec(ctx, `DELETE FROM audit_events`)
+	require.ErrorContains(t, err, "append-only")
+	_, err = db.Pool().Exec(ctx, `TRUNCATE audit_events`)
+	require.ErrorContains(t, err, "append-only")
+	events, err := db.AuditEvents(ctx, auth.AuditFilter{})
+	require.NoError(t, err)
+	require.Len(t, events, 1)
+	require.Equal(t, "x", events[0].Action)
+}
+
 func TestMigrateUpDownStatus(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -107,10 +145,10 @@ func TestConstraintsRejectWhatTheDomainForbids(t *testing.T) {
 
 	bad := storetest.NewUser(t, "ok@example.com")
 	bad.Role = "superuser"
-	require.Error(t, db.CreateUser(ctx, bad))
+	require.Error(t, db.CreateAccount(ctx, auth.NewAccount{User: bad}))
 
 	owner := storetest.NewUser(t, "owner@example.com")
-	require.NoError(t, db.CreateUser(ctx, owner))
+	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: owner}))
 	sp := storetest.NewSpace(t, owner.ID, adspace.DefaultSettings(), time.Now())
 	sp.Settings.RefreshInterval = 5 * time.Second
 	err := db.CreateSpace(ctx, sp)

@@ -1,7 +1,7 @@
 // Package redis holds the state that adshare instances share through Redis 7
-// (go-redis v9): for now readiness and a byte cache; rate limits, token
-// revocation, pub/sub and live counters join as the features that need them
-// arrive.
+// (go-redis v9): readiness, a byte cache, GCRA rate limiting, the access-token
+// revocation list (a local copy kept current through pub/sub, so checking a
+// token costs a map lookup), and single-use values for OIDC transactions.
 //
 // It takes a go-redis UniversalClient, so one process, a Sentinel setup and a
 // Redis Cluster all work. Every key is namespaced by a prefix, so several

@@ -31,7 +31,7 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 	withOwner := func(t *testing.T) (SpaceStores, auth.User) {
 		s := newStore(t)
 		owner := NewUser(t, "owner@example.com")
-		require.NoError(t, s.CreateUser(ctx, owner))
+		require.NoError(t, createUser(ctx, s, owner))
 		return s, owner
 	}
 

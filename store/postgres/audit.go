@@ -1,0 +1,74 @@
+package postgres
+
+import (
+	"context"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/adshare/adshare/auth"
+)
+
+// AppendAudit implements auth.AuditLog. The table refuses updates and
+// deletes (a trigger), so the log is append-only even for code with SQL
+// access.
+func (db *DB) AppendAudit(ctx context.Context, e auth.AuditEvent) error {
+	var actor *uuid.UUID
+	if e.ActorID != uuid.Nil {
+		actor = &e.ActorID
+	}
+	details := e.Details
+	if details == nil {
+		details = map[string]string{}
+	}
+	_, err := db.pool.Exec(ctx, `INSERT INTO audit_events
+		(at, actor_id, action, target_type, target_id, ip, user_agent, outcome, reason, details)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
+		utc(e.At), actor, e.Action, e.TargetType, e.TargetID, e.IP, e.UserAgent, e.Outcome, e.Reason, details)
+	return translate(err, nil)
+}
+
+// AuditEvents implements auth.AuditLog.
+func (db *DB) AuditEvents(ctx context.Context, f auth.AuditFilter) ([]auth.AuditEvent, error) {
+	limit := f.Limit
+	if limit <= 0 {
+		limit = 100
+	}
+	limit = min(limit, 1000)
+	var actor *uuid.UUID
+	if f.ActorID != uuid.Nil {
+		actor = &f.ActorID
+	}
+	rows, err := db.pool.Query(ctx, `
+		SELECT id, at, actor_id, action, target_type, target_id, ip, user_agent, outcome, reason, details
+		FROM audit_events
+		WHERE ($1::uuid IS NULL OR actor_id = $1)
+		  AND ($2 = '' OR target_id = $2)
+		  AND ($3 = '' OR action = $3)
+		  AND ($4::timestamptz IS NULL OR at >= $4)
+		  AND ($5::timestamptz IS NULL OR at < $5)
+		  AND ($6 = 0 OR id < $6)
+		ORDER BY id DESC
+		LIMIT $7`,
+		actor, f.TargetID, f.Action, nullTime(f.Since), nullTime(f.Until), f.BeforeID, limit)
+	if err != nil {
+		return nil, translate(err, nil)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.AuditEvent, error) {
+		var (
+			e     auth.AuditEvent
+			actor *uuid.UUID
+		)
+		err := r.Scan(&e.ID, &e.At, &actor, &e.Action, &e.TargetType, &e.TargetID, &e.IP, &e.UserAgent,
+			&e.Outcome, &e.Reason, &e.Details)
+		if actor != nil {
+			e.ActorID = *actor
+		}
+		e.At = e.At.UTC()
+		return e, err
+	})
+	if out == nil {
+		out = []auth.AuditEvent{}
+	}
+	return out, translate(err, nil)
+}

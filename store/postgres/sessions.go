@@ -1,0 +1,181 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/adshare/adshare/auth"
+)
+
+const sessionColumns = `id, user_id, method, user_agent, ip, created_at, last_used_at, idle_expires_at,
+	absolute_expires_at, generation, revoked_at, revoke_reason`
+
+// sessionColumnsOf returns sessionColumns qualified by a table alias.
+func sessionColumnsOf(alias string) string {
+	return alias + `.id, ` + alias + `.user_id, ` + alias + `.method, ` + alias + `.user_agent, ` + alias + `.ip, ` +
+		alias + `.created_at, ` + alias + `.last_used_at, ` + alias + `.idle_expires_at, ` + alias + `.absolute_expires_at, ` +
+		alias + `.generation, ` + alias + `.revoked_at, ` + alias + `.revoke_reason`
+}
+
+func sessionDest(s *auth.Session, revokedAt **time.Time) []any {
+	return []any{&s.ID, &s.UserID, &s.Method, &s.UserAgent, &s.IP, &s.CreatedAt, &s.LastUsedAt, &s.IdleExpiresAt,
+		&s.AbsoluteExpiresAt, &s.Generation, revokedAt, &s.RevokeReason}
+}
+
+func finishSession(s *auth.Session, revokedAt *time.Time) {
+	s.CreatedAt, s.LastUsedAt = s.CreatedAt.UTC(), s.LastUsedAt.UTC()
+	s.IdleExpiresAt, s.AbsoluteExpiresAt = s.IdleExpiresAt.UTC(), s.AbsoluteExpiresAt.UTC()
+	s.RevokedAt = time.Time{}
+	if revokedAt != nil {
+		s.RevokedAt = revokedAt.UTC()
+	}
+}
+
+func scanSession(row pgx.Row) (auth.Session, error) {
+	var (
+		s  auth.Session
+		ra *time.Time
+	)
+	if err := row.Scan(sessionDest(&s, &ra)...); err != nil {
+		return auth.Session{}, translate(err, auth.ErrSessionNotFound)
+	}
+	finishSession(&s, ra)
+	return s, nil
+}
+
+// CreateSession implements auth.SessionStore.
+func (db *DB) CreateSession(ctx context.Context, s auth.Session, tokenHash []byte) error {
+	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+		b := &pgx.Batch{}
+		b.Queue(`INSERT INTO sessions (id, user_id, method, user_agent, ip, created_at, last_used_at, idle_expires_at,
+				absolute_expires_at, generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`,
+			s.ID, s.UserID, s.Method, s.UserAgent, s.IP, utc(s.CreatedAt), utc(s.LastUsedAt), utc(s.IdleExpiresAt), utc(s.AbsoluteExpiresAt))
+		b.Queue(`INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES ($1, $2, 1, $3)`,
+			tokenHash, s.ID, utc(s.CreatedAt))
+		return tx.SendBatch(ctx, b).Close()
+	})
+	return translate(err, nil)
+}
+
+// Session implements auth.SessionStore.
+func (db *DB) Session(ctx context.Context, id uuid.UUID) (auth.Session, error) {
+	return scanSession(db.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
+}
+
+// UserSessions implements auth.SessionStore.
+func (db *DB) UserSessions(ctx context.Context, user uuid.UUID, now time.Time) ([]auth.Session, error) {
+	rows, err := db.pool.Query(ctx, `SELECT `+sessionColumns+` FROM sessions
+		WHERE user_id = $1 AND revoked_at IS NULL AND idle_expires_at > $2 AND absolute_expires_at > $2
+		ORDER BY last_used_at DESC, id::text DESC`, user, now)
+	if err != nil {
+		return nil, translate(err, nil)
+	}
+	return collectSessions(rows)
+}
+
+func collectSessions(rows pgx.Rows) ([]auth.Session, error) {
+	defer rows.Close()
+	out := []auth.Session{}
+	for rows.Next() {
+		var (
+			s  auth.Session
+			ra *time.Time
+		)
+		if err := rows.Scan(sessionDest(&s, &ra)...); err != nil {
+			return nil, translate(err, nil)
+		}
+		finishSession(&s, ra)
+		out = append(out, s)
+	}
+	return out, translate(rows.Err(), nil)
+}
+
+// RotateRefreshToken implements auth.SessionStore. The happy path is one
+// statement (one round trip, one implicit transaction): mark the token
+// used if it is unused and its session live, insert the successor, move the
+// session. The row lock taken by the first UPDATE serialises concurrent
+// rotations of one token; the loser re-checks `used_at IS NULL`, matches
+// nothing, and falls through to the read that says why.
+func (db *DB) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.RotationResult, error) {
+	now := utc(r.Now)
+	row := db.pool.QueryRow(ctx, `
+		WITH old AS (
+			UPDATE refresh_tokens t SET used_at = $3
+			FROM sessions s
+			WHERE t.hash = $1 AND t.used_at IS NULL AND s.id = t.session_id
+			  AND s.revoked_at IS NULL AND s.idle_expires_at > $3 AND s.absolute_expires_at > $3
+			RETURNING t.session_id, t.generation
+		), successor AS (
+			INSERT INTO refresh_tokens (hash, session_id, generation, created_at)
+			SELECT $2, session_id, generation + 1, $3 FROM old
+		)
+		UPDATE sessions s SET generation = old.generation + 1, last_used_at = $3,
+			idle_expires_at = LEAST($3 + make_interval(secs => $4), s.absolute_expires_at)
+		FROM old WHERE s.id = old.session_id
+		RETURNING `+sessionColumnsOf("s"),
+		r.OldHash, r.NewHash, now, r.IdleTimeout.Seconds())
+	sess, err := scanSession(row)
+	if err == nil {
+		return auth.RotationResult{Session: sess, Rotated: true}, nil
+	}
+	if !errors.Is(err, auth.ErrSessionNotFound) {
+		return auth.RotationResult{}, err
+	}
+
+	// Nothing rotated: say why.
+	var (
+		res             auth.RotationResult
+		ra, usedAt      *time.Time
+		successorUnused *bool
+	)
+	dest := append(sessionDest(&res.Session, &ra), &usedAt, &successorUnused)
+	err = db.pool.QueryRow(ctx, `
+		SELECT `+sessionColumnsOf("s")+`, t.used_at,
+			(SELECT n.used_at IS NULL FROM refresh_tokens n WHERE n.session_id = t.session_id AND n.generation = t.generation + 1)
+		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+		WHERE t.hash = $1`, r.OldHash).Scan(dest...)
+	if err != nil {
+		return auth.RotationResult{}, translate(err, auth.ErrRefreshTokenUnknown)
+	}
+	finishSession(&res.Session, ra)
+	switch {
+	case !res.Session.RevokedAt.IsZero():
+		return auth.RotationResult{Session: res.Session}, auth.ErrSessionRevoked
+	case !res.Session.Live(now):
+		return auth.RotationResult{Session: res.Session}, auth.ErrSessionExpired
+	case usedAt == nil:
+		return auth.RotationResult{}, errRotationRaced
+	}
+	res.UsedAt = usedAt.UTC()
+	res.SuccessorUnused = successorUnused != nil && *successorUnused
+	return res, nil
+}
+
+// RevokeSession implements auth.SessionStore.
+func (db *DB) RevokeSession(ctx context.Context, id uuid.UUID, reason string, now time.Time) (auth.Session, error) {
+	return scanSession(db.pool.QueryRow(ctx, `
+		UPDATE sessions SET
+			revoke_reason = CASE WHEN revoked_at IS NULL THEN $2 ELSE revoke_reason END,
+			revoked_at = COALESCE(revoked_at, $3)
+		WHERE id = $1 RETURNING `+sessionColumns, id, reason, utc(now)))
+}
+
+// RevokeUserSessions implements auth.SessionStore.
+func (db *DB) RevokeUserSessions(ctx context.Context, user, except uuid.UUID, reason string, now time.Time) ([]auth.Session, error) {
+	rows, err := db.pool.Query(ctx, `
+		UPDATE sessions SET revoked_at = $4, revoke_reason = $3
+		WHERE user_id = $1 AND id <> $2 AND revoked_at IS NULL AND idle_expires_at > $4 AND absolute_expires_at > $4
+		RETURNING `+sessionColumns, user, except, reason, utc(now))
+	if err != nil {
+		return nil, translate(err, nil)
+	}
+	ended, err := collectSessions(rows)
+	slices.SortFunc(ended, func(a, b auth.Session) int { return strings.Compare(a.ID.String(), b.ID.String()) })
+	return ended, err
+}

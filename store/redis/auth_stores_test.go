@@ -1,0 +1,447 @@
+// These tests are in package redis, not redis_test, so that they can look at
+// the revocation list's local copy and count its reloads.
+package redis
+
+import (
+	"bytes"
+	"context"
+	"net"
+	"regexp"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/testenv"
+	"github.com/adshare/adshare/store/storetest"
+)
+
+// openClient returns a client on the test Redis with a prefix unique to tb.
+func openClient(tb testing.TB) *Client {
+	tb.Helper()
+	url, prefix := testenv.Redis(tb)
+	return openClientWithPrefix(tb, url, prefix, "")
+}
+
+// openClientWithPrefix returns a client on url with the given prefix; a
+// non-empty name is set as the name of every connection (CLIENT SETNAME).
+func openClientWithPrefix(tb testing.TB, url, prefix, name string) *Client {
+	tb.Helper()
+	opts, err := goredis.ParseURL(url)
+	require.NoError(tb, err)
+	opts.ClientName = name
+	c := New(goredis.NewClient(opts), &Config{Prefix: prefix})
+	c.owned = true
+	require.NoError(tb, c.Ping(context.Background()))
+	tb.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// startedList returns a started revocation list, stopped when tb ends.
+func startedList(tb testing.TB, c *Client) *RevocationList {
+	tb.Helper()
+	l := c.RevocationList(nil)
+	require.NoError(tb, l.Start(context.Background()))
+	tb.Cleanup(func() { require.NoError(tb, l.Stop(context.Background())) })
+	return l
+}
+
+// deadClient returns a client on a port where nothing listens, failing fast.
+func deadClient(t *testing.T) *Client {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	addr := ln.Addr().String()
+	require.NoError(t, ln.Close())
+	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, DialerRetries: 1, DialTimeout: time.Second})
+	t.Cleanup(func() { _ = rdb.Close() })
+	return New(rdb, &Config{Prefix: "dead:"})
+}
+
+func TestLimiter(t *testing.T) {
+	t.Parallel()
+	storetest.RunLimiter(t, func(t *testing.T) auth.Limiter { return openClient(t).Limiter() })
+}
+
+func TestRevocationList(t *testing.T) {
+	t.Parallel()
+	storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList { return startedList(t, openClient(t)) })
+}
+
+// TestRevocationListUnstarted runs the contract on the fallback path, where
+// every check asks Redis.
+func TestRevocationListUnstarted(t *testing.T) {
+	t.Parallel()
+	storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList { return openClient(t).RevocationList(nil) })
+}
+
+func TestOneTimeStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunOneTimeStore(t, func(t *testing.T) auth.OneTimeStore { return openClient(t).OneTimeStore() })
+}
+
+func TestLimiterKeyLivesUnderThePrefixUntilAFullBurst(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+	l := c.Limiter()
+	lim := auth.Limit{Rate: 1, Period: time.Hour, Burst: 3}
+	r, err := l.Allow(ctx, "login:alice", lim)
+	require.NoError(t, err)
+	require.True(t, r.Allowed)
+
+	ttl, err := c.Redis().PTTL(ctx, c.Prefix()+"rl:login:alice").Result()
+	require.NoError(t, err)
+	require.InDelta(t, r.ResetAfter, ttl, float64(time.Second), "the key expires when the burst is full again")
+}
+
+func TestLimiterFailsWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	_, err := deadClient(t).Limiter().Allow(context.Background(), "k", auth.Limit{Rate: 1, Period: time.Second, Burst: 1})
+	require.Error(t, err)
+}
+
+func TestOneTimeStoreKeysLiveUnderThePrefix(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+	require.NoError(t, c.OneTimeStore().PutOnce(ctx, "state:xyz", []byte("v"), time.Minute))
+	n, err := c.Redis().Exists(ctx, c.Prefix()+"once:state:xyz").Result()
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n)
+}
+
+func TestRevocationListAcrossInstances(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, prefix := testenv.Redis(t)
+	// Two app instances: two clients, two lists, one prefix.
+	a := startedList(t, openClientWithPrefix(t, url, prefix, ""))
+	b := startedList(t, openClientWithPrefix(t, url, prefix, ""))
+	require.True(t, b.Healthy())
+
+	sid, user := uuid.New(), uuid.New()
+	issued := time.Now().Add(-time.Minute)
+	require.NoError(t, b.CheckToken(ctx, sid, user, issued))
+
+	require.NoError(t, a.RevokeSession(ctx, sid, time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool {
+		return b.checkLocal(sid, user, issued) != nil
+	}, 2*time.Second, 5*time.Millisecond, "B's local copy learns of A's revocation")
+	require.ErrorIs(t, b.CheckToken(ctx, sid, user, issued), auth.ErrTokenRevoked)
+
+	require.NoError(t, a.RevokeUserTokensBefore(ctx, user, time.Now(), time.Now().Add(time.Minute)))
+	require.Eventually(t, func() bool {
+		return b.checkLocal(uuid.New(), user, issued) != nil
+	}, 2*time.Second, 5*time.Millisecond)
+	require.ErrorIs(t, b.CheckToken(ctx, uuid.New(), user, issued), auth.ErrTokenRevoked)
+	require.NoError(t, b.CheckToken(ctx, uuid.New(), user, time.Now().Add(time.Second)))
+
+	// An earlier mark published by A leaves B's later one in force.
+	require.NoError(t, a.RevokeUserTokensBefore(ctx, user, issued.Add(-time.Hour), time.Now().Add(time.Minute)))
+	time.Sleep(50 * time.Millisecond)
+	require.ErrorIs(t, b.CheckToken(ctx, uuid.New(), user, issued), auth.ErrTokenRevoked)
+}
+
+func TestRevocationListLoadsWhatWasRevokedBeforeStart(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, prefix := testenv.Redis(t)
+	a := openClientWithPrefix(t, url, prefix, "").RevocationList(nil) // never started
+	sid, user := uuid.New(), uuid.New()
+	before := time.Now()
+	require.NoError(t, a.RevokeSession(ctx, sid, time.Now().Add(time.Minute)))
+	require.NoError(t, a.RevokeUserTokensBefore(ctx, user, before, time.Now().Add(time.Minute)))
+
+	b := startedList(t, openClientWithPrefix(t, url, prefix, ""))
+	require.True(t, b.Healthy())
+	require.ErrorIs(t, b.checkLocal(sid, uuid.New(), before), auth.ErrTokenRevoked)
+	require.ErrorIs(t, b.checkLocal(uuid.New(), user, before.Add(-time.Second)), auth.ErrTokenRevoked)
+	require.NoError(t, b.checkLocal(uuid.New(), user, before.Add(time.Second)))
+}
+
+func TestRevocationListWritesTheDocumentedKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+	l := c.RevocationList(nil)
+	sid, user := uuid.New(), uuid.New()
+	until := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
+	before := time.UnixMicro(time.Now().UnixMicro())
+	require.NoError(t, l.RevokeSession(ctx, sid, until))
+	require.NoError(t, l.RevokeUserTokensBefore(ctx, user, before, until))
+
+	rdb := c.Redis()
+	v, err := rdb.Get(ctx, c.Prefix()+"rev:sid:"+sid.String()).Result()
+	require.NoError(t, err)
+	require.Equal(t, "1", v)
+	exp, err := rdb.Do(ctx, "PEXPIRETIME", c.Prefix()+"rev:sid:"+sid.String()).Int64()
+	require.NoError(t, err)
+	require.Equal(t, until.UnixMilli(), exp)
+
+	v, err = rdb.Get(ctx, c.Prefix()+"rev:user:"+user.String()).Result()
+	require.NoError(t, err)
+	require.Equal(t, strconv.FormatInt(before.UnixMicro(), 10), v)
+	exp, err = rdb.Do(ctx, "PEXPIRETIME", c.Prefix()+"rev:user:"+user.String()).Int64()
+	require.NoError(t, err)
+	require.Equal(t, until.UnixMilli(), exp)
+}
+
+func TestRevocationListFallsBackToRedisBeforeStartAndAfterStop(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, prefix := testenv.Redis(t)
+	writer := openClientWithPrefix(t, url, prefix, "").RevocationList(nil)
+	l := openClientWithPrefix(t, url, prefix, "").RevocationList(nil)
+	require.False(t, l.Healthy())
+
+	sid := uuid.New()
+	require.NoError(t, writer.RevokeSession(ctx, sid, time.Now().Add(time.Minute)))
+	// l's local copy is empty: only Redis knows.
+	require.NoError(t, l.checkLocal(sid, uuid.New(), time.Now()))
+	require.ErrorIs(t, l.CheckToken(ctx, sid, uuid.New(), time.Now()), auth.ErrTokenRevoked)
+
+	require.NoError(t, l.Start(ctx))
+	require.True(t, l.Healthy())
+	require.NoError(t, l.Stop(ctx))
+	require.False(t, l.Healthy())
+
+	sid2 := uuid.New()
+	require.NoError(t, writer.RevokeSession(ctx, sid2, time.Now().Add(time.Minute)))
+	require.ErrorIs(t, l.CheckToken(ctx, sid2, uuid.New(), time.Now()), auth.ErrTokenRevoked)
+}
+
+func TestRevocationListFailsClosedWhenRedisIsDown(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	l := deadClient(t).RevocationList(nil)
+	err := l.CheckToken(ctx, uuid.New(), uuid.New(), time.Now())
+	require.Error(t, err)
+	require.NotErrorIs(t, err, auth.ErrTokenRevoked, "cannot answer is not the same as revoked")
+	require.Error(t, l.RevokeSession(ctx, uuid.New(), time.Now().Add(time.Minute)))
+
+	sctx, cancel := context.WithTimeout(ctx, 2*time.Second)
+	defer cancel()
+	require.Error(t, l.Start(sctx))
+	require.False(t, l.Healthy())
+	require.NoError(t, l.Stop(ctx))
+}
+
+func TestRevocationListLifecycle(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+
+	l := c.RevocationList(nil)
+	require.NoError(t, l.Stop(ctx), "stop before start")
+	require.NoError(t, l.Stop(ctx), "stop twice")
+	require.Error(t, l.Start(ctx), "a stopped list does not start")
+
+	l = c.RevocationList(nil)
+	require.NoError(t, l.Start(ctx))
+	require.Error(t, l.Start(ctx), "start twice")
+	require.NoError(t, l.Stop(ctx))
+	require.NoError(t, l.Stop(ctx))
+}
+
+// TestRevocationListReloadsAfterReconnecting kills the list's subscriber
+// connection. A revocation written to Redis without being published (as if
+// the message were lost while disconnected) must be in the local copy once
+// the list is subscribed again.
+func TestRevocationListReloadsAfterReconnecting(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, prefix := testenv.Redis(t)
+	name := "adshare-test-" + uuid.NewString()
+	c := openClientWithPrefix(t, url, prefix, name)
+	l := c.RevocationList(&RevocationListOptions{RetryBackoff: 20 * time.Millisecond})
+	require.NoError(t, l.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, l.Stop(context.Background())) })
+
+	sid := uuid.New()
+	require.NoError(t, c.Redis().Set(ctx, c.Prefix()+"rev:sid:"+sid.String(), "1", time.Minute).Err())
+	require.NoError(t, l.CheckToken(ctx, sid, uuid.New(), time.Now()), "healthy: the local copy answers, and it was not told")
+
+	reloads := l.reloads.Load()
+	list, err := c.Redis().ClientList(ctx).Result()
+	require.NoError(t, err)
+	m := regexp.MustCompile(`(?m)^id=(\d+) .*name=` + regexp.QuoteMeta(name) + ` .*sub=1 `).FindStringSubmatch(list)
+	require.NotNil(t, m, "the subscriber connection is listed:\n%s", list)
+	require.NoError(t, c.Redis().ClientKillByFilter(ctx, "ID", m[1]).Err())
+
+	require.Eventually(t, func() bool {
+		return l.reloads.Load() > reloads && l.Healthy()
+	}, 5*time.Second, 10*time.Millisecond)
+	require.ErrorIs(t, l.checkLocal(sid, uuid.New(), time.Now()), auth.ErrTokenRevoked)
+}
+
+// TestRevocationListReopensAStalledSubscription freezes the subscriber
+// connection without closing it (as a dead network path does), so go-redis
+// sees nothing wrong. The health-check ping goes unanswered, the list opens a
+// new subscription, and its reload brings in the revocation whose message
+// was lost.
+func TestRevocationListReopensAStalledSubscription(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	url, prefix := testenv.Redis(t)
+	opts, err := goredis.ParseURL(url)
+	require.NoError(t, err)
+	proxy := startFreezableProxy(t, opts.Addr)
+	opts.Addr = proxy.addr
+	c := New(goredis.NewClient(opts), &Config{Prefix: prefix})
+	t.Cleanup(func() { _ = c.Redis().Close() })
+
+	l := c.RevocationList(&RevocationListOptions{HealthCheckInterval: 100 * time.Millisecond, RetryBackoff: 20 * time.Millisecond})
+	require.NoError(t, l.Start(ctx))
+	t.Cleanup(func() { require.NoError(t, l.Stop(context.Background())) })
+	reloads := l.reloads.Load()
+
+	proxy.freezeSubscribers()
+	writer := openClientWithPrefix(t, url, prefix, "").RevocationList(nil)
+	sid := uuid.New()
+	require.NoError(t, writer.RevokeSession(ctx, sid, time.Now().Add(time.Minute)))
+
+	require.Eventually(t, func() bool {
+		return l.reloads.Load() > reloads && l.Healthy() && l.checkLocal(sid, uuid.New(), time.Now()) != nil
+	}, 5*time.Second, 10*time.Millisecond)
+	require.GreaterOrEqual(t, proxy.frozen.Load(), int64(1))
+}
+
+// freezableProxy forwards TCP connections to a Redis server, and can stop
+// forwarding on the subscriber connections it has seen without closing them.
+type freezableProxy struct {
+	addr   string
+	frozen atomic.Int64 // connections frozen
+
+	mu    sync.Mutex
+	pairs []*proxyPair
+}
+
+type proxyPair struct {
+	subscriber atomic.Bool
+	frozen     atomic.Bool
+}
+
+func startFreezableProxy(t *testing.T, target string) *freezableProxy {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	require.NoError(t, err)
+	p := &freezableProxy{addr: ln.Addr().String()}
+	var conns sync.WaitGroup
+	var open []net.Conn
+	var openMu sync.Mutex
+	t.Cleanup(func() {
+		_ = ln.Close()
+		openMu.Lock()
+		for _, c := range open {
+			_ = c.Close()
+		}
+		openMu.Unlock()
+		conns.Wait()
+	})
+	go func() {
+		for {
+			client, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			server, err := net.Dial("tcp", target)
+			if err != nil {
+				_ = client.Close()
+				continue
+			}
+			openMu.Lock()
+			open = append(open, client, server)
+			openMu.Unlock()
+			pair := &proxyPair{}
+			p.mu.Lock()
+			p.pairs = append(p.pairs, pair)
+			p.mu.Unlock()
+			conns.Add(2)
+			go func() { defer conns.Done(); pair.pump(server, client, true) }()
+			go func() { defer conns.Done(); pair.pump(client, server, false) }()
+		}
+	}()
+	return p
+}
+
+// pump copies src to dst until either fails, dropping the bytes once the
+// pair is frozen. Upstream, it notes a SUBSCRIBE.
+func (pp *proxyPair) pump(dst, src net.Conn, upstream bool) {
+	defer dst.Close()
+	buf := make([]byte, 32<<10)
+	for {
+		n, err := src.Read(buf)
+		if err != nil {
+			return
+		}
+		if upstream && bytes.Contains(bytes.ToLower(buf[:n]), []byte("subscribe")) {
+			pp.subscriber.Store(true)
+		}
+		if pp.frozen.Load() {
+			continue
+		}
+		if _, err := dst.Write(buf[:n]); err != nil {
+			return
+		}
+	}
+}
+
+func (p *freezableProxy) freezeSubscribers() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pair := range p.pairs {
+		if pair.subscriber.Load() && !pair.frozen.Swap(true) {
+			p.frozen.Add(1)
+		}
+	}
+}
+
+// BenchmarkRevocationCheck measures CheckToken on the healthy path, against
+// a local copy of 10,000 revoked sessions, for a token that passes (the
+// common case). Compare with BenchmarkMapLookupBaseline.
+func BenchmarkRevocationCheck(b *testing.B) {
+	ctx := context.Background()
+	c := openClient(b)
+	l := c.RevocationList(nil)
+	until := time.Now().Add(time.Hour).UnixMilli()
+	for range 10_000 {
+		l.applySession(uuid.New(), until)
+	}
+	require.NoError(b, l.Start(ctx))
+	b.Cleanup(func() { _ = l.Stop(context.Background()) })
+	require.True(b, l.Healthy())
+	sid, user, issued := uuid.New(), uuid.New(), time.Now()
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := l.CheckToken(ctx, sid, user, issued); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkMapLookupBaseline is one lookup in a plain map of 10,000 session
+// ids: the floor BenchmarkRevocationCheck is measured against.
+func BenchmarkMapLookupBaseline(b *testing.B) {
+	m := make(map[uuid.UUID]int64, 10_000)
+	for range 10_000 {
+		m[uuid.New()] = 1
+	}
+	sid := uuid.New()
+	var hits int
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, ok := m[sid]; ok {
+			hits++
+		}
+	}
+	if hits != 0 {
+		b.Fatal("unexpected hit")
+	}
+}

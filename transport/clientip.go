@@ -1,0 +1,88 @@
+package transport
+
+import (
+	"net"
+	"net/http"
+	"net/netip"
+	"strings"
+	"unicode"
+
+	"github.com/adshare/adshare/auth"
+)
+
+// maxUserAgentLen caps the User-Agent kept for sessions and the audit log.
+const maxUserAgentLen = 256
+
+// clientIP returns the client's address. X-Forwarded-For is believed only
+// as far as the chain of trusted proxies goes: starting from the direct
+// peer, while the current hop is a trusted proxy, step one entry left in
+// X-Forwarded-For. The first untrusted address is the client. A client can
+// prepend anything to the header, but never past a proxy the host trusts.
+func clientIP(r *http.Request, trusted []netip.Prefix) string {
+	peer := remoteAddr(r.RemoteAddr)
+	if !peer.IsValid() {
+		return ""
+	}
+	if !isTrusted(peer, trusted) {
+		return peer.String()
+	}
+	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
+	client := peer
+	for i := len(hops) - 1; i >= 0; i-- {
+		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
+		if err != nil {
+			break // garbage: stop at the last address we could trust
+		}
+		client = hop.Unmap()
+		if !isTrusted(client, trusted) {
+			break
+		}
+	}
+	return client.String()
+}
+
+func remoteAddr(s string) netip.Addr {
+	host, _, err := net.SplitHostPort(s)
+	if err != nil {
+		host = s
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil {
+		return netip.Addr{}
+	}
+	return a.Unmap()
+}
+
+func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
+	for _, p := range trusted {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// cleanUserAgent keeps a User-Agent printable and short, so that it is
+// safe to store and to log.
+func cleanUserAgent(ua string) string {
+	ua = strings.ToValidUTF8(ua, "")
+	ua = strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return -1
+		}
+		return r
+	}, ua)
+	if len(ua) > maxUserAgentLen {
+		ua = strings.ToValidUTF8(ua[:maxUserAgentLen], "")
+	}
+	return ua
+}
+
+// withClient records who is calling in the request context, for rate
+// limits, sessions and the audit log.
+func (s *server) withClient(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c := auth.Client{IP: clientIP(r, s.cfg.TrustedProxies), UserAgent: cleanUserAgent(r.UserAgent())}
+		next.ServeHTTP(w, r.WithContext(auth.NewContextWithClient(r.Context(), c)))
+	})
+}

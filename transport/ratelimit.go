@@ -1,0 +1,83 @@
+package transport
+
+import (
+	"log/slog"
+	"net/http"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// errRateLimited is the answer to a client over the API's rate limit.
+var errRateLimited = errs.New(errs.RateLimited, "rate_limited", "too many requests; slow down")
+
+// Defaults of the API-wide rate limits.
+var (
+	// DefaultClientRateLimit applies per client IP (per /64 for IPv6).
+	DefaultClientRateLimit = auth.Limit{Rate: 600, Period: time.Minute, Burst: 120}
+	// DefaultUserRateLimit applies per authenticated user.
+	DefaultUserRateLimit = auth.Limit{Rate: 600, Period: time.Minute, Burst: 120}
+)
+
+// limitKeyForIP buckets an address: itself for IPv4, its /64 for IPv6.
+func limitKeyForIP(ip string) string {
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "unknown"
+	}
+	if a.Is6() && !a.Is4In6() {
+		p, _ := a.Prefix(64)
+		return p.String()
+	}
+	return a.Unmap().String()
+}
+
+// withClientRateLimit limits requests per client address. It fails open:
+// when the limiter cannot answer, requests pass (and the failure is
+// logged), so that a Redis outage does not take the API down. Sign-in has
+// its own limits that fail closed.
+func (s *server) withClientRateLimit(next http.Handler) http.Handler {
+	if s.cfg.Limiter == nil {
+		return next
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		key := "api:ip:" + limitKeyForIP(auth.ClientFromContext(r.Context()).IP)
+		if err := s.checkLimit(w, r, key, s.cfg.ClientRateLimit); err != nil {
+			s.writeError(w, r, err)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// limitPrincipal limits requests per authenticated user, failing open.
+func (s *server) limitPrincipal(r *http.Request, p auth.Principal) error {
+	if s.cfg.Limiter == nil {
+		return nil
+	}
+	return s.checkLimit(nil, r, "api:user:"+p.UserID.String(), s.cfg.UserRateLimit)
+}
+
+// checkLimit counts one request against l and returns errRateLimited (with
+// RetryAfter) when over. When w is set it also reports the client's budget
+// in RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset headers.
+func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, key string, l auth.Limit) error {
+	res, err := s.cfg.Limiter.Allow(r.Context(), key, l)
+	if err != nil {
+		s.logger.WarnContext(r.Context(), "transport: rate limiter unavailable; allowing", slog.Any("error", err))
+		return nil
+	}
+	if w != nil {
+		h := w.Header()
+		h.Set("RateLimit-Limit", strconv.Itoa(l.Burst))
+		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+		h.Set("RateLimit-Reset", strconv.Itoa(int((res.ResetAfter+time.Second-1)/time.Second)))
+	}
+	if !res.Allowed {
+		return errRateLimited.WithRetryAfter(res.RetryAfter)
+	}
+	return nil
+}
