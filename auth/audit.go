@@ -81,7 +81,8 @@ type AuditFilter struct {
 // AuditLog is the append-only store of audit events. Implementations never
 // update or delete an event.
 type AuditLog interface {
-	// AppendAudit stores e and assigns its ID.
+	// AppendAudit stores e durably (the store assigns its ID); it returns
+	// after the event is committed.
 	AppendAudit(ctx context.Context, e AuditEvent) error
 	// AuditEvents returns the events that match f, newest first.
 	AuditEvents(ctx context.Context, f AuditFilter) ([]AuditEvent, error)

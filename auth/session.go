@@ -67,6 +67,9 @@ type RotationResult struct {
 	Session Session
 	// Rotated is true when the token was live and is now replaced.
 	Rotated bool
+	// UserRole is the session user's current role (read in the same
+	// operation, so a refresh needs no second query).
+	UserRole Role
 	// When not Rotated, the presented token had been used already:
 	// UsedAt says when, and SuccessorUnused whether the token that replaced
 	// it has not been used yet (the presented token is then the session's

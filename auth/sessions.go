@@ -63,15 +63,11 @@ func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, 
 		action = AuditRefreshGrace
 	}
 	// The role may have changed since sign-in: tokens carry the current one.
-	u, err := s.users.UserByID(ctx, sess.UserID)
+	pair, err := s.tokenPair(sess.UserID, res.UserRole, sess, successor)
 	if err != nil {
 		return TokenPair{}, err
 	}
-	pair, err := s.tokenPair(u.ID, u.Role, sess, successor)
-	if err != nil {
-		return TokenPair{}, err
-	}
-	s.record(ctx, AuditEvent{ActorID: u.ID, Action: action, TargetType: "session", TargetID: sess.ID.String(),
+	s.record(ctx, AuditEvent{ActorID: sess.UserID, Action: action, TargetType: "session", TargetID: sess.ID.String(),
 		Details: map[string]string{"generation": itoa(sess.Generation)}})
 	return pair, nil
 }

@@ -9,6 +9,8 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"reflect"
+	"strconv"
 	"strings"
 	"unicode/utf8"
 
@@ -54,7 +56,7 @@ func decodeJSON[T any](r *http.Request) (T, error) {
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&v); err != nil {
-		return v, decodeError(err)
+		return v, decodeError(err, body, reflect.TypeFor[T]())
 	}
 	if val, ok := any(&v).(validator); ok {
 		if fields := val.Valid(r.Context()); len(fields) > 0 {
@@ -159,9 +161,9 @@ func syntaxError(err error) error {
 	return errMalformedJSON.WithCause(err)
 }
 
-// decodeError turns a json.Decoder error on a well-formed body into a field
-// error.
-func decodeError(err error) error {
+// decodeError turns a json.Decoder error on a well-formed body (decoded
+// into a t) into a field error.
+func decodeError(err error, body []byte, t reflect.Type) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
 		field := strings.ReplaceAll(typeErr.Field, ".", "/")
@@ -171,9 +173,117 @@ func decodeError(err error) error {
 		return errInvalidBody.WithFields(errs.Fields{field: "must be " + jsonTypeName(typeErr.Type.Kind().String())}).WithCause(err)
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "json: unknown field "); ok {
-		return errInvalidBody.WithFields(errs.Fields{strings.Trim(name, `"`): "is not a known field"}).WithCause(err)
+		// The error names the key but not where it is: find it, so that a
+		// nested unknown field gets its full pointer.
+		key := strings.Trim(name, `"`)
+		if k, err := strconv.Unquote(name); err == nil {
+			key = k
+		}
+		field := unknownFieldPath(body, t)
+		if last := field[strings.LastIndex(field, "/")+1:]; field == "" || last != pointerEscaper.Replace(key) {
+			field = pointerEscaper.Replace(key)
+		}
+		return errInvalidBody.WithFields(errs.Fields{field: "is not a known field"}).WithCause(err)
 	}
 	return syntaxError(err)
+}
+
+// pointerEscaper escapes one JSON pointer segment (RFC 6901).
+var pointerEscaper = strings.NewReplacer("~", "~0", "/", "~1")
+
+// unknownFieldPath returns the path ("a/b", segments escaped) of the first
+// object key in body that t has no field for: the key a json.Decoder with
+// DisallowUnknownFields refuses, since it decodes in document order. It
+// returns "" when there is none.
+func unknownFieldPath(body []byte, t reflect.Type) string {
+	path, _ := findUnknownField(json.NewDecoder(bytes.NewReader(body)), t)
+	return strings.Join(path, "/")
+}
+
+// findUnknownField consumes one JSON value from dec, decoded into t (nil
+// when anything goes), and returns the path to its first unknown key.
+func findUnknownField(dec *json.Decoder, t reflect.Type) ([]string, bool) {
+	for t != nil && t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	tok, err := dec.Token()
+	if err != nil {
+		return nil, false
+	}
+	delim, ok := tok.(json.Delim)
+	if !ok {
+		return nil, false
+	}
+	for i := 0; dec.More(); i++ {
+		var (
+			segment = strconv.Itoa(i)
+			elem    reflect.Type
+		)
+		if delim == '{' {
+			keyTok, err := dec.Token()
+			if err != nil {
+				return nil, false
+			}
+			key, _ := keyTok.(string)
+			segment = pointerEscaper.Replace(key)
+			switch {
+			case t != nil && t.Kind() == reflect.Struct:
+				ft, known := structFieldType(t, key)
+				if !known {
+					return []string{segment}, true
+				}
+				elem = ft
+			case t != nil && t.Kind() == reflect.Map:
+				elem = t.Elem()
+			}
+		} else if t != nil && (t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			elem = t.Elem()
+		}
+		if path, found := findUnknownField(dec, elem); found {
+			return append([]string{segment}, path...), true
+		}
+	}
+	_, _ = dec.Token() // the closing delimiter
+	return nil, false
+}
+
+// structFieldType returns the type of the field of struct t that
+// encoding/json decodes key into: the exact name, else a case-insensitive
+// match, looking into embedded structs.
+func structFieldType(t reflect.Type, key string) (reflect.Type, bool) {
+	var folded reflect.Type
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "-" {
+			continue
+		}
+		if f.Anonymous && name == "" {
+			ft := f.Type
+			if ft.Kind() == reflect.Pointer {
+				ft = ft.Elem()
+			}
+			if ft.Kind() == reflect.Struct {
+				if et, ok := structFieldType(ft, key); ok {
+					return et, true
+				}
+				continue
+			}
+		}
+		if !f.IsExported() {
+			continue
+		}
+		if name == "" {
+			name = f.Name
+		}
+		if name == key {
+			return f.Type, true
+		}
+		if folded == nil && strings.EqualFold(name, key) {
+			folded = f.Type
+		}
+	}
+	return folded, folded != nil
 }
 
 func jsonTypeName(kind string) string {

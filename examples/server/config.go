@@ -1,11 +1,13 @@
 package main
 
 import (
+	"encoding/base64"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"log/slog"
+	"net/netip"
 	"strconv"
 	"strings"
 	"time"
@@ -20,64 +22,162 @@ type config struct {
 	logFormat       string
 	logLevel        slog.Level
 	allowedOrigins  []string
+	trustedProxies  []netip.Prefix
 	hsts            bool
 	shutdownTimeout time.Duration
+
+	issuer        string
+	jwtSeed       []byte   // 32 bytes, or nil for an ephemeral key
+	jwtVerifyKeys [][]byte // retired or upcoming public keys, 32 bytes each
+	refreshKey    []byte   // at least 32 bytes, or nil for an ephemeral key
+
+	oidc oidcConfig
+}
+
+// oidcConfig describes one OpenID Connect provider; empty IssuerURL means none.
+type oidcConfig struct {
+	name, issuerURL, clientID, clientSecret string
+	redirectURIs, nativeClientIDs           []string
+}
+
+// flagSet binds flags whose defaults come from environment variables.
+type flagSet struct {
+	*flag.FlagSet
+	getenv func(string) string
+	errs   []error
+}
+
+func (f *flagSet) env(key, def string) string {
+	if v := f.getenv(key); v != "" {
+		return v
+	}
+	return def
+}
+
+func (f *flagSet) str(p *string, name, key, def, usage string) {
+	f.StringVar(p, name, f.env(key, def), usage+" ("+key+")")
+}
+
+func (f *flagSet) boolean(p *bool, name, key string, def bool, usage string) {
+	v, err := strconv.ParseBool(f.env(key, strconv.FormatBool(def)))
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("%s must be true or false", key))
+	}
+	f.BoolVar(p, name, v, usage+" ("+key+")")
+}
+
+func (f *flagSet) duration(p *time.Duration, name, key string, def time.Duration, usage string) {
+	v, err := time.ParseDuration(f.env(key, def.String()))
+	if err != nil {
+		f.errs = append(f.errs, fmt.Errorf("%s must be a duration such as 15s", key))
+	}
+	f.DurationVar(p, name, v, usage+" ("+key+")")
+}
+
+// raw binds a flag whose value is parsed after all flags are read.
+func (f *flagSet) raw(name, key, usage string) *string {
+	v := f.env(key, "")
+	f.StringVar(&v, name, v, usage+" ("+key+")")
+	return &v
 }
 
 // parseConfig reads flags from args, each defaulting to its environment
 // variable and then to the built-in default.
 func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (config, []string, error) {
 	var c config
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv}
 	fs.SetOutput(out)
-	env := func(key, def string) string {
-		if v := getenv(key); v != "" {
-			return v
-		}
-		return def
-	}
-	fs.StringVar(&c.addr, "addr", env("ADSHARE_ADDR", "127.0.0.1:8080"), "listen address (ADSHARE_ADDR)")
-	fs.StringVar(&c.databaseURL, "database-url", env("DATABASE_URL", ""), "PostgreSQL URL; empty uses the in-memory store (DATABASE_URL)")
-	fs.StringVar(&c.redisURL, "redis-url", env("REDIS_URL", ""), "Redis URL; empty uses in-process equivalents (REDIS_URL)")
-	migrate, err := strconv.ParseBool(env("ADSHARE_MIGRATE_ON_START", "false"))
-	if err != nil {
-		return c, nil, errors.New("ADSHARE_MIGRATE_ON_START must be true or false")
-	}
-	fs.BoolVar(&c.migrateOnStart, "migrate-on-start", migrate, "apply pending PostgreSQL migrations before serving (ADSHARE_MIGRATE_ON_START)")
-	fs.StringVar(&c.logFormat, "log-format", env("ADSHARE_LOG_FORMAT", "auto"), "log format: auto (text on a terminal, else json), text or json (ADSHARE_LOG_FORMAT)")
-	level := env("ADSHARE_LOG_LEVEL", "info")
-	fs.Func("log-level", "log level: debug, info, warn or error (ADSHARE_LOG_LEVEL, default info)", func(s string) error {
-		level = s
-		return nil
-	})
-	origins := env("ADSHARE_ALLOWED_ORIGINS", "")
-	fs.StringVar(&origins, "allowed-origins", origins, "comma-separated browser origins allowed by CORS (ADSHARE_ALLOWED_ORIGINS)")
-	hsts, err := strconv.ParseBool(env("ADSHARE_HSTS", "false"))
-	if err != nil {
-		return c, nil, errors.New("ADSHARE_HSTS must be true or false")
-	}
-	fs.BoolVar(&c.hsts, "hsts", hsts, "send Strict-Transport-Security (only behind HTTPS) (ADSHARE_HSTS)")
-	timeout, err := time.ParseDuration(env("ADSHARE_SHUTDOWN_TIMEOUT", "15s"))
-	if err != nil {
-		return c, nil, errors.New("ADSHARE_SHUTDOWN_TIMEOUT must be a duration such as 15s")
-	}
-	fs.DurationVar(&c.shutdownTimeout, "shutdown-timeout", timeout, "how long requests in flight may take to finish on shutdown (ADSHARE_SHUTDOWN_TIMEOUT)")
+	fs.str(&c.addr, "addr", "ADSHARE_ADDR", "127.0.0.1:8080", "listen address")
+	fs.str(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty uses the in-memory store")
+	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")
+	fs.boolean(&c.migrateOnStart, "migrate-on-start", "ADSHARE_MIGRATE_ON_START", false, "apply pending PostgreSQL migrations before serving")
+	fs.str(&c.logFormat, "log-format", "ADSHARE_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), text or json")
+	level := fs.raw("log-level", "ADSHARE_LOG_LEVEL", "log level: debug, info (default), warn or error")
+	origins := fs.raw("allowed-origins", "ADSHARE_ALLOWED_ORIGINS", "comma-separated browser origins allowed by CORS")
+	proxies := fs.raw("trusted-proxies", "ADSHARE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS)")
+	fs.duration(&c.shutdownTimeout, "shutdown-timeout", "ADSHARE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long requests in flight may take to finish on shutdown")
+	fs.str(&c.issuer, "issuer", "ADSHARE_ISSUER", "", "the iss claim of access tokens; defaults to http://<addr>")
+	seed := fs.raw("jwt-seed", "ADSHARE_JWT_SEED", "base64 of the 32-byte Ed25519 seed that signs access tokens; empty: a random key per start")
+	verify := fs.raw("jwt-verify-keys", "ADSHARE_JWT_VERIFY_KEYS", "comma-separated base64 Ed25519 public keys that also verify (key rotation)")
+	refresh := fs.raw("refresh-key", "ADSHARE_REFRESH_KEY", "base64 of at least 32 secret bytes for refresh tokens; empty: random per start")
+	fs.str(&c.oidc.name, "oidc-name", "ADSHARE_OIDC_NAME", "oidc", "name of the OpenID Connect provider in URLs")
+	fs.str(&c.oidc.issuerURL, "oidc-issuer", "ADSHARE_OIDC_ISSUER", "", "issuer URL of an OpenID Connect provider; empty: password sign-in only")
+	fs.str(&c.oidc.clientID, "oidc-client-id", "ADSHARE_OIDC_CLIENT_ID", "", "client id at the provider")
+	fs.str(&c.oidc.clientSecret, "oidc-client-secret", "ADSHARE_OIDC_CLIENT_SECRET", "", "client secret at the provider (prefer the environment variable)")
+	redirects := fs.raw("oidc-redirect-uris", "ADSHARE_OIDC_REDIRECT_URIS", "comma-separated redirect URIs registered at the provider")
+	natives := fs.raw("oidc-native-client-ids", "ADSHARE_OIDC_NATIVE_CLIENT_IDS", "comma-separated client ids of the mobile apps")
 
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
 	}
-	if err := c.logLevel.UnmarshalText([]byte(level)); err != nil {
-		return c, nil, fmt.Errorf("log level %q: want debug, info, warn or error", level)
+	if len(fs.errs) > 0 {
+		return c, nil, errors.Join(fs.errs...)
+	}
+	if *level == "" {
+		*level = "info"
+	}
+	if err := c.logLevel.UnmarshalText([]byte(*level)); err != nil {
+		return c, nil, fmt.Errorf("log level %q: want debug, info, warn or error", *level)
 	}
 	switch c.logFormat {
 	case "auto", "text", "json":
 	default:
 		return c, nil, fmt.Errorf("log format %q: want auto, text or json", c.logFormat)
 	}
-	for _, o := range strings.Split(origins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			c.allowedOrigins = append(c.allowedOrigins, o)
+	c.allowedOrigins = splitList(*origins)
+	for _, p := range splitList(*proxies) {
+		prefix, err := netip.ParsePrefix(p)
+		if err != nil {
+			return c, nil, fmt.Errorf("trusted proxy %q: want a CIDR such as 10.0.0.0/8", p)
 		}
+		c.trustedProxies = append(c.trustedProxies, prefix.Masked())
+	}
+	var err error
+	if c.jwtSeed, err = decodeKey(*seed, "jwt-seed", 32, 32); err != nil {
+		return c, nil, err
+	}
+	for _, k := range splitList(*verify) {
+		pub, err := decodeKey(k, "jwt-verify-keys", 32, 32)
+		if err != nil {
+			return c, nil, err
+		}
+		c.jwtVerifyKeys = append(c.jwtVerifyKeys, pub)
+	}
+	if c.refreshKey, err = decodeKey(*refresh, "refresh-key", 32, 1024); err != nil {
+		return c, nil, err
+	}
+	c.oidc.redirectURIs = splitList(*redirects)
+	c.oidc.nativeClientIDs = splitList(*natives)
+	if c.issuer == "" {
+		c.issuer = "http://" + c.addr
 	}
 	return c, fs.Args(), nil
+}
+
+func splitList(s string) []string {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// decodeKey decodes standard or URL-safe base64 (padded or not) of
+// between min and max bytes; "" is nil.
+func decodeKey(s, name string, min, max int) ([]byte, error) {
+	if s == "" {
+		return nil, nil
+	}
+	for _, enc := range []*base64.Encoding{base64.StdEncoding, base64.RawStdEncoding, base64.URLEncoding, base64.RawURLEncoding} {
+		if b, err := enc.DecodeString(s); err == nil {
+			if len(b) < min || len(b) > max {
+				return nil, fmt.Errorf("%s must decode to %d to %d bytes, got %d", name, min, max, len(b))
+			}
+			return b, nil
+		}
+	}
+	return nil, fmt.Errorf("%s must be base64", name)
 }

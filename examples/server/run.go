@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/ed25519"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +19,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/auth/oidc"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/redis"
@@ -33,12 +37,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 && args[0] == "migrate" {
 		return runMigrate(ctx, name+" migrate", args[1:], getenv, stdout)
 	}
+	if len(args) > 0 && args[0] == "users" {
+		return runUsers(ctx, name+" users", args[1:], getenv, stdout)
+	}
 	cfg, rest, err := parseConfig(name, args, getenv, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q; the only subcommand is migrate", rest[0])
+		return fmt.Errorf("unexpected argument %q; the subcommands are migrate and users", rest[0])
 	}
 	logger := newLogger(stdout, cfg.logFormat, cfg.logLevel)
 	return serve(ctx, cfg, logger)
@@ -48,6 +55,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 type deps struct {
 	checks  []transport.ReadinessCheck
 	closers []func()
+	auth    *auth.Service
+	limiter auth.Limiter
 }
 
 func (d *deps) close() {
@@ -56,10 +65,24 @@ func (d *deps) close() {
 	}
 }
 
-// openDeps connects to PostgreSQL and Redis when configured, and falls back
-// to the in-memory store otherwise.
-func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (*deps, error) {
+// authStores is every store the user system needs.
+type authStores interface {
+	auth.UserStore
+	auth.SessionStore
+	auth.IdentityStore
+	auth.AuditLog
+}
+
+// openDeps connects to PostgreSQL and Redis when configured, falls back to
+// in-process equivalents otherwise, and builds the user system on them.
+func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, err error) {
 	d := &deps{}
+	defer func() {
+		if err != nil {
+			d.close()
+		}
+	}()
+	var stores authStores
 	if cfg.databaseURL != "" {
 		db, err := postgres.Open(ctx, cfg.databaseURL, &postgres.Config{Logger: logger})
 		if err != nil {
@@ -69,29 +92,99 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (*deps, erro
 		if cfg.migrateOnStart {
 			applied, err := db.Migrate(ctx)
 			if err != nil {
-				d.close()
 				return nil, err
 			}
 			logger.InfoContext(ctx, "migrations applied", slog.Int("count", len(applied)))
 		}
 		d.checks = append(d.checks, transport.ReadinessCheck{Name: "postgres", Check: db.Ping})
+		stores = db
 		logger.InfoContext(ctx, "store: postgres")
 	} else {
 		store := memory.New()
 		d.checks = append(d.checks, transport.ReadinessCheck{Name: "store", Check: store.Ping})
+		stores = store
 		logger.InfoContext(ctx, "store: in memory (nothing survives a restart; set DATABASE_URL for PostgreSQL)")
 	}
+
+	var (
+		revocations auth.RevocationList
+		onetime     auth.OneTimeStore
+	)
 	if cfg.redisURL != "" {
 		rc, err := redis.Open(ctx, cfg.redisURL, nil)
 		if err != nil {
-			d.close()
 			return nil, err
 		}
 		d.closers = append(d.closers, func() { _ = rc.Close() })
+		list := rc.RevocationList(&redis.RevocationListOptions{Logger: logger})
+		if err := list.Start(ctx); err != nil {
+			return nil, err
+		}
+		d.closers = append(d.closers, func() { _ = list.Stop(context.Background()) })
 		d.checks = append(d.checks, transport.ReadinessCheck{Name: "redis", Check: rc.Ping})
+		d.limiter, revocations, onetime = rc.Limiter(), list, rc.OneTimeStore()
 		logger.InfoContext(ctx, "redis: connected")
+	} else {
+		d.limiter, revocations, onetime = memory.NewLimiter(), memory.NewRevocationList(), memory.NewOneTimeStore()
+	}
+
+	d.auth, err = newAuthService(ctx, cfg, logger, stores, d.limiter, revocations, onetime)
+	if err != nil {
+		return nil, err
 	}
 	return d, nil
+}
+
+// newAuthService builds the user system: keys from configuration (or
+// ephemeral ones, with a warning), the OpenID Connect provider if any.
+func newAuthService(ctx context.Context, cfg config, logger *slog.Logger, stores authStores,
+	limiter auth.Limiter, revocations auth.RevocationList, onetime auth.OneTimeStore) (*auth.Service, error) {
+	var signing ed25519.PrivateKey
+	var err error
+	if cfg.jwtSeed != nil {
+		signing, err = auth.SigningKeyFromSeed(cfg.jwtSeed)
+	} else {
+		logger.WarnContext(ctx, "auth: no ADSHARE_JWT_SEED; signing with a random key, so access tokens die with this process and other instances cannot verify them")
+		signing, err = auth.GenerateSigningKey()
+	}
+	if err != nil {
+		return nil, err
+	}
+	var verifyOnly []ed25519.PublicKey
+	for _, k := range cfg.jwtVerifyKeys {
+		verifyOnly = append(verifyOnly, ed25519.PublicKey(k))
+	}
+	keys, err := auth.NewKeySet(signing, verifyOnly...)
+	if err != nil {
+		return nil, err
+	}
+	tokens, err := auth.NewTokens(keys, auth.TokenConfig{Issuer: cfg.issuer})
+	if err != nil {
+		return nil, err
+	}
+	refreshKey := cfg.refreshKey
+	if refreshKey == nil {
+		logger.WarnContext(ctx, "auth: no ADSHARE_REFRESH_KEY; using a random one, so instances disagree on refresh-token successors")
+		refreshKey = make([]byte, 32)
+		_, _ = rand.Read(refreshKey)
+	}
+	var providers []auth.IdentityProvider
+	if cfg.oidc.issuerURL != "" {
+		p, err := oidc.New(ctx, oidc.Config{
+			Name: cfg.oidc.name, IssuerURL: cfg.oidc.issuerURL, ClientID: cfg.oidc.clientID,
+			ClientSecret: cfg.oidc.clientSecret, RedirectURIs: cfg.oidc.redirectURIs, NativeClientIDs: cfg.oidc.nativeClientIDs,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("oidc provider %q: %w", cfg.oidc.name, err)
+		}
+		providers = append(providers, p)
+		logger.InfoContext(ctx, "auth: OpenID Connect provider", slog.String("name", cfg.oidc.name), slog.String("issuer", cfg.oidc.issuerURL))
+	}
+	return auth.NewService(auth.Config{
+		Users: stores, Sessions: stores, Identities: stores, Audit: stores,
+		Limiter: limiter, Revocations: revocations, OneTime: onetime,
+		Tokens: tokens, RefreshKey: refreshKey, Providers: providers, Logger: logger,
+	})
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
@@ -107,7 +200,10 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		Logger:          logger,
 		Metrics:         reg,
 		AllowedOrigins:  cfg.allowedOrigins,
+		TrustedProxies:  cfg.trustedProxies,
 		ReadinessChecks: d.checks,
+		Auth:            d.auth,
+		Limiter:         d.limiter,
 	}
 	if cfg.hsts {
 		tcfg.HSTSMaxAge = 365 * 24 * time.Hour
@@ -230,4 +326,48 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// runUsers administers accounts from the command line: today, giving the
+// first admin their role (`users set-role <email> <role>`), which nobody
+// can do over the API before an admin exists. It needs DATABASE_URL, and it
+// writes an audit event naming the command line as the actor.
+func runUsers(ctx context.Context, name string, args []string, getenv func(string) string, stdout io.Writer) error {
+	cfg, rest, err := parseConfig(name, args, getenv, stdout)
+	if err != nil {
+		return err
+	}
+	if cfg.databaseURL == "" {
+		return errors.New("users needs a database: set DATABASE_URL or -database-url")
+	}
+	if len(rest) != 3 || rest[0] != "set-role" {
+		return errors.New("usage: users set-role <email> <role>")
+	}
+	email, err := auth.NormalizeEmail(rest[1])
+	if err != nil {
+		return fmt.Errorf("email: %w", err)
+	}
+	role := auth.Role(rest[2])
+	if !role.Valid() {
+		return fmt.Errorf("role %q: want one of %v", role, auth.Roles)
+	}
+	db, err := postgres.Open(ctx, cfg.databaseURL, nil)
+	if err != nil {
+		return err
+	}
+	defer db.Close()
+	u, err := db.UserByEmail(ctx, email)
+	if err != nil {
+		return err
+	}
+	now := time.Now()
+	if _, err := db.SetRole(ctx, u.ID, role, now); err != nil {
+		return err
+	}
+	if err := db.AppendAudit(ctx, auth.AuditEvent{At: now, Action: auth.AuditRoleChanged, TargetType: "user", TargetID: u.ID.String(),
+		Outcome: auth.OutcomeSuccess, Reason: "command_line", Details: map[string]string{"from": string(u.Role), "to": string(role)}}); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "%s is now %s (sign in again, or refresh, to use the new role)\n", email, role)
+	return nil
 }

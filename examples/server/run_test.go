@@ -98,11 +98,94 @@ func TestWithPostgresAndRedis(t *testing.T) {
 	t.Parallel()
 	dbURL := postgrestest.URL(t)
 	redisURL, _ := testenv.Redis(t)
-	base, _ := startServer(t, map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL}, "-migrate-on-start")
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL}
+	base, _ := startServer(t, env, "-migrate-on-start")
 
 	status, body := get(t, base+"/readyz")
 	require.Equal(t, http.StatusOK, status)
 	require.JSONEq(t, `{"status":"ok","checks":{"postgres":"ok","redis":"ok"}}`, body)
+
+	userFlow(t, base)
+
+	// The first admin is made on the command line.
+	var out bytes.Buffer
+	require.NoError(t, run(context.Background(), []string{"server", "users", "set-role", "Flow@Example.com", "admin"},
+		func(k string) string { return env[k] }, &out))
+	require.Contains(t, out.String(), "flow@example.com is now admin")
+	tokens := postJSON(t, base+"/auth/login", "", `{"email":"flow@example.com","password":"a long enough passphrase"}`, http.StatusOK)
+	status, body = getWithToken(t, base+"/audit-events?limit=5", tokens["access_token"].(string))
+	require.Equal(t, http.StatusOK, status, body)
+}
+
+func TestUserFlowOnEmbeddedDefaults(t *testing.T) {
+	t.Parallel()
+	base, out := startServer(t, nil)
+	userFlow(t, base)
+	require.Contains(t, out.String(), "no ADSHARE_JWT_SEED", "an ephemeral key is announced")
+}
+
+// userFlow is the quick start's promise: register, log in, refresh, log out.
+func userFlow(t *testing.T, base string) {
+	t.Helper()
+	reg := postJSON(t, base+"/auth/register", "", `{"email":"Flow@Example.com","password":"a long enough passphrase","display_name":"Flo"}`, http.StatusCreated)
+	require.Equal(t, "Bearer", reg["token_type"])
+	login := postJSON(t, base+"/auth/login", "", `{"email":"flow@example.com","password":"a long enough passphrase"}`, http.StatusOK)
+	access := login["access_token"].(string)
+
+	status, body := getWithToken(t, base+"/users/me", access)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, `"display_name":"Flo"`)
+
+	refreshed := postJSON(t, base+"/auth/refresh", "", `{"refresh_token":"`+login["refresh_token"].(string)+`"}`, http.StatusOK)
+	newAccess := refreshed["access_token"].(string)
+	postJSON(t, base+"/auth/logout", newAccess, ``, http.StatusNoContent)
+
+	status, body = getWithToken(t, base+"/users/me", newAccess)
+	require.Equal(t, http.StatusUnauthorized, status)
+	require.Contains(t, body, "token_revoked")
+	postJSON(t, base+"/auth/refresh", "", `{"refresh_token":"`+refreshed["refresh_token"].(string)+`"}`, http.StatusUnauthorized)
+}
+
+// postJSON posts body (none when empty) and decodes the JSON answer, which
+// must have the wanted status.
+func postJSON(t *testing.T, url, token, body string, want int) map[string]any {
+	t.Helper()
+	var r io.Reader
+	if body != "" {
+		r = strings.NewReader(body)
+	}
+	req, err := http.NewRequest(http.MethodPost, url, r)
+	require.NoError(t, err)
+	if body != "" {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if token != "" {
+		req.Header.Set("Authorization", "Bearer "+token)
+	}
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	raw, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	require.Equal(t, want, resp.StatusCode, "%s: %s", url, raw)
+	out := map[string]any{}
+	if len(raw) > 0 {
+		require.NoError(t, json.Unmarshal(raw, &out))
+	}
+	return out
+}
+
+func getWithToken(t *testing.T, url, token string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(http.MethodGet, url, nil)
+	require.NoError(t, err)
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	body, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(body)
 }
 
 func TestMigrateSubcommand(t *testing.T) {
@@ -145,6 +228,10 @@ func TestBadInvocations(t *testing.T) {
 		{"migrate with no action", []string{"server", "migrate"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, "usage"},
 		{"wildcard CORS origin", []string{"server", "-addr", "127.0.0.1:0", "-allowed-origins", "*"}, nil, "exact origin"},
 		{"address in use or invalid", []string{"server", "-addr", "127.0.0.1:99999"}, nil, "invalid port"},
+		{"users without a database", []string{"server", "users", "set-role", "a@example.com", "admin"}, nil, "DATABASE_URL"},
+		{"users with a bad role", []string{"server", "users", "set-role", "a@example.com", "root"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, "role"},
+		{"a JWT seed of the wrong size", []string{"server", "-jwt-seed", "c2hvcnQ="}, nil, "jwt-seed"},
+		{"a bad trusted proxy", []string{"server", "-trusted-proxies", "10.0.0.0/33"}, nil, "trusted proxy"},
 		{"unreachable database", []string{"server", "-database-url", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=2"}, nil, "postgres"},
 	} {
 		t.Run(tt.description, func(t *testing.T) {

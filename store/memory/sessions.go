@@ -100,8 +100,9 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.R
 	case !sess.Live(r.Now):
 		return auth.RotationResult{Session: sess}, auth.ErrSessionExpired
 	}
+	role := s.users[sess.UserID].Role
 	if !row.usedAt.IsZero() {
-		res := auth.RotationResult{Session: sess, UsedAt: row.usedAt}
+		res := auth.RotationResult{Session: sess, UsedAt: row.usedAt, UserRole: role}
 		if next, ok := s.generation[sessionGeneration{row.session, row.generation + 1}]; ok {
 			res.SuccessorUnused = s.refresh[next].usedAt.IsZero()
 		}
@@ -122,7 +123,7 @@ func (s *Store) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.R
 		sess.IdleExpiresAt = sess.AbsoluteExpiresAt
 	}
 	s.sessions[sess.ID] = sess
-	return auth.RotationResult{Session: sess, Rotated: true}, nil
+	return auth.RotationResult{Session: sess, Rotated: true, UserRole: role}, nil
 }
 
 // RevokeSession implements auth.SessionStore.

@@ -12,19 +12,31 @@ import (
 // AppendAudit implements auth.AuditLog. The table refuses updates and
 // deletes (a trigger), so the log is append-only even for code with SQL
 // access.
+//
+// Events from concurrent callers are written together (group commit: one
+// COPY and one commit per batch), and each call returns only after its
+// event is committed.
 func (db *DB) AppendAudit(ctx context.Context, e auth.AuditEvent) error {
-	var actor *uuid.UUID
-	if e.ActorID != uuid.Nil {
-		actor = &e.ActorID
-	}
-	details := e.Details
-	if details == nil {
-		details = map[string]string{}
-	}
-	_, err := db.pool.Exec(ctx, `INSERT INTO audit_events
-		(at, actor_id, action, target_type, target_id, ip, user_agent, outcome, reason, details)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`,
-		utc(e.At), actor, e.Action, e.TargetType, e.TargetID, e.IP, e.UserAgent, e.Outcome, e.Reason, details)
+	return db.audit.Do(ctx, e)
+}
+
+var auditCopyColumns = []string{"at", "actor_id", "action", "target_type", "target_id", "ip", "user_agent", "outcome", "reason", "details"}
+
+// writeAudit is the audit batcher's flush.
+func (db *DB) writeAudit(ctx context.Context, events []auth.AuditEvent) error {
+	_, err := db.pool.CopyFrom(ctx, pgx.Identifier{"audit_events"}, auditCopyColumns,
+		pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+			e := events[i]
+			var actor *uuid.UUID
+			if e.ActorID != uuid.Nil {
+				actor = &e.ActorID
+			}
+			details := e.Details
+			if details == nil {
+				details = map[string]string{}
+			}
+			return []any{utc(e.At), actor, e.Action, e.TargetType, e.TargetID, e.IP, e.UserAgent, e.Outcome, e.Reason, details}, nil
+		}))
 	return translate(err, nil)
 }
 

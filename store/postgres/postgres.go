@@ -12,6 +12,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/batch"
 )
 
 // Defaults of Config.
@@ -52,6 +53,7 @@ func (c *Config) withDefaults() Config {
 type DB struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+	audit  *batch.Batcher[auth.AuditEvent]
 	// Now is the clock used for timestamps the store sets itself.
 	Now func() time.Time
 }
@@ -87,14 +89,19 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 		pool.Close()
 		return nil, err
 	}
+	db.audit = batch.New(db.writeAudit, batch.Config{MaxBatch: 512, Flushers: 2})
 	return db, nil
 }
 
 // Pool returns the underlying pool, for hosts that share it.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
-// Close closes every connection. It waits for connections in use.
-func (db *DB) Close() { db.pool.Close() }
+// Close writes the audit events still queued, then closes every
+// connection. It waits for connections in use.
+func (db *DB) Close() {
+	db.audit.Close()
+	db.pool.Close()
+}
 
 // Ping checks that the database answers, for readiness probes.
 func (db *DB) Ping(ctx context.Context) error {

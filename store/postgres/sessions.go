@@ -117,28 +117,36 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.Rot
 		)
 		UPDATE sessions s SET generation = old.generation + 1, last_used_at = $3,
 			idle_expires_at = LEAST($3 + make_interval(secs => $4), s.absolute_expires_at)
-		FROM old WHERE s.id = old.session_id
-		RETURNING `+sessionColumnsOf("s"),
+		FROM old, users u WHERE s.id = old.session_id AND u.id = s.user_id
+		RETURNING `+sessionColumnsOf("s")+`, u.role`,
 		r.OldHash, r.NewHash, now, r.IdleTimeout.Seconds())
-	sess, err := scanSession(row)
+	var (
+		rotated auth.RotationResult
+		ra      *time.Time
+	)
+	err := row.Scan(append(sessionDest(&rotated.Session, &ra), &rotated.UserRole)...)
 	if err == nil {
-		return auth.RotationResult{Session: sess, Rotated: true}, nil
+		finishSession(&rotated.Session, ra)
+		rotated.Rotated = true
+		return rotated, nil
 	}
-	if !errors.Is(err, auth.ErrSessionNotFound) {
+	if err = translate(err, auth.ErrSessionNotFound); !errors.Is(err, auth.ErrSessionNotFound) {
 		return auth.RotationResult{}, err
 	}
 
 	// Nothing rotated: say why.
 	var (
 		res             auth.RotationResult
-		ra, usedAt      *time.Time
+		usedAt          *time.Time
 		successorUnused *bool
 	)
-	dest := append(sessionDest(&res.Session, &ra), &usedAt, &successorUnused)
+	ra = nil
+	dest := append(sessionDest(&res.Session, &ra), &usedAt, &successorUnused, &res.UserRole)
 	err = db.pool.QueryRow(ctx, `
 		SELECT `+sessionColumnsOf("s")+`, t.used_at,
-			(SELECT n.used_at IS NULL FROM refresh_tokens n WHERE n.session_id = t.session_id AND n.generation = t.generation + 1)
-		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id
+			(SELECT n.used_at IS NULL FROM refresh_tokens n WHERE n.session_id = t.session_id AND n.generation = t.generation + 1),
+			u.role
+		FROM refresh_tokens t JOIN sessions s ON s.id = t.session_id JOIN users u ON u.id = s.user_id
 		WHERE t.hash = $1`, r.OldHash).Scan(dest...)
 	if err != nil {
 		return auth.RotationResult{}, translate(err, auth.ErrRefreshTokenUnknown)

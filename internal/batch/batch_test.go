@@ -1,0 +1,89 @@
+package batch_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/batch"
+)
+
+func TestConcurrentItemsShareFlushes(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		written []int
+		flushes atomic.Int64
+	)
+	release := make(chan struct{})
+	b := batch.New(func(ctx context.Context, items []int) error {
+		if flushes.Add(1) == 1 {
+			<-release // hold the first flush so the others queue up
+		}
+		mu.Lock()
+		written = append(written, items...)
+		mu.Unlock()
+		return nil
+	}, batch.Config{MaxBatch: 64})
+	defer b.Close()
+
+	var wg sync.WaitGroup
+	for i := range 100 {
+		wg.Go(func() { require.NoError(t, b.Do(context.Background(), i)) })
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(release)
+	wg.Wait()
+	require.Len(t, written, 100, "every item written once")
+	require.Less(t, flushes.Load(), int64(10), "items were grouped")
+}
+
+func TestFlushErrorFailsTheWholeBatch(t *testing.T) {
+	t.Parallel()
+	boom := errors.New("disk full")
+	b := batch.New(func(ctx context.Context, items []string) error { return boom }, batch.Config{})
+	defer b.Close()
+	require.ErrorIs(t, b.Do(context.Background(), "x"), boom)
+}
+
+func TestCallerCancellationDoesNotCancelTheFlush(t *testing.T) {
+	t.Parallel()
+	var sawCancel atomic.Bool
+	started := make(chan struct{})
+	b := batch.New(func(ctx context.Context, items []int) error {
+		close(started)
+		time.Sleep(20 * time.Millisecond)
+		sawCancel.Store(ctx.Err() != nil)
+		return nil
+	}, batch.Config{})
+	defer b.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	go func() { <-started; cancel() }()
+	require.ErrorIs(t, b.Do(ctx, 1), context.Canceled)
+	b.Close()
+	require.False(t, sawCancel.Load())
+}
+
+func TestCloseFlushesWhatIsQueuedThenRefuses(t *testing.T) {
+	t.Parallel()
+	var n atomic.Int64
+	b := batch.New(func(ctx context.Context, items []int) error {
+		time.Sleep(time.Millisecond)
+		n.Add(int64(len(items)))
+		return nil
+	}, batch.Config{MaxBatch: 4, Flushers: 2})
+	var wg sync.WaitGroup
+	for i := range 40 {
+		wg.Go(func() { _ = b.Do(context.Background(), i) })
+	}
+	wg.Wait()
+	b.Close()
+	b.Close()
+	require.Equal(t, int64(40), n.Load())
+	require.ErrorIs(t, b.Do(context.Background(), 1), batch.ErrClosed)
+}
