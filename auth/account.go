@@ -110,8 +110,9 @@ func (s *Service) SetRole(ctx context.Context, p Principal, user uuid.UUID, role
 	if err != nil {
 		return User{}, err
 	}
-	// Token iat has one-second resolution: tokens from this very second pass.
-	if err := s.revoked.RevokeUserTokensBefore(ctx, user, now.Truncate(time.Second), s.accessTokenHorizon(now)); err != nil {
+	// Tokens carry their issue time to the microsecond: every token issued
+	// before this moment is refused, every one issued after passes.
+	if err := s.revoked.RevokeUserTokensBefore(ctx, user, now, s.accessTokenHorizon(now)); err != nil {
 		return User{}, err
 	}
 	s.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditRoleChanged, TargetType: "user", TargetID: user.String(),

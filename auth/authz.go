@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"strconv"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/google/uuid"
@@ -17,8 +18,7 @@ import (
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
 	p, err := s.tokens.Verify(accessToken)
 	if err != nil {
-		s.record(ctx, AuditEvent{Action: AuditTokenRejected, TargetType: "access_token", Outcome: OutcomeDenied,
-			Reason: tokenRejection(err)})
+		s.recordRejection(ctx, tokenRejection(err))
 		return Principal{}, err
 	}
 	if err := s.revoked.CheckToken(ctx, p.SessionID, p.UserID, p.IssuedAt); err != nil {
@@ -41,6 +41,25 @@ func (s *Service) Authorize(ctx context.Context, p Principal, perm Permission) e
 	s.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditAccessDenied, TargetType: "permission", TargetID: string(perm),
 		Outcome: OutcomeDenied, Reason: "missing_permission", Details: map[string]string{"role": string(p.Role)}})
 	return ErrForbidden
+}
+
+// tokenRejectionAuditLimit bounds the audit events written for rejected
+// tokens per client address, so that garbage tokens cannot grow the log at
+// request rate.
+var tokenRejectionAuditLimit = Limit{Rate: 30, Period: time.Minute, Burst: 30}
+
+// recordRejection audits a refused access token, except an expired one
+// (every well-behaved app presents one now and then before refreshing),
+// and at most tokenRejectionAuditLimit per client address.
+func (s *Service) recordRejection(ctx context.Context, reason string) {
+	if reason == "expired" {
+		return
+	}
+	res, err := s.limiter.Allow(ctx, "audit:token:"+clientBucket(ClientFromContext(ctx).IP), tokenRejectionAuditLimit)
+	if err != nil || !res.Allowed {
+		return
+	}
+	s.record(ctx, AuditEvent{Action: AuditTokenRejected, TargetType: "access_token", Outcome: OutcomeDenied, Reason: reason})
 }
 
 // tokenRejection names why an access token failed verification, for the

@@ -8,14 +8,11 @@ import (
 	"testing"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
-	"github.com/golang-jwt/jwt/v5"
 	"github.com/oauth2-proxy/mockoidc"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/oauth2"
 
 	"github.com/adshare/adshare/auth"
-	"github.com/adshare/adshare/auth/oidc"
+	"github.com/adshare/adshare/auth/oidc/oidctest"
 	"github.com/adshare/adshare/internal/errs"
 )
 
@@ -25,40 +22,27 @@ const oidcRedirect = "https://dashboard.adshare.test/oidc/callback"
 // OpenID Connect server (mockoidc) running in-process.
 type oidcBundle struct {
 	*testBundle
-	m *mockoidc.MockOIDC
+	idp *oidctest.Server
 }
 
 func setupOIDC(t *testing.T, mutate ...func(*auth.Config)) *oidcBundle {
 	t.Helper()
-	m, err := mockoidc.Run()
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = m.Shutdown() })
-	p, err := oidc.New(t.Context(), oidc.Config{
-		Name: "mock", IssuerURL: m.Issuer(), ClientID: m.ClientID, ClientSecret: m.ClientSecret,
-		RedirectURIs: []string{oidcRedirect}, NativeClientIDs: []string{"ios-app"},
-		TokenAuthMethod: oidc.TokenAuthClientSecretPost,
-	})
-	require.NoError(t, err)
+	idp := oidctest.Start(t)
+	p := idp.Provider(t, "mock", oidcRedirect)
 	b := setup(t, append([]func(*auth.Config){func(c *auth.Config) { c.Providers = []auth.IdentityProvider{p} }}, mutate...)...)
-	return &oidcBundle{testBundle: b, m: m}
+	return &oidcBundle{testBundle: b, idp: idp}
 }
 
-// browse plays the browser at the provider: follows the authorization URL
-// and returns the code and state the provider sends back.
+// browse plays the browser at the provider and returns the code and state
+// it sends back.
 func browse(t *testing.T, authURL string) (code, state string) {
 	t.Helper()
-	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(authURL)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	return loc.Query().Get("code"), loc.Query().Get("state")
+	_, code, state = oidctest.Browse(t, authURL)
+	return code, state
 }
 
 func (b *oidcBundle) queueUser(subject, email string, verified bool) {
-	b.m.QueueUser(&mockoidc.MockUser{Subject: subject, Email: email, EmailVerified: verified, PreferredUsername: subject})
+	b.idp.QueueUser(subject, email, verified)
 }
 
 func TestOIDCWebFlow(t *testing.T) {
@@ -206,34 +190,16 @@ func TestOIDCWebFlow(t *testing.T) {
 		a, err := b.svc.BeginOIDC(ctx, "mock", oidcRedirect, [16]byte{})
 		require.NoError(t, err)
 		code, state := browse(t, a.URL)
-		b.m.QueueError(&mockoidc.ServerError{Code: http.StatusInternalServerError, Error: mockoidc.InternalServerError, Description: "boom"})
+		b.idp.QueueError(&mockoidc.ServerError{Code: http.StatusInternalServerError, Error: mockoidc.InternalServerError, Description: "boom"})
 		_, err = b.svc.CompleteOIDC(ctx, "mock", state, code)
 		require.ErrorIs(t, err, auth.ErrProviderUnavailable)
 		require.Equal(t, errs.Unavailable, errs.KindOf(err))
 	})
 }
 
-// nativeToken plays the mobile app: it signs in at the provider itself
-// (with its own PKCE) passing nonce, and returns the raw ID token.
 func (b *oidcBundle) nativeToken(t *testing.T, nonce string) string {
 	t.Helper()
-	conf := &oauth2.Config{
-		ClientID: b.m.ClientID, ClientSecret: b.m.ClientSecret, RedirectURL: "com.adshare.app:/cb",
-		Endpoint: oauth2.Endpoint{AuthURL: b.m.AuthorizationEndpoint(), TokenURL: b.m.TokenEndpoint(), AuthStyle: oauth2.AuthStyleInParams},
-		Scopes:   []string{"openid", "email"},
-	}
-	verifier := oauth2.GenerateVerifier()
-	c := &http.Client{Timeout: 5 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)))
-	require.NoError(t, err)
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	tok, err := conf.Exchange(t.Context(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
-	require.NoError(t, err)
-	raw, _ := tok.Extra("id_token").(string)
-	require.NotEmpty(t, raw)
-	return raw
+	return b.idp.NativeIDToken(t, nonce)
 }
 
 func TestOIDCNativeFlow(t *testing.T) {
@@ -273,22 +239,13 @@ func TestOIDCNativeFlow(t *testing.T) {
 		ctx := client("203.0.113.92")
 		nonce, _, err := b.svc.OIDCNonce(ctx, "mock")
 		require.NoError(t, err)
-		now := time.Now()
-		forged, err := b.m.Keypair.SignJWT(jwt.MapClaims{
-			"iss": b.m.Issuer(), "sub": "sub-y", "aud": []string{"some-other-app"}, "email": "y@example.com",
-			"email_verified": true, "nonce": nonce, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		})
-		require.NoError(t, err)
+		forged := b.idp.SignIDToken(t, b.idp.IDTokenClaims("sub-y", "y@example.com", nonce, "some-other-app"))
 		_, err = b.svc.SignInWithIDToken(ctx, "mock", forged, [16]byte{})
 		require.ErrorIs(t, err, auth.ErrOIDCFailed)
 		require.Equal(t, "token_invalid", b.audit(t, auth.AuditFilter{Action: auth.AuditOIDCFailure})[0].Reason)
 
 		// The same token for the iOS client id, which is configured, passes.
-		ok, err := b.m.Keypair.SignJWT(jwt.MapClaims{
-			"iss": b.m.Issuer(), "sub": "sub-y", "aud": []string{"ios-app"}, "email": "y@example.com",
-			"email_verified": true, "nonce": nonce, "iat": now.Unix(), "exp": now.Add(time.Hour).Unix(),
-		})
-		require.NoError(t, err)
+		ok := b.idp.SignIDToken(t, b.idp.IDTokenClaims("sub-y", "y@example.com", nonce, oidctest.NativeClientID))
 		_, err = b.svc.SignInWithIDToken(ctx, "mock", ok, [16]byte{})
 		require.NoError(t, err)
 	})

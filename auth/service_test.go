@@ -632,3 +632,19 @@ func TestConfigMisuse(t *testing.T) {
 		require.Error(t, err)
 	}
 }
+
+// Garbage tokens are audited, but at most a bounded number per client
+// address: the log cannot be grown at request rate.
+func TestTokenRejectionAuditsAreBounded(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	for range 100 {
+		_, err := b.svc.Authenticate(client("192.0.2.66"), "garbage.token.value")
+		require.ErrorIs(t, err, auth.ErrUnauthenticated)
+	}
+	n := len(b.audit(t, auth.AuditFilter{Action: auth.AuditTokenRejected, Limit: 1000}))
+	require.Equal(t, 30, n)
+	_, err := b.svc.Authenticate(client("192.0.2.67"), "garbage.token.value")
+	require.ErrorIs(t, err, auth.ErrUnauthenticated)
+	require.Len(t, b.audit(t, auth.AuditFilter{Action: auth.AuditTokenRejected, Limit: 1000}), 31, "another address is audited")
+}

@@ -60,6 +60,10 @@ type AccessClaims struct {
 	SessionID string `json:"sid"`
 	// Role is the user's role when the token was issued.
 	Role Role `json:"role"`
+	// IssuedAtMicros is iat to the microsecond (iat itself has whole
+	// seconds), so that "refuse this user's tokens issued before now" (a
+	// role change) needs no one-second blind spot.
+	IssuedAtMicros int64 `json:"iat_us"`
 }
 
 // Validate implements jwt.ClaimsValidator: checks that run after the
@@ -79,6 +83,9 @@ func (c AccessClaims) Validate() error {
 	}
 	if c.IssuedAt == nil {
 		return errors.New("iat is missing")
+	}
+	if c.IssuedAtMicros/1_000_000 != c.IssuedAt.Unix() {
+		return errors.New("iat_us does not match iat")
 	}
 	return nil
 }
@@ -157,7 +164,8 @@ func (t *Tokens) Leeway() time.Duration { return t.cfg.Leeway }
 
 // Issue signs an access token for the user's session with the given role.
 func (t *Tokens) Issue(user, session uuid.UUID, role Role) (string, AccessClaims, error) {
-	now := t.cfg.Now().UTC().Truncate(time.Second)
+	precise := t.cfg.Now().UTC()
+	now := precise.Truncate(time.Second)
 	jti := make([]byte, 16)
 	_, _ = rand.Read(jti)
 	claims := AccessClaims{
@@ -170,8 +178,9 @@ func (t *Tokens) Issue(user, session uuid.UUID, role Role) (string, AccessClaims
 			IssuedAt:  jwt.NewNumericDate(now),
 			ID:        base64.RawURLEncoding.EncodeToString(jti),
 		},
-		SessionID: session.String(),
-		Role:      role,
+		SessionID:      session.String(),
+		Role:           role,
+		IssuedAtMicros: precise.UnixMicro(),
 	}
 	keys := t.keys.Load()
 	tok := jwt.NewWithClaims(jwt.SigningMethodEdDSA, claims)
@@ -257,7 +266,7 @@ func (t *Tokens) verify(token string) (Principal, error) {
 		SessionID: uuid.MustParse(claims.SessionID),
 		Role:      claims.Role,
 		TokenID:   claims.ID,
-		IssuedAt:  claims.IssuedAt.UTC(),
+		IssuedAt:  time.UnixMicro(claims.IssuedAtMicros).UTC(),
 		ExpiresAt: claims.ExpiresAt.UTC(),
 	}, nil
 }

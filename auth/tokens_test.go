@@ -41,6 +41,7 @@ func (b *tokenBundle) validClaims() jwt.MapClaims {
 		"iss": "https://api.adshare.test", "aud": []string{auth.DefaultAudience},
 		"sub": uuid.NewString(), "sid": uuid.NewString(), "role": "user", "jti": "abc",
 		"iat": b.now.Unix(), "nbf": b.now.Unix(), "exp": b.now.Add(10 * time.Minute).Unix(),
+		"iat_us": b.now.UnixMicro(),
 	}
 }
 
@@ -157,6 +158,7 @@ func TestTokenAttacksAreRefused(t *testing.T) {
 		{"unknown role", b.sign(t, b.key, with("role", "root"), nil), "role"},
 		{"no iat", b.sign(t, b.key, with("iat", nil), nil), "iat"},
 		{"no jti", b.sign(t, b.key, with("jti", nil), nil), "jti"},
+		{"iat_us far from iat", b.sign(t, b.key, with("iat_us", b.now.Add(-time.Hour).UnixMicro()), nil), "iat_us"},
 		{"non-canonical base64 signature", parts[0] + "." + parts[1] + "." + parts[2] + "=", "malformed"},
 		{"garbage", "not.a.token", "malformed"},
 		{"empty", "", "malformed"},

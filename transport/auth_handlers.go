@@ -80,19 +80,18 @@ func (r *registerRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleRegister() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeJSON[registerRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		u, pair, err := s.auth.Register(r.Context(), auth.Registration{Email: req.Email, Password: req.Password, DisplayName: req.DisplayName})
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		w.Header().Set("Location", "/users/me")
 		s.writeTokens(w, http.StatusCreated, pair, &u, true)
+		return nil
 	})
 }
 
@@ -109,18 +108,17 @@ func (r *loginRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleLogin() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeJSON[loginRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		u, pair, err := s.auth.Login(r.Context(), req.Email, req.Password)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		s.writeTokens(w, http.StatusOK, pair, &u, false)
+		return nil
 	})
 }
 
@@ -135,29 +133,27 @@ func (r *refreshRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleRefresh() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeJSON[refreshRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		pair, err := s.auth.Refresh(r.Context(), req.RefreshToken)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		s.writeTokens(w, http.StatusOK, pair, nil, false)
+		return nil
 	})
 }
 
 // handleLogout ends the session of the access token, or, for a client
 // whose access token expired, of the refresh token in the body.
 func (s *server) handleLogout() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		p, ok, err := s.optionalPrincipal(r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		if ok {
 			err = s.auth.Logout(r.Context(), p)
@@ -168,10 +164,10 @@ func (s *server) handleLogout() http.Handler {
 			}
 		}
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
@@ -187,11 +183,10 @@ type sessionJSON struct {
 }
 
 func (s *server) handleListSessions() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		sessions, err := s.auth.Sessions(r.Context(), p)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		out := make([]sessionJSON, 0, len(sessions))
 		for _, sess := range sessions {
@@ -203,37 +198,36 @@ func (s *server) handleListSessions() http.Handler {
 				CreatedAt: sess.CreatedAt, LastUsedAt: sess.LastUsedAt, ExpiresAt: expires, Current: sess.ID == p.SessionID})
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"sessions": out})
+		return nil
 	})
 }
 
 func (s *server) handleRevokeSession() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		id, err := pathUUID(r, "id")
 		if err != nil {
-			s.writeError(w, r, auth.ErrSessionNotFound)
-			return
+			return auth.ErrSessionNotFound
 		}
 		if err := s.auth.RevokeSession(r.Context(), p, id); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
 func (s *server) handleRevokeAllSessions() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		keep, err := queryBool(r, "keep_current")
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		n, err := s.auth.RevokeAllSessions(r.Context(), p, keep)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
+		return nil
 	})
 }
 
@@ -249,27 +243,27 @@ func (r *passwordRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleChangePassword() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		req, err := decodeJSON[passwordRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		if err := s.auth.ChangePassword(r.Context(), p, req.CurrentPassword, req.NewPassword); err != nil {
 			if e := errs.As(err); e != nil && e.Fields["password"] != "" {
 				err = e.WithFields(errs.Fields{"new_password": e.Fields["password"]})
 			}
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		w.WriteHeader(http.StatusNoContent)
+		return nil
 	})
 }
 
 func (s *server) handleJWKS() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/jwk-set+json")
 		w.Header().Set("Cache-Control", "public, max-age=300")
 		_, _ = w.Write(s.auth.Tokens().Keys().JWKS())
+		return nil
 	})
 }

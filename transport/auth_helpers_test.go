@@ -11,21 +11,17 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	gooidc "github.com/coreos/go-oidc/v3/oidc"
 	"github.com/google/uuid"
-	"github.com/oauth2-proxy/mockoidc"
 	oasvalidator "github.com/pb33f/libopenapi-validator"
 	"github.com/stretchr/testify/require"
-	"golang.org/x/oauth2"
 
 	"github.com/adshare/adshare/auth"
-	"github.com/adshare/adshare/auth/oidc"
+	"github.com/adshare/adshare/auth/oidc/oidctest"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
@@ -104,7 +100,7 @@ type authBundle struct {
 	key     ed25519.PrivateKey
 	keys    *auth.KeySet
 	oas     oasvalidator.Validator
-	oidc    *mockoidc.MockOIDC // nil unless bundleOpts.oidc
+	oidc    *oidctest.Server // nil unless bundleOpts.oidc
 	logs    *testenv.Buffer
 }
 
@@ -174,17 +170,8 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 	b.users, b.audit, b.limiter = cfg.Users, cfg.Audit, cfg.Limiter
 
 	if opts.oidc {
-		m, err := mockoidc.Run()
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = m.Shutdown() })
-		p, err := oidc.New(t.Context(), oidc.Config{
-			Name: "mock", IssuerURL: m.Issuer(), ClientID: m.ClientID, ClientSecret: m.ClientSecret,
-			RedirectURIs: []string{testOIDCRedirect}, NativeClientIDs: []string{"ios-app"},
-			TokenAuthMethod: oidc.TokenAuthClientSecretPost,
-		})
-		require.NoError(t, err)
-		cfg.Providers = []auth.IdentityProvider{p}
-		b.oidc = m
+		b.oidc = oidctest.Start(t)
+		cfg.Providers = []auth.IdentityProvider{b.oidc.Provider(t, "mock", testOIDCRedirect)}
 	}
 	if opts.authConfig != nil {
 		opts.authConfig(&cfg)
@@ -413,27 +400,20 @@ func jwtHeader(t *testing.T, token string) map[string]any {
 	return h
 }
 
-// browse plays the browser at the provider: it opens the authorization URL
-// without following the redirect and returns the code and state that the
-// provider sends back.
+// browse plays the browser at the provider and returns the code and state
+// it sends back to the registered redirect URI.
 func browse(t *testing.T, authURL string) (code, state string) {
 	t.Helper()
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(authURL)
-	require.NoError(t, err)
-	defer resp.Body.Close()
-	require.Equal(t, http.StatusFound, resp.StatusCode)
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
+	loc, code, state := oidctest.Browse(t, authURL)
 	require.Equal(t, testOIDCRedirect, loc.Scheme+"://"+loc.Host+loc.Path)
-	return loc.Query().Get("code"), loc.Query().Get("state")
+	return code, state
 }
 
 // beginOIDC starts the web flow over the API and returns the state and the
 // provider's code for it.
 func (b *authBundle) beginOIDC(t *testing.T, subject, email string) (code, state string) {
 	t.Helper()
-	b.oidc.QueueUser(&mockoidc.MockUser{Subject: subject, Email: email, EmailVerified: true, PreferredUsername: subject})
+	b.oidc.QueueUser(subject, email, true)
 	var a struct {
 		AuthorizationURL string    `json:"authorization_url"`
 		State            string    `json:"state"`
@@ -447,28 +427,12 @@ func (b *authBundle) beginOIDC(t *testing.T, subject, email string) (code, state
 	return code, state
 }
 
-// nativeIDToken plays the mobile app: it signs in at the provider with its
-// own client and PKCE, passing nonce, and returns the raw ID token.
+// nativeIDToken plays the mobile app: it signs in at the provider itself,
+// passing nonce, and returns the raw ID token.
 func (b *authBundle) nativeIDToken(t *testing.T, subject, email, nonce string) string {
 	t.Helper()
-	b.oidc.QueueUser(&mockoidc.MockUser{Subject: subject, Email: email, EmailVerified: true, PreferredUsername: subject})
-	conf := &oauth2.Config{
-		ClientID: b.oidc.ClientID, ClientSecret: b.oidc.ClientSecret, RedirectURL: "com.adshare.app:/cb",
-		Endpoint: oauth2.Endpoint{AuthURL: b.oidc.AuthorizationEndpoint(), TokenURL: b.oidc.TokenEndpoint(), AuthStyle: oauth2.AuthStyleInParams},
-		Scopes:   []string{"openid", "email"},
-	}
-	verifier := oauth2.GenerateVerifier()
-	c := &http.Client{Timeout: 10 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
-	resp, err := c.Get(conf.AuthCodeURL("s", oauth2.S256ChallengeOption(verifier), gooidc.Nonce(nonce)))
-	require.NoError(t, err)
-	resp.Body.Close()
-	loc, err := url.Parse(resp.Header.Get("Location"))
-	require.NoError(t, err)
-	tok, err := conf.Exchange(t.Context(), loc.Query().Get("code"), oauth2.VerifierOption(verifier))
-	require.NoError(t, err)
-	raw, _ := tok.Extra("id_token").(string)
-	require.NotEmpty(t, raw)
-	return raw
+	b.oidc.QueueUser(subject, email, true)
+	return b.oidc.NativeIDToken(t, nonce)
 }
 
 // jsonUnmarshalStrict decodes raw into v, refusing unknown fields.

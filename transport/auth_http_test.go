@@ -525,8 +525,8 @@ func TestAPIRateLimitsOverHTTP(t *testing.T) {
 			require.NoError(t, err)
 			require.Positive(t, retry)
 			require.LessOrEqual(t, retry, 3600)
-			require.Equal(t, strconv.Itoa(DefaultClientRateLimit.Burst), r.header.Get("RateLimit-Limit"),
-				"the RateLimit headers describe the client limit")
+			require.Equal(t, "2", r.header.Get("RateLimit-Limit"), "the user's budget binds a signed-in client")
+			require.Equal(t, "0", r.header.Get("RateLimit-Remaining"))
 			b.do(t, http.MethodPatch, "/users/me", alice.AccessToken, map[string]string{"display_name": "A"}).
 				problem(t, http.StatusTooManyRequests, "rate_limited")
 			require.Equal(t, "", b.me(t, bob.AccessToken).DisplayName, "another user from the same address is unaffected")

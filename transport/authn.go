@@ -18,41 +18,50 @@ func bearerToken(r *http.Request) string {
 	return strings.TrimSpace(token)
 }
 
-// principalHandler is a handler that runs only for authenticated callers.
-type principalHandler func(w http.ResponseWriter, r *http.Request, p auth.Principal)
+// apiFunc is an endpoint that returns its error instead of answering it.
+type apiFunc func(w http.ResponseWriter, r *http.Request) error
+
+// api answers the error of f, if any, as a problem document. f must not
+// have written anything when it returns an error.
+func (s *server) api(f apiFunc) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if err := f(w, r); err != nil {
+			s.writeError(w, r, err)
+		}
+	})
+}
+
+// principalFunc is an endpoint that runs only for authenticated callers.
+type principalFunc func(w http.ResponseWriter, r *http.Request, p auth.Principal) error
 
 // authenticated requires a valid access token: 401 without one, or with a
 // forged, expired or revoked one. The principal goes into the context and
 // to the handler.
-func (s *server) authenticated(h principalHandler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+func (s *server) authenticated(h principalFunc) http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		token := bearerToken(r)
 		if token == "" {
-			s.writeError(w, r, auth.ErrUnauthenticated.WithMessage("an access token is required (Authorization: Bearer …)"))
-			return
+			return auth.ErrUnauthenticated.WithMessage("an access token is required (Authorization: Bearer …)")
 		}
 		p, err := s.auth.Authenticate(r.Context(), token)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
-		if err := s.limitPrincipal(r, p); err != nil {
-			s.writeError(w, r, err)
-			return
+		if err := s.limitPrincipal(w, r, p); err != nil {
+			return err
 		}
-		h(w, r.WithContext(auth.NewContextWithPrincipal(r.Context(), p)), p)
+		return h(w, r.WithContext(auth.NewContextWithPrincipal(r.Context(), p)), p)
 	})
 }
 
 // requirePermission is authenticated plus a permission check; the denial is
 // audited by the service. Services check ownership on top.
-func (s *server) requirePermission(perm auth.Permission, h principalHandler) http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+func (s *server) requirePermission(perm auth.Permission, h principalFunc) http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		if err := s.auth.Authorize(r.Context(), p, perm); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
-		h(w, r, p)
+		return h(w, r, p)
 	})
 }
 

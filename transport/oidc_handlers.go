@@ -12,12 +12,13 @@ import (
 )
 
 func (s *server) handleProviders() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		names := s.auth.ProviderNames()
 		if names == nil {
 			names = []string{}
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"providers": names})
+		return nil
 	})
 }
 
@@ -50,24 +51,22 @@ func (s *server) linkTarget(r *http.Request, link bool) (uuid.UUID, error) {
 }
 
 func (s *server) handleOIDCAuthorize() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeJSON[oidcAuthorizeRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		linkTo, err := s.linkTarget(r, req.Link)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		a, err := s.auth.BeginOIDC(r.Context(), r.PathValue("provider"), req.RedirectURI, linkTo)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, map[string]any{"authorization_url": a.URL, "state": a.State, "expires_at": a.ExpiresAt})
+		return nil
 	})
 }
 
@@ -84,26 +83,29 @@ func (o *oidcCallbackRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleOIDCCallback() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeJSON[oidcCallbackRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		res, err := s.auth.CompleteOIDC(r.Context(), r.PathValue("provider"), req.State, req.Code)
-		s.writeOIDCResult(w, r, res, err)
+		if err != nil {
+			return err
+		}
+		s.writeOIDCResult(w, res)
+		return nil
 	})
 }
 
 func (s *server) handleOIDCNonce() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		nonce, expires, err := s.auth.OIDCNonce(r.Context(), r.PathValue("provider"))
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		w.Header().Set("Cache-Control", "no-store")
 		writeJSON(w, http.StatusOK, map[string]any{"nonce": nonce, "expires_at": expires.UTC().Truncate(time.Second)})
+		return nil
 	})
 }
 
@@ -119,28 +121,28 @@ func (t *idTokenRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleOIDCIDToken() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		req, err := decodeJSON[idTokenRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		linkTo, err := s.linkTarget(r, req.Link)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		res, err := s.auth.SignInWithIDToken(r.Context(), r.PathValue("provider"), req.IDToken, linkTo)
-		s.writeOIDCResult(w, r, res, err)
+		if err != nil {
+			return err
+		}
+		s.writeOIDCResult(w, res)
+		return nil
 	})
 }
 
 // writeOIDCResult answers a provider sign-in with tokens (201 when the
 // account was created) and a link with the account.
-func (s *server) writeOIDCResult(w http.ResponseWriter, r *http.Request, res auth.OIDCResult, err error) {
+func (s *server) writeOIDCResult(w http.ResponseWriter, res auth.OIDCResult) {
 	switch {
-	case err != nil:
-		s.writeError(w, r, err)
 	case res.Linked:
 		writeJSON(w, http.StatusOK, map[string]any{"linked": true, "user": s.userJSON(res.User)})
 	case res.Created:

@@ -53,29 +53,29 @@ func (s *server) withClientRateLimit(next http.Handler) http.Handler {
 	})
 }
 
-// limitPrincipal limits requests per authenticated user, failing open.
-func (s *server) limitPrincipal(r *http.Request, p auth.Principal) error {
+// limitPrincipal limits requests per authenticated user, failing open. Its
+// RateLimit-* headers replace the per-address ones: the user's budget is
+// the one that binds a signed-in client.
+func (s *server) limitPrincipal(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 	if s.cfg.Limiter == nil {
 		return nil
 	}
-	return s.checkLimit(nil, r, "api:user:"+p.UserID.String(), s.cfg.UserRateLimit)
+	return s.checkLimit(w, r, "api:user:"+p.UserID.String(), s.cfg.UserRateLimit)
 }
 
 // checkLimit counts one request against l and returns errRateLimited (with
-// RetryAfter) when over. When w is set it also reports the client's budget
-// in RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset headers.
+// RetryAfter) when over. It reports the budget in RateLimit-Limit /
+// RateLimit-Remaining / RateLimit-Reset headers.
 func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, key string, l auth.Limit) error {
 	res, err := s.cfg.Limiter.Allow(r.Context(), key, l)
 	if err != nil {
 		s.logger.WarnContext(r.Context(), "transport: rate limiter unavailable; allowing", slog.Any("error", err))
 		return nil
 	}
-	if w != nil {
-		h := w.Header()
-		h.Set("RateLimit-Limit", strconv.Itoa(l.Burst))
-		h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-		h.Set("RateLimit-Reset", strconv.Itoa(int((res.ResetAfter+time.Second-1)/time.Second)))
-	}
+	h := w.Header()
+	h.Set("RateLimit-Limit", strconv.Itoa(l.Burst))
+	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
+	h.Set("RateLimit-Reset", strconv.Itoa(int((res.ResetAfter+time.Second-1)/time.Second)))
 	if !res.Allowed {
 		return errRateLimited.WithRetryAfter(res.RetryAfter)
 	}

@@ -12,13 +12,13 @@ import (
 )
 
 func (s *server) handleGetMe() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		u, err := s.auth.Me(r.Context(), p)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, s.userJSON(u))
+		return nil
 	})
 }
 
@@ -59,18 +59,17 @@ func (p profilePatch) update() auth.ProfileUpdate {
 }
 
 func (s *server) handlePatchMe() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		patch, err := decodeJSON[profilePatch](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		u, err := s.auth.UpdateProfile(r.Context(), p, patch.update())
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, s.userJSON(u))
+		return nil
 	})
 }
 
@@ -78,21 +77,20 @@ func (s *server) handlePatchMe() http.Handler {
 // unknown id and a forbidden one are both 404 for callers without the
 // permission, so ids cannot be probed.
 func (s *server) handleGetUser() http.Handler {
-	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		id, err := pathUUID(r, "id")
 		if err != nil {
-			s.writeError(w, r, auth.ErrUserNotFound)
-			return
+			return auth.ErrUserNotFound
 		}
 		u, err := s.auth.User(r.Context(), p, id)
 		if errs.KindOf(err) == errs.Forbidden {
 			err = auth.ErrUserNotFound
 		}
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, s.userJSON(u))
+		return nil
 	})
 }
 
@@ -107,26 +105,24 @@ func (t *tierRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleSetTier() http.Handler {
-	return s.requirePermission(auth.PermUsersManage, func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.requirePermission(auth.PermUsersManage, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		id, err := pathUUID(r, "id")
 		if err != nil {
-			s.writeError(w, r, auth.ErrUserNotFound)
-			return
+			return auth.ErrUserNotFound
 		}
 		req, err := decodeJSON[tierRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		u, err := s.auth.SetTier(r.Context(), p, id, req.Tier)
 		if err != nil {
 			if isTierNotFound(err) {
 				err = errs.New(errs.Invalid, "invalid_tier", "no such tier").WithFields(errs.Fields{"tier": "is not a configured tier"})
 			}
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, s.userJSON(u))
+		return nil
 	})
 }
 
@@ -146,46 +142,44 @@ func (rr *roleRequest) Valid(context.Context) errs.Fields {
 }
 
 func (s *server) handleSetRole() http.Handler {
-	return s.requirePermission(auth.PermUsersManage, func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.requirePermission(auth.PermUsersManage, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		id, err := pathUUID(r, "id")
 		if err != nil {
-			s.writeError(w, r, auth.ErrUserNotFound)
-			return
+			return auth.ErrUserNotFound
 		}
 		req, err := decodeJSON[roleRequest](r)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		u, err := s.auth.SetRole(r.Context(), p, id, req.Role)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, s.userJSON(u))
+		return nil
 	})
 }
 
 func (s *server) handleAdminRevokeSessions() http.Handler {
-	return s.requirePermission(auth.PermUsersManage, func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.requirePermission(auth.PermUsersManage, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		id, err := pathUUID(r, "id")
 		if err != nil {
-			s.writeError(w, r, auth.ErrUserNotFound)
-			return
+			return auth.ErrUserNotFound
 		}
 		n, err := s.auth.RevokeUserSessionsAsAdmin(r.Context(), p, id)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		writeJSON(w, http.StatusOK, map[string]int{"revoked": n})
+		return nil
 	})
 }
 
 func (s *server) handleTiers() http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Cache-Control", "public, max-age=60")
 		writeJSON(w, http.StatusOK, map[string]any{"tiers": s.auth.Tiers().All()})
+		return nil
 	})
 }
 
@@ -204,7 +198,7 @@ type auditEventJSON struct {
 }
 
 func (s *server) handleAuditEvents() http.Handler {
-	return s.requirePermission(auth.PermAuditRead, func(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	return s.requirePermission(auth.PermAuditRead, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		q := newQuery(r)
 		f := auth.AuditFilter{
 			ActorID:  q.uuid("actor_id"),
@@ -216,13 +210,11 @@ func (s *server) handleAuditEvents() http.Handler {
 			Limit:    int(q.int("limit", 1, 1000)),
 		}
 		if err := q.err(); err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		events, err := s.auth.AuditEvents(r.Context(), p, f)
 		if err != nil {
-			s.writeError(w, r, err)
-			return
+			return err
 		}
 		out := make([]auditEventJSON, 0, len(events))
 		for _, e := range events {
@@ -242,5 +234,6 @@ func (s *server) handleAuditEvents() http.Handler {
 			body["next_before_id"] = out[len(out)-1].ID
 		}
 		writeJSON(w, http.StatusOK, body)
+		return nil
 	})
 }
