@@ -190,3 +190,24 @@ func BenchmarkLoginFlood500(b *testing.B) { loginFlood(b, 0, 500) }
 // BenchmarkLoginFlood500Cap16Baseline is the same flood with 16 hashes
 // allowed at once, to show how memory follows the cap.
 func BenchmarkLoginFlood500Cap16Baseline(b *testing.B) { loginFlood(b, 16, 500) }
+
+// BenchmarkLoginWrongPassword and BenchmarkLoginUnknownEmail take the same
+// time: the answer does not reveal whether the account exists.
+func BenchmarkLoginWrongPassword(b *testing.B) {
+	svc := floodService(b, 0)
+	for b.Loop() {
+		if _, _, err := svc.Login(client("198.51.100.5"), "flood@example.com", "not the password at all"); err == nil {
+			b.Fatal("wrong password accepted")
+		}
+	}
+}
+
+// BenchmarkLoginUnknownEmail: see BenchmarkLoginWrongPassword.
+func BenchmarkLoginUnknownEmail(b *testing.B) {
+	svc := floodService(b, 0)
+	for b.Loop() {
+		if _, _, err := svc.Login(client("198.51.100.6"), "nobody@example.com", "not the password at all"); err == nil {
+			b.Fatal("unknown email accepted")
+		}
+	}
+}
