@@ -1,7 +1,9 @@
-// Package analytics will hold tracking tokens, impression, click and
-// conversion events, invalid-traffic filters, durable batched ingest,
-// rollups and the performance, revenue and user reports.
+// Package analytics turns what apps report (viewable impressions, clicks,
+// conversions) into trusted events, and events into reports.
 //
-// Nothing is implemented yet; the package exists so that the layout of the
-// module is the one host applications will import.
+// It begins where a fill ends: every ad served carries a tracking token
+// (see Sealer) that names the space, the ad, its price and whether it may be
+// billed. Tokens are sealed with AES-256-GCM: the client cannot read them
+// (they hold the ad server's own pixel URLs, which never reach clients) and
+// cannot forge or alter them; they expire, and each names a single-use id.
 package analytics

@@ -162,7 +162,9 @@ func (r Request) Validate() error {
 
 func validString(s string) bool { return len(s) <= maxStringLen && utf8.ValidString(s) }
 
-func allValid(ss []string) bool { return !slices.ContainsFunc(ss, func(s string) bool { return !validString(s) }) }
+func allValid(ss []string) bool {
+	return !slices.ContainsFunc(ss, func(s string) bool { return !validString(s) })
+}
 
 func validMap(m map[string]string) bool {
 	if len(m) > MaxProperties {
