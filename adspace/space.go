@@ -58,19 +58,51 @@ type Settings struct {
 	Keywords []string
 	// BlockedCategories are ad categories the owner refuses. Normalised like Keywords.
 	BlockedCategories []string
+	// Formats are the ad formats (shapes) the owner's app renders in the
+	// space, such as "banner"; each must be one the host configured
+	// (Config.Formats). At least one.
+	Formats []string
+	// AllowedCategories, when not empty, are the only ad categories the
+	// space shows. Normalised like Keywords.
+	AllowedCategories []string
+	// BlockedKeywords are keywords the owner refuses: an ad targeting any of
+	// them is not shown. Normalised like Keywords.
+	BlockedKeywords []string
+	// BlockedAdvertisers are advertiser ids the owner refuses.
+	BlockedAdvertisers []string
+	// HouseFallback says what fills the space when no ad does: HouseNone
+	// or HouseOwn (the owner's own approved content, never billed).
+	HouseFallback string
 }
+
+// House fallbacks.
+const (
+	HouseNone = "none"
+	HouseOwn  = "own"
+)
+
+// MaxBlockedAdvertisers bounds Settings.BlockedAdvertisers.
+const MaxBlockedAdvertisers = 200
 
 // DefaultSettings returns the settings of a new space: enabled, refreshing
 // every DefaultRefreshInterval, one ad per view, no keywords or blocks.
 func DefaultSettings() Settings {
 	return Settings{
-		Enabled:           true,
-		RefreshInterval:   DefaultRefreshInterval,
-		MaxAdsPerView:     1,
-		Keywords:          []string{},
-		BlockedCategories: []string{},
+		Enabled:            true,
+		RefreshInterval:    DefaultRefreshInterval,
+		MaxAdsPerView:      1,
+		Keywords:           []string{},
+		BlockedCategories:  []string{},
+		Formats:            []string{DefaultFormat},
+		AllowedCategories:  []string{},
+		BlockedKeywords:    []string{},
+		BlockedAdvertisers: []string{},
+		HouseFallback:      HouseNone,
 	}
 }
+
+// DefaultFormat is the format of a new space.
+const DefaultFormat = "banner"
 
 // NewSpace returns a space for owner with the given settings, validated and
 // normalised, at version 1.
@@ -105,6 +137,33 @@ func (s Settings) Normalize() (Settings, error) {
 	if s.BlockedCategories, err = normalizeTerms(s.BlockedCategories); err != nil {
 		fields.Add("blocked_categories", err.Error())
 	}
+	if s.AllowedCategories, err = normalizeTerms(s.AllowedCategories); err != nil {
+		fields.Add("allowed_categories", err.Error())
+	}
+	if s.BlockedKeywords, err = normalizeTerms(s.BlockedKeywords); err != nil {
+		fields.Add("blocked_keywords", err.Error())
+	}
+	if s.Formats, err = normalizeTerms(s.Formats); err != nil {
+		fields.Add("formats", err.Error())
+	} else if len(s.Formats) == 0 {
+		fields.Add("formats", "at least one format is required")
+	}
+	if s.BlockedAdvertisers, err = normalizeIDs(s.BlockedAdvertisers); err != nil {
+		fields.Add("blocked_advertisers", err.Error())
+	}
+	switch s.HouseFallback {
+	case HouseNone, HouseOwn:
+	case "":
+		s.HouseFallback = HouseNone
+	default:
+		fields.Add("house_fallback", "must be none or own")
+	}
+	for _, c := range s.AllowedCategories {
+		if slices.Contains(s.BlockedCategories, c) {
+			fields.Add("allowed_categories", fmt.Sprintf("%q is also blocked", c))
+			break
+		}
+	}
 	if err := fields.Err(ErrInvalidSettings); err != nil {
 		return Settings{}, err
 	}
@@ -136,6 +195,26 @@ func normalizeTerms(in []string) ([]string, error) {
 			return nil, fmt.Errorf("entries must not contain control characters")
 		}
 		out = append(out, t)
+	}
+	slices.Sort(out)
+	return slices.Compact(out), nil
+}
+
+// normalizeIDs trims, dedupes and sorts advertiser ids: up to 64 bytes of
+// letters, digits, '-', '_' or ':' each.
+func normalizeIDs(in []string) ([]string, error) {
+	if len(in) > MaxBlockedAdvertisers {
+		return nil, fmt.Errorf("must hold at most %d entries", MaxBlockedAdvertisers)
+	}
+	out := make([]string, 0, len(in))
+	for _, id := range in {
+		id = strings.TrimSpace(id)
+		if id == "" || len(id) > 64 || strings.IndexFunc(id, func(r rune) bool {
+			return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_' || r == ':')
+		}) >= 0 {
+			return nil, fmt.Errorf("entries must be ids of letters, digits, '-', '_' or ':'")
+		}
+		out = append(out, id)
 	}
 	slices.Sort(out)
 	return slices.Compact(out), nil

@@ -58,7 +58,7 @@ type Tracking struct {
 	UpstreamImpressionURL string `json:"ui,omitempty"`
 	UpstreamClickURL      string `json:"uc,omitempty"`
 	// LandingURL is where a click goes when the engine knows it.
-	LandingURL string `json:"l,omitempty"`
+	LandingURL string    `json:"l,omitempty"`
 	IssuedAt   time.Time `json:"t"`
 	ExpiresAt  time.Time `json:"e"`
 }
@@ -164,4 +164,3 @@ func (s *Sealer) Open(token string) (Tracking, error) {
 	}
 	return t, nil
 }
-

@@ -62,6 +62,7 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, TokenPair
 	if err := s.users.CreateAccount(ctx, NewAccount{User: u, PasswordHash: hash}); err != nil {
 		return User{}, TokenPair{}, err
 	}
+	s.accountCreated(ctx, u)
 	pair, _, err := s.startSession(ctx, u, "password")
 	if err != nil {
 		return User{}, TokenPair{}, err

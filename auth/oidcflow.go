@@ -250,6 +250,7 @@ func (s *Service) signInWithIdentity(ctx context.Context, p IdentityProvider, c 
 		}
 		return OIDCResult{}, err
 	}
+	s.accountCreated(ctx, u)
 	pair, _, err := s.startSession(ctx, u, method)
 	if err != nil {
 		return OIDCResult{}, err

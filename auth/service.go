@@ -91,6 +91,13 @@ type Config struct {
 	AllowOIDCSignUp           *bool         // default true: first sign-in through a provider creates an account
 	AllowPasswordRegistration *bool         // default true
 
+	// OnAccountCreated, when set, runs after an account is created (by
+	// password sign-up or a first provider sign-in), for example to create
+	// the user's ad space. Its error is logged, not returned: the account
+	// exists either way, so the hook must be idempotent and its work
+	// ensured again later where it matters.
+	OnAccountCreated func(ctx context.Context, u User) error
+
 	// Logger defaults to discarding. Now defaults to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -263,6 +270,16 @@ func (s *Service) tokenPair(user uuid.UUID, role Role, sess Session, refresh str
 		AccessToken: access, ExpiresIn: s.tokens.TTL(), RefreshToken: refresh,
 		RefreshExpiresAt: expires, SessionID: sess.ID, UserID: user,
 	}, nil
+}
+
+// accountCreated runs the OnAccountCreated hook.
+func (s *Service) accountCreated(ctx context.Context, u User) {
+	if s.cfg.OnAccountCreated == nil {
+		return
+	}
+	if err := s.cfg.OnAccountCreated(ctx, u); err != nil {
+		s.logger.ErrorContext(ctx, "auth: account-created hook failed", slog.String("user", u.ID.String()), slog.Any("error", err))
+	}
 }
 
 // record appends an audit event, filling in the time and client. A failure

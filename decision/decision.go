@@ -96,6 +96,9 @@ type Exclusions struct {
 	Categories []string
 	// Creatives by id (already shown, or reported).
 	Creatives []string
+	// Keywords an ad must not target (the owner's blocked keywords);
+	// honoured by engines that know ads' keywords.
+	Keywords []string
 }
 
 // Consent is the viewer's privacy state.

@@ -11,6 +11,7 @@ import (
 	"github.com/pb33f/libopenapi-validator/schema_validation"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
 )
 
@@ -45,7 +46,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	s := &server{auth: &auth.Service{}} // every route, auth included
+	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}} // every route
 	var routed []string
 	for _, rt := range s.routes() {
 		routed = append(routed, rt.method+" "+rt.path)

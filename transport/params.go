@@ -45,6 +45,12 @@ func (q *query) raw(name string) (string, bool) {
 	return vs[0], true
 }
 
+// present reports whether the parameter was sent at all.
+func (q *query) present(name string) bool {
+	_, ok := q.r.URL.Query()[name]
+	return ok
+}
+
 func (q *query) string(name string, maxLen int) string {
 	v, _ := q.raw(name)
 	if len(v) > maxLen {

@@ -44,5 +44,23 @@ func (s *server) routes() []route {
 			route{http.MethodGet, "/audit-events", s.handleAuditEvents()},
 		)
 	}
+	if s.auth != nil && s.spaces != nil {
+		rs = append(rs,
+			route{http.MethodGet, "/ad-space/{userId}", s.handleFill()},
+			route{http.MethodGet, "/ad-space/settings", s.handleGetSettings()},
+			route{http.MethodPut, "/ad-space/settings", s.handlePutSettings()},
+			route{http.MethodPost, "/ad-space/content", s.handleCreateContent()},
+			route{http.MethodGet, "/ad-space/content", s.handleListContent()},
+			route{http.MethodGet, "/ad-space/content/{id}", s.handleGetContent()},
+			route{http.MethodPut, "/ad-space/content/{id}", s.handleUpdateContent()},
+			route{http.MethodPost, "/ad-space/content/{id}/submit", s.handleContentAction("submit")},
+			route{http.MethodPost, "/ad-space/content/{id}/pause", s.handleContentAction("pause")},
+			route{http.MethodPost, "/ad-space/content/{id}/resume", s.handleContentAction("resume")},
+			route{http.MethodPost, "/ad-space/content/{id}/archive", s.handleContentAction("archive")},
+			route{http.MethodGet, "/moderation/queue", s.handleReviewQueue()},
+			route{http.MethodPost, "/moderation/content/{id}/approve", s.handleApprove()},
+			route{http.MethodPost, "/moderation/content/{id}/reject", s.handleReject()},
+		)
+	}
 	return rs
 }

@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"net/http"
 	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
 )
 
@@ -58,6 +60,12 @@ type Config struct {
 	// Auth is the user system. When nil, the auth, user and admin endpoints
 	// are not mounted.
 	Auth *auth.Service
+	// AdSpaces is the ad space system. When nil (or Auth is nil), the ad
+	// space, content and moderation endpoints are not mounted.
+	AdSpaces *adspace.Service
+	// PublicBaseURL prefixes the tracking links in fills, e.g.
+	// "https://api.example.com"; empty gives links relative to the API.
+	PublicBaseURL string
 	// TrustedProxies are the networks of the load balancers and proxies in
 	// front of the API. X-Forwarded-For is believed only through them; with
 	// none, the client is the TCP peer.
@@ -101,6 +109,12 @@ func (c Config) validate() error {
 	if c.MaxBodyBytes < 0 {
 		return errors.New("transport: Config.MaxBodyBytes must be positive, or zero for the default")
 	}
+	if c.AdSpaces != nil && c.Auth == nil {
+		return errors.New("transport: Config.AdSpaces needs Config.Auth (ad space endpoints authenticate callers)")
+	}
+	if strings.HasSuffix(c.PublicBaseURL, "/") {
+		return errors.New("transport: Config.PublicBaseURL must not end with a slash")
+	}
 	if !c.ClientRateLimit.Valid() || !c.UserRateLimit.Valid() {
 		return errors.New("transport: rate limits need a positive Rate, Period and Burst")
 	}
@@ -120,6 +134,7 @@ type server struct {
 	cors    *cors
 	mux     *http.ServeMux
 	auth    *auth.Service
+	spaces  *adspace.Service
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -137,7 +152,7 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth}
+	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 		return nil, err

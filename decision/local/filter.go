@@ -14,6 +14,7 @@ type filter struct {
 	advertisers    map[string]struct{}
 	creatives      map[string]struct{}
 	categories     map[string]struct{}
+	blockedWords   map[string]struct{}
 	keywords       map[string]struct{}
 	requestKeyword []string
 	// maxBoost is the largest relevance boost this request can give.
@@ -37,6 +38,7 @@ func newFilter(req decision.Request, now time.Time, slack float64) *filter {
 		advertisers:    set(req.Exclude.Advertisers),
 		creatives:      set(req.Exclude.Creatives),
 		categories:     set(req.Exclude.Categories),
+		blockedWords:   set(req.Exclude.Keywords),
 		keywords:       set(req.Keywords),
 		requestKeyword: req.Keywords,
 		maxBoost:       1 + float64(min(len(req.Keywords), maxKeywordBoostMatches))*keywordBoostPerMatch,
@@ -56,6 +58,11 @@ func (f *filter) allows(c *candidate) bool {
 	}
 	for _, cat := range c.Categories {
 		if _, ok := f.categories[cat]; ok {
+			return false
+		}
+	}
+	for _, k := range c.Keywords {
+		if _, ok := f.blockedWords[k]; ok {
 			return false
 		}
 	}

@@ -30,6 +30,10 @@ type config struct {
 	jwtSeed       []byte   // 32 bytes, or nil for an ephemeral key
 	jwtVerifyKeys [][]byte // retired or upcoming public keys, 32 bytes each
 	refreshKey    []byte   // at least 32 bytes, or nil for an ephemeral key
+	trackingKeys  [][]byte // 32 bytes each, the first seals; nil for an ephemeral key
+	viewerSecret  []byte   // at least 32 bytes, or nil for an ephemeral key
+	publicURL     string
+	anonymous     bool
 
 	oidc oidcConfig
 }
@@ -101,6 +105,10 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	seed := fs.raw("jwt-seed", "ADSHARE_JWT_SEED", "base64 of the 32-byte Ed25519 seed that signs access tokens; empty: a random key per start")
 	verify := fs.raw("jwt-verify-keys", "ADSHARE_JWT_VERIFY_KEYS", "comma-separated base64 Ed25519 public keys that also verify (key rotation)")
 	refresh := fs.raw("refresh-key", "ADSHARE_REFRESH_KEY", "base64 of at least 32 secret bytes for refresh tokens; empty: random per start")
+	tracking := fs.raw("tracking-keys", "ADSHARE_TRACKING_KEYS", "comma-separated base64 32-byte keys that seal tracking tokens, the current one first; empty: random per start")
+	viewer := fs.raw("viewer-key-secret", "ADSHARE_VIEWER_KEY_SECRET", "base64 of at least 32 secret bytes that derive viewers' pseudonymous keys; empty: random per start")
+	fs.str(&c.publicURL, "public-url", "ADSHARE_PUBLIC_URL", "", "public base URL of the API, for tracking links in fills; empty: relative links")
+	fs.boolean(&c.anonymous, "allow-anonymous", "ADSHARE_ALLOW_ANONYMOUS", true, "let viewers without an access token fill ad spaces")
 	fs.str(&c.oidc.name, "oidc-name", "ADSHARE_OIDC_NAME", "oidc", "name of the OpenID Connect provider in URLs")
 	fs.str(&c.oidc.issuerURL, "oidc-issuer", "ADSHARE_OIDC_ISSUER", "", "issuer URL of an OpenID Connect provider; empty: password sign-in only")
 	fs.str(&c.oidc.clientID, "oidc-client-id", "ADSHARE_OIDC_CLIENT_ID", "", "client id at the provider")
@@ -147,6 +155,17 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	if c.refreshKey, err = decodeKey(*refresh, "refresh-key", 32, 1024); err != nil {
 		return c, nil, err
 	}
+	for _, k := range splitList(*tracking) {
+		key, err := decodeKey(k, "tracking-keys", 32, 32)
+		if err != nil {
+			return c, nil, err
+		}
+		c.trackingKeys = append(c.trackingKeys, key)
+	}
+	if c.viewerSecret, err = decodeKey(*viewer, "viewer-key-secret", 32, 1024); err != nil {
+		return c, nil, err
+	}
+	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
 	c.oidc.redirectURIs = splitList(*redirects)
 	c.oidc.nativeClientIDs = splitList(*natives)
 	if c.issuer == "" {

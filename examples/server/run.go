@@ -19,8 +19,12 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/auth/oidc"
+	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/decision/local"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/redis"
@@ -56,6 +60,7 @@ type deps struct {
 	checks  []transport.ReadinessCheck
 	closers []func()
 	auth    *auth.Service
+	spaces  *adspace.Service
 	limiter auth.Limiter
 }
 
@@ -71,6 +76,8 @@ type authStores interface {
 	auth.SessionStore
 	auth.IdentityStore
 	auth.AuditLog
+	adspace.Store
+	adspace.ContentStore
 }
 
 // openDeps connects to PostgreSQL and Redis when configured, falls back to
@@ -109,6 +116,7 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, er
 	var (
 		revocations auth.RevocationList
 		onetime     auth.OneTimeStore
+		bus         adspace.Broadcaster
 	)
 	if cfg.redisURL != "" {
 		rc, err := redis.Open(ctx, cfg.redisURL, nil)
@@ -122,23 +130,88 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, er
 		}
 		d.closers = append(d.closers, func() { _ = list.Stop(context.Background()) })
 		d.checks = append(d.checks, transport.ReadinessCheck{Name: "redis", Check: rc.Ping})
-		d.limiter, revocations, onetime = rc.Limiter(), list, rc.OneTimeStore()
+		d.limiter, revocations, onetime, bus = rc.Limiter(), list, rc.OneTimeStore(), rc.Bus(logger)
 		logger.InfoContext(ctx, "redis: connected")
 	} else {
-		d.limiter, revocations, onetime = memory.NewLimiter(), memory.NewRevocationList(), memory.NewOneTimeStore()
+		d.limiter, revocations, onetime, bus = memory.NewLimiter(), memory.NewRevocationList(), memory.NewOneTimeStore(), memory.NewBus()
 	}
 
-	d.auth, err = newAuthService(ctx, cfg, logger, stores, d.limiter, revocations, onetime)
+	d.auth, err = newAuthService(ctx, cfg, logger, stores, d.limiter, revocations, onetime, func(ctx context.Context, u auth.User) error {
+		return d.spaces.CreateSpace(ctx, u.ID)
+	})
 	if err != nil {
 		return nil, err
 	}
+	var stopEngine func()
+	if d.spaces, stopEngine, err = newAdSpaces(ctx, cfg, logger, stores, d.auth, bus); err != nil {
+		return nil, err
+	}
+	d.closers = append(d.closers, stopEngine, d.spaces.Stop)
 	return d, nil
+}
+
+// newAdSpaces builds the ad space system on the local engine, the
+// embedded default decider.
+func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, stores authStores, authSvc *auth.Service,
+	bus adspace.Broadcaster) (*adspace.Service, func(), error) {
+	trackingKeys := cfg.trackingKeys
+	if trackingKeys == nil {
+		logger.WarnContext(ctx, "adspace: no ADSHARE_TRACKING_KEYS; sealing tracking tokens with a random key, so they die with this process")
+		trackingKeys = [][]byte{randomKey()}
+	}
+	sealer, err := analytics.NewSealer(trackingKeys, nil)
+	if err != nil {
+		return nil, nil, err
+	}
+	viewerSecret := cfg.viewerSecret
+	if viewerSecret == nil {
+		logger.WarnContext(ctx, "adspace: no ADSHARE_VIEWER_KEY_SECRET; viewers' pseudonymous keys change with every start")
+		viewerSecret = randomKey()
+	}
+	// The engine reads its inventory from the ad space service, which needs
+	// the engine: the inventory is bound once both exist.
+	inv := &lateInventory{}
+	engine, err := local.New(local.Config{
+		Inventory: inv, Stats: memory.NewAdStats(), Frequency: memory.NewFrequencyCounter(time.Hour), Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	spaces, err := adspace.NewService(adspace.Config{
+		Spaces: stores, Contents: stores, Users: stores, Auth: authSvc, Audit: stores, Tiers: authSvc.Tiers(),
+		Decider: engine, Sealer: sealer, ViewerKeySecret: viewerSecret, AllowAnonymous: cfg.anonymous,
+		Broadcaster: bus, Logger: logger,
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	inv.Inventory = spaces
+	if err := engine.Start(ctx); err != nil {
+		logger.WarnContext(ctx, "local engine: first refresh failed", slog.Any("error", err))
+	}
+	stop := func() { _ = engine.Stop(context.Background()) }
+	if err := spaces.Start(ctx); err != nil {
+		stop()
+		return nil, nil, err
+	}
+	return spaces, stop, nil
+}
+
+// lateInventory lets the local engine be built before the ad space service
+// that supplies its candidates.
+type lateInventory struct{ decision.Inventory }
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
 }
 
 // newAuthService builds the user system: keys from configuration (or
 // ephemeral ones, with a warning), the OpenID Connect provider if any.
 func newAuthService(ctx context.Context, cfg config, logger *slog.Logger, stores authStores,
-	limiter auth.Limiter, revocations auth.RevocationList, onetime auth.OneTimeStore) (*auth.Service, error) {
+	limiter auth.Limiter, revocations auth.RevocationList, onetime auth.OneTimeStore,
+	onAccount func(context.Context, auth.User) error) (*auth.Service, error) {
 	var signing ed25519.PrivateKey
 	var err error
 	if cfg.jwtSeed != nil {
@@ -184,6 +257,7 @@ func newAuthService(ctx context.Context, cfg config, logger *slog.Logger, stores
 		Users: stores, Sessions: stores, Identities: stores, Audit: stores,
 		Limiter: limiter, Revocations: revocations, OneTime: onetime,
 		Tokens: tokens, RefreshKey: refreshKey, Providers: providers, Logger: logger,
+		OnAccountCreated: onAccount,
 	})
 }
 
@@ -203,6 +277,8 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		TrustedProxies:  cfg.trustedProxies,
 		ReadinessChecks: d.checks,
 		Auth:            d.auth,
+		AdSpaces:        d.spaces,
+		PublicBaseURL:   cfg.publicURL,
 		Limiter:         d.limiter,
 	}
 	if cfg.hsts {

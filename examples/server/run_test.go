@@ -200,11 +200,12 @@ func TestMigrateSubcommand(t *testing.T) {
 	}
 
 	require.Contains(t, migrate("status"), "pending")
-	require.Contains(t, migrate("up"), "applied 2 migration(s) [1 2]")
+	require.Contains(t, migrate("up"), "applied 3 migration(s) [1 2 3]")
 	require.NotContains(t, migrate("status"), "pending")
 	require.Contains(t, migrate("up"), "applied 0 migration(s)")
-	require.Contains(t, migrate("down"), "rolled back migration 2")
+	require.Contains(t, migrate("down"), "rolled back migration 3")
 	require.Contains(t, migrate("status"), "pending")
+	require.Contains(t, migrate("down"), "rolled back migration 2")
 	require.Contains(t, migrate("down"), "rolled back migration 1")
 	require.Contains(t, migrate("down"), "nothing to roll back")
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/storetest"
@@ -20,6 +21,11 @@ func TestUserStore(t *testing.T) {
 func TestSpaceStore(t *testing.T) {
 	t.Parallel()
 	storetest.RunSpaceStore(t, func(*testing.T) storetest.SpaceStores { return memory.New() })
+}
+
+func TestContentStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunContentStore(t, func(*testing.T) storetest.ContentStores { return memory.New() })
 }
 
 func TestAccounts(t *testing.T) {
@@ -80,4 +86,12 @@ func TestCacheExpiryFollowsTheClock(t *testing.T) {
 	_, ok, _ = c.Get(ctx, "k")
 	require.False(t, ok)
 	require.Equal(t, 0, c.Len(), "an expired entry is dropped when read")
+}
+
+func TestBus(t *testing.T) {
+	t.Parallel()
+	storetest.RunBroadcaster(t, func(*testing.T) (adspace.Broadcaster, adspace.Broadcaster) {
+		bus := memory.NewBus()
+		return bus, bus
+	})
 }

@@ -66,5 +66,9 @@ func (s *Store) UpdateSettings(ctx context.Context, owner uuid.UUID, set adspace
 func cloneSpace(sp adspace.Space) adspace.Space {
 	sp.Settings.Keywords = append([]string{}, sp.Settings.Keywords...)
 	sp.Settings.BlockedCategories = append([]string{}, sp.Settings.BlockedCategories...)
+	sp.Settings.Formats = append([]string{}, sp.Settings.Formats...)
+	sp.Settings.AllowedCategories = append([]string{}, sp.Settings.AllowedCategories...)
+	sp.Settings.BlockedKeywords = append([]string{}, sp.Settings.BlockedKeywords...)
+	sp.Settings.BlockedAdvertisers = append([]string{}, sp.Settings.BlockedAdvertisers...)
 	return sp
 }

@@ -21,7 +21,8 @@ type Store struct {
 	passwords map[uuid.UUID]string
 	tiers     map[uuid.UUID][]auth.TierChange // oldest first
 
-	spaces map[uuid.UUID]adspace.Space
+	spaces   map[uuid.UUID]adspace.Space
+	contents map[uuid.UUID]adspace.Content
 
 	sessions   map[uuid.UUID]auth.Session
 	refresh    map[string]*refreshRow       // by token hash
@@ -34,11 +35,12 @@ type Store struct {
 }
 
 var (
-	_ auth.UserStore     = (*Store)(nil)
-	_ auth.SessionStore  = (*Store)(nil)
-	_ auth.IdentityStore = (*Store)(nil)
-	_ auth.AuditLog      = (*Store)(nil)
-	_ adspace.Store      = (*Store)(nil)
+	_ auth.UserStore       = (*Store)(nil)
+	_ auth.SessionStore    = (*Store)(nil)
+	_ auth.IdentityStore   = (*Store)(nil)
+	_ auth.AuditLog        = (*Store)(nil)
+	_ adspace.Store        = (*Store)(nil)
+	_ adspace.ContentStore = (*Store)(nil)
 )
 
 // New returns an empty store.
@@ -49,6 +51,7 @@ func New() *Store {
 		passwords:  make(map[uuid.UUID]string),
 		tiers:      make(map[uuid.UUID][]auth.TierChange),
 		spaces:     make(map[uuid.UUID]adspace.Space),
+		contents:   make(map[uuid.UUID]adspace.Content),
 		sessions:   make(map[uuid.UUID]auth.Session),
 		refresh:    make(map[string]*refreshRow),
 		generation: make(map[sessionGeneration]string),

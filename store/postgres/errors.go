@@ -27,6 +27,9 @@ var constraintErrors = map[string]error{
 	"ad_spaces_pkey":       adspace.ErrSpaceExists,
 	"ad_spaces_owner_fkey": adspace.ErrOwnerNotFound,
 
+	"ad_contents_advertiser_fkey":      adspace.ErrOwnerNotFound,
+	"ad_contents_live_fingerprint_key": adspace.ErrDuplicateContent,
+
 	"identities_pkey":               auth.ErrIdentityLinked,
 	"identities_user_fkey":          auth.ErrUserNotFound,
 	"sessions_pkey":                 auth.ErrSessionExists,

@@ -59,11 +59,12 @@ type DB struct {
 }
 
 var (
-	_ auth.UserStore     = (*DB)(nil)
-	_ auth.SessionStore  = (*DB)(nil)
-	_ auth.IdentityStore = (*DB)(nil)
-	_ auth.AuditLog      = (*DB)(nil)
-	_ adspace.Store      = (*DB)(nil)
+	_ auth.UserStore       = (*DB)(nil)
+	_ auth.SessionStore    = (*DB)(nil)
+	_ auth.IdentityStore   = (*DB)(nil)
+	_ auth.AuditLog        = (*DB)(nil)
+	_ adspace.Store        = (*DB)(nil)
+	_ adspace.ContentStore = (*DB)(nil)
 )
 
 // Open connects to the database at url (a postgres:// URL or a key=value

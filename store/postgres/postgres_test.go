@@ -10,6 +10,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
 	"github.com/adshare/adshare/store/storetest"
@@ -23,6 +24,11 @@ func TestUserStore(t *testing.T) {
 func TestSpaceStore(t *testing.T) {
 	t.Parallel()
 	storetest.RunSpaceStore(t, func(t *testing.T) storetest.SpaceStores { return postgrestest.New(t) })
+}
+
+func TestContentStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunContentStore(t, func(t *testing.T) storetest.ContentStores { return postgrestest.New(t) })
 }
 
 func TestAccounts(t *testing.T) {
@@ -170,4 +176,81 @@ func TestOpenFailsFastWhenNothingListens(t *testing.T) {
 	defer cancel()
 	_, err := postgres.Open(ctx, "postgres://nobody@127.0.0.1:1/none?sslmode=disable", nil)
 	require.Error(t, err)
+}
+
+// Ad content that skipped validation is refused by the table's checks.
+func TestContentConstraintsRejectWhatTheDomainForbids(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.New(t)
+	adv := storetest.NewUser(t, "adv@example.com")
+	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: adv}))
+	now := time.Now()
+
+	tests := []struct {
+		description string
+		mutate      func(*adspace.Content)
+	}{
+		{"unknown status", func(c *adspace.Content) { c.Status = "live" }},
+		{"pending without a submission time", func(c *adspace.Content) { c.Status = adspace.StatusPendingReview }},
+		{"unknown bid model", func(c *adspace.Content) { c.Bid.Model = "cpa" }},
+		{"zero bid", func(c *adspace.Content) { c.Bid.Micros = 0 }},
+		{"negative total budget", func(c *adspace.Content) { c.TotalBudgetMicros = -1 }},
+		{"negative daily budget", func(c *adspace.Content) { c.DailyBudgetMicros = -1 }},
+		{"daily above total", func(c *adspace.Content) { c.DailyBudgetMicros = c.TotalBudgetMicros + 1 }},
+		{"schedule ends at its start", func(c *adspace.Content) { c.Schedule.End = c.Schedule.Start }},
+		{"fingerprint not hex SHA-256", func(c *adspace.Content) { c.Fingerprint = "abc" }},
+		{"empty title", func(c *adspace.Content) { c.Title = "" }},
+		{"empty click URL", func(c *adspace.Content) { c.ClickURL = "" }},
+		{"negative image size", func(c *adspace.Content) { c.Image.Width = -1 }},
+		{"zero version", func(c *adspace.Content) { c.Version = 0 }},
+	}
+	for _, tt := range tests {
+		c := storetest.NewContent(t, adv.ID, tt.description, now)
+		tt.mutate(&c)
+		err := db.CreateContent(ctx, c)
+		require.Error(t, err, tt.description)
+		require.Equal(t, errs.Invalid, errs.KindOf(err), "%s: %v", tt.description, err)
+		_, err = db.Content(ctx, c.ID)
+		require.ErrorIs(t, err, adspace.ErrContentNotFound, tt.description)
+	}
+
+	// An update is checked too.
+	c := storetest.NewContent(t, adv.ID, "ok", now)
+	require.NoError(t, db.CreateContent(ctx, c))
+	bad := c
+	bad.Version, bad.DailyBudgetMicros = 2, c.TotalBudgetMicros+1
+	require.Equal(t, errs.Invalid, errs.KindOf(db.UpdateContent(ctx, bad)))
+	got, err := db.Content(ctx, c.ID)
+	require.NoError(t, err)
+	storetest.RequireSameContent(t, c, got)
+}
+
+// Spaces created before migration 3 get the documented defaults.
+func TestMigrationGivesExistingSpacesDefaultSettings(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.Open(t)
+	_, err := db.Migrate(ctx)
+	require.NoError(t, err)
+	v, err := db.MigrateDown(ctx)
+	require.NoError(t, err)
+	require.Equal(t, int64(3), v)
+
+	owner := storetest.NewUser(t, "old@example.com")
+	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: owner}))
+	_, err = db.Pool().Exec(ctx, `INSERT INTO ad_spaces (owner_id, enabled, refresh_seconds, max_ads_per_view, keywords)
+		VALUES ($1, true, 60, 1, '{coffee}')`, owner.ID)
+	require.NoError(t, err)
+
+	applied, err := db.Migrate(ctx)
+	require.NoError(t, err)
+	require.Equal(t, []int64{3}, applied)
+	sp, err := db.SpaceByOwner(ctx, owner.ID)
+	require.NoError(t, err)
+	want := adspace.DefaultSettings()
+	want.Keywords = []string{"coffee"}
+	require.Equal(t, want, sp.Settings)
+	_, err = want.Normalize()
+	require.NoError(t, err, "the defaults are valid settings")
 }

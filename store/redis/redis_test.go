@@ -6,6 +6,7 @@ import (
 
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/redis"
 	"github.com/adshare/adshare/store/storetest"
@@ -51,4 +52,19 @@ func TestOpenRejectsABadURLWithoutEchoingIt(t *testing.T) {
 	_, err := redis.Open(context.Background(), "redis://:s3cret@host:notaport/0", nil)
 	require.Error(t, err)
 	require.NotContains(t, err.Error(), "s3cret")
+}
+
+func TestBus(t *testing.T) {
+	t.Parallel()
+	storetest.RunBroadcaster(t, func(t *testing.T) (adspace.Broadcaster, adspace.Broadcaster) {
+		// Two clients on one prefix: two instances of the app.
+		url, prefix := testenv.Redis(t)
+		open := func() *redis.Client {
+			c, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
+			require.NoError(t, err)
+			t.Cleanup(func() { _ = c.Close() })
+			return c
+		}
+		return open().Bus(nil), open().Bus(nil)
+	})
 }

@@ -3,6 +3,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"sync"
 	"testing"
 	"time"
@@ -43,6 +44,11 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		set.BlockedCategories = []string{"gambling"}
 		set.MaxAdsPerView = 3
 		set.RefreshInterval = 45 * time.Second
+		set.Formats = []string{"native", "banner"}
+		set.AllowedCategories = []string{"food & drink", "sports"}
+		set.BlockedKeywords = []string{"casino"}
+		set.BlockedAdvertisers = []string{"kevel:123", uuid.NewString()}
+		set.HouseFallback = adspace.HouseOwn
 		sp := NewSpace(t, owner.ID, set, now)
 		require.NoError(t, s.CreateSpace(ctx, sp))
 
@@ -51,6 +57,44 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		RequireSameSpace(t, sp, got)
 		require.Equal(t, int64(1), got.Version)
 		require.Equal(t, []string{"coffee", "cycling"}, got.Settings.Keywords)
+		require.Equal(t, []string{"banner", "native"}, got.Settings.Formats)
+		require.Equal(t, adspace.HouseOwn, got.Settings.HouseFallback)
+	})
+
+	t.Run("default settings round trip", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		sp := NewSpace(t, owner.ID, adspace.DefaultSettings(), now)
+		require.NoError(t, s.CreateSpace(ctx, sp))
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		RequireSameSpace(t, sp, got)
+		require.Equal(t, []string{adspace.DefaultFormat}, got.Settings.Formats)
+		require.Equal(t, adspace.HouseNone, got.Settings.HouseFallback)
+	})
+
+	t.Run("lists at their limits round trip", func(t *testing.T) {
+		t.Parallel()
+		s, owner := withOwner(t)
+		set := adspace.DefaultSettings()
+		terms := func(prefix string, n int) []string {
+			out := make([]string, n)
+			for i := range out {
+				out[i] = fmt.Sprintf("%s%03d", prefix, i)
+			}
+			return out
+		}
+		set.Keywords = terms("k", adspace.MaxTerms)
+		set.BlockedCategories = terms("b", adspace.MaxTerms)
+		set.AllowedCategories = terms("a", adspace.MaxTerms)
+		set.BlockedKeywords = terms("x", adspace.MaxTerms)
+		set.Formats = terms("f", adspace.MaxTerms)
+		set.BlockedAdvertisers = terms("adv-", adspace.MaxBlockedAdvertisers)
+		sp := NewSpace(t, owner.ID, set, now)
+		require.NoError(t, s.CreateSpace(ctx, sp))
+		got, err := s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		RequireSameSpace(t, sp, got)
 	})
 
 	t.Run("empty lists come back empty, not nil", func(t *testing.T) {
@@ -59,9 +103,16 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, adspace.DefaultSettings(), now)))
 		got, err := s.SpaceByOwner(ctx, owner.ID)
 		require.NoError(t, err)
-		require.NotNil(t, got.Settings.Keywords)
-		require.Empty(t, got.Settings.Keywords)
-		require.NotNil(t, got.Settings.BlockedCategories)
+		for name, list := range map[string][]string{
+			"keywords":            got.Settings.Keywords,
+			"blocked_categories":  got.Settings.BlockedCategories,
+			"allowed_categories":  got.Settings.AllowedCategories,
+			"blocked_keywords":    got.Settings.BlockedKeywords,
+			"blocked_advertisers": got.Settings.BlockedAdvertisers,
+		} {
+			require.NotNil(t, list, name)
+			require.Empty(t, list, name)
+		}
 	})
 
 	t.Run("unknown owner", func(t *testing.T) {
@@ -98,6 +149,11 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		set := adspace.DefaultSettings()
 		set.Enabled = false
 		set.Keywords = []string{"tea"}
+		set.Formats = []string{"native"}
+		set.AllowedCategories = []string{"travel"}
+		set.BlockedKeywords = []string{"crypto", "loans"}
+		set.BlockedAdvertisers = []string{"adv-1"}
+		set.HouseFallback = adspace.HouseOwn
 		later := now.Add(time.Hour)
 		updated, err := s.UpdateSettings(ctx, owner.ID, set, 1, later)
 		require.NoError(t, err)
@@ -110,12 +166,16 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		require.NoError(t, err)
 		RequireSameSpace(t, updated, got)
 
-		// Version zero means unconditional.
-		set.Enabled = true
+		// Version zero means unconditional; lists can be emptied again.
+		set = adspace.DefaultSettings()
 		updated, err = s.UpdateSettings(ctx, owner.ID, set, 0, later)
 		require.NoError(t, err)
 		require.Equal(t, int64(3), updated.Version)
 		require.True(t, updated.Settings.Enabled)
+		require.Equal(t, set, updated.Settings)
+		got, err = s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		require.Equal(t, set, got.Settings)
 	})
 
 	t.Run("stale version is a conflict and changes nothing", func(t *testing.T) {
@@ -175,13 +235,37 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		s, owner := withOwner(t)
 		set := adspace.DefaultSettings()
 		set.Keywords = []string{"a", "b"}
-		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, set, now)))
+		set.BlockedCategories = []string{"c"}
+		set.AllowedCategories = []string{"d"}
+		set.BlockedKeywords = []string{"e"}
+		set.BlockedAdvertisers = []string{"f"}
+		set.Formats = []string{"g"}
+		sp := NewSpace(t, owner.ID, set, now)
+		require.NoError(t, s.CreateSpace(ctx, sp))
+		mutate := func(st *adspace.Settings) {
+			for _, list := range [][]string{st.Keywords, st.BlockedCategories, st.AllowedCategories,
+				st.BlockedKeywords, st.BlockedAdvertisers, st.Formats} {
+				list[0] = "mutated"
+			}
+		}
+		mutate(&sp.Settings) // the caller's slices, after CreateSpace
 		got, err := s.SpaceByOwner(ctx, owner.ID)
 		require.NoError(t, err)
-		got.Settings.Keywords[0] = "mutated"
+		mutate(&got.Settings)
 		again, err := s.SpaceByOwner(ctx, owner.ID)
 		require.NoError(t, err)
 		require.Equal(t, []string{"a", "b"}, again.Settings.Keywords)
+		for _, list := range [][]string{again.Settings.BlockedCategories, again.Settings.AllowedCategories,
+			again.Settings.BlockedKeywords, again.Settings.BlockedAdvertisers, again.Settings.Formats} {
+			require.NotEqual(t, "mutated", list[0])
+		}
+
+		updated, err := s.UpdateSettings(ctx, owner.ID, again.Settings, 0, now)
+		require.NoError(t, err)
+		mutate(&updated.Settings)
+		again, err = s.SpaceByOwner(ctx, owner.ID)
+		require.NoError(t, err)
+		require.Equal(t, []string{"g"}, again.Settings.Formats)
 	})
 }
 

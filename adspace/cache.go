@@ -1,0 +1,136 @@
+package adspace
+
+import (
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// cachedSpace is a space with its owner's tier name, as a fill needs them.
+type cachedSpace struct {
+	space   Space
+	tier    string
+	fetched time.Time
+}
+
+// spaceCache keeps hot spaces in memory so that a fill costs no database
+// round trip. It is bounded (an arbitrary entry is evicted when full) and
+// every entry expires after ttl even without an invalidation.
+//
+// A read that raced an invalidation must not put the old value back: drop
+// leaves a tombstone with its time, and put ignores values read before it.
+type spaceCache struct {
+	mu         sync.RWMutex
+	max        int
+	ttl        time.Duration
+	entries    map[uuid.UUID]cachedSpace
+	tombstones map[uuid.UUID]time.Time
+	clearedAt  time.Time
+}
+
+func newSpaceCache(max int, ttl time.Duration) *spaceCache {
+	return &spaceCache{max: max, ttl: ttl, entries: map[uuid.UUID]cachedSpace{}, tombstones: map[uuid.UUID]time.Time{}}
+}
+
+// get returns a cached space younger than the TTL. The cache runs on the
+// real clock: it bounds staleness in wall time.
+func (c *spaceCache) get(owner uuid.UUID) (cachedSpace, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[owner]
+	c.mu.RUnlock()
+	if !ok || time.Since(e.fetched) >= c.ttl {
+		return cachedSpace{}, false
+	}
+	return e, true
+}
+
+// put caches e, whose read began at e.fetched (wall clock), unless an
+// invalidation came after that.
+func (c *spaceCache) put(owner uuid.UUID, e cachedSpace) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if t, ok := c.tombstones[owner]; (ok && !e.fetched.After(t)) || !e.fetched.After(c.clearedAt) {
+		return
+	}
+	if _, ok := c.entries[owner]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[owner] = e
+}
+
+func (c *spaceCache) drop(owner uuid.UUID) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, owner)
+	if len(c.tombstones) >= c.max {
+		// Tombstones only matter for reads in flight: old ones can go.
+		for k, t := range c.tombstones {
+			if now.Sub(t) > time.Minute {
+				delete(c.tombstones, k)
+			}
+		}
+	}
+	c.tombstones[owner] = now
+}
+
+func (c *spaceCache) clear() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	clear(c.entries)
+	clear(c.tombstones)
+	c.clearedAt = time.Now()
+}
+
+// errAsFields returns the field messages of a validation error, or nil.
+func errAsFields(err error) map[string]string {
+	if e := errs.As(err); e != nil && e.Kind == errs.Invalid {
+		return e.Fields
+	}
+	return nil
+}
+
+// viewerConsentTTL is how long a signed-in viewer's consent is reused: a
+// change in their privacy settings reaches fills within this time.
+const viewerConsentTTL = 5 * time.Second
+
+type consentEntry struct {
+	personalized, doNotSell bool
+	fetched                 time.Time
+}
+
+// consentCache keeps signed-in viewers' consent briefly, so that a fill
+// for a returning viewer costs no database round trip.
+type consentCache struct {
+	mu      sync.Mutex
+	max     int
+	entries map[uuid.UUID]consentEntry
+}
+
+func (c *consentCache) get(id uuid.UUID) (consentEntry, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	e, ok := c.entries[id]
+	if !ok || time.Since(e.fetched) >= viewerConsentTTL {
+		return consentEntry{}, false
+	}
+	return e, true
+}
+
+func (c *consentCache) put(id uuid.UUID, e consentEntry) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, ok := c.entries[id]; !ok && len(c.entries) >= c.max {
+		for k := range c.entries {
+			delete(c.entries, k)
+			break
+		}
+	}
+	c.entries[id] = e
+}

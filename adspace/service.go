@@ -1,0 +1,321 @@
+package adspace
+
+import (
+	"cmp"
+	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"errors"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/decision"
+)
+
+// Defaults of Config.
+const (
+	DefaultSpaceCacheTTL   = 30 * time.Second
+	DefaultSpaceCacheSize  = 100_000
+	DefaultDecisionTimeout = 300 * time.Millisecond
+	DefaultTrackingTTL     = time.Hour
+	// invalidationChannel carries owner ids whose cached space changed.
+	invalidationChannel = "adspace:invalidate"
+)
+
+// Format is an ad shape that apps render: its name in settings and
+// content, its size, and the ad server's ad type ids for it.
+type Format struct {
+	Name    string
+	Width   int
+	Height  int
+	AdTypes []int
+}
+
+// DefaultFormats are the formats when the host configures none: a 320×50
+// banner (Kevel ad type 4) and a native card (the app lays it out; ad type 5).
+func DefaultFormats() []Format {
+	return []Format{
+		{Name: "banner", Width: 320, Height: 50, AdTypes: []int{4}},
+		{Name: "native", AdTypes: []int{5}},
+	}
+}
+
+// Authorizer checks permissions (auth.Service implements it).
+type Authorizer interface {
+	Authorize(ctx context.Context, p auth.Principal, perm auth.Permission) error
+}
+
+// UserReader reads users (auth.UserStore implements it).
+type UserReader interface {
+	UserByID(ctx context.Context, id uuid.UUID) (auth.User, error)
+}
+
+// Config configures NewService.
+type Config struct {
+	// Spaces and Contents are the stores; Users reads owners and viewers.
+	Spaces   Store
+	Contents ContentStore
+	Users    UserReader
+	// Auth checks permissions and Audit records moderation.
+	Auth  Authorizer
+	Audit auth.AuditLog
+	// Tiers is the tier table (limits on ads per view and content count).
+	Tiers *auth.Tiers
+	// Decider fills spaces (decision/local, or decision/cache over
+	// decision/kevel). Required.
+	Decider decision.Decider
+	// Sealer seals tracking tokens. Required.
+	Sealer *analytics.Sealer
+	// ViewerKeySecret (≥ 32 bytes, the same on every instance) derives
+	// viewers' pseudonymous keys, so no user id reaches the ad server.
+	ViewerKeySecret []byte
+	// Formats are the formats spaces may use. Defaults to DefaultFormats.
+	Formats []Format
+	// Rules validate ad content. Zero fields take DefaultRules' values;
+	// Formats default to the names of Config.Formats.
+	Rules Rules
+	// AllowAnonymous lets viewers without an access token fill spaces.
+	AllowAnonymous bool
+	// Broadcaster carries cache invalidations between instances; nil
+	// means a single instance.
+	Broadcaster Broadcaster
+	// SpaceCacheTTL bounds how long a cached space is used without news
+	// (a safety net under the invalidations). Defaults to DefaultSpaceCacheTTL.
+	SpaceCacheTTL time.Duration
+	// SpaceCacheSize bounds the cached spaces. Defaults to DefaultSpaceCacheSize.
+	SpaceCacheSize int
+	// DecisionTimeout bounds one call to the Decider. Defaults to
+	// DefaultDecisionTimeout.
+	DecisionTimeout time.Duration
+	// TrackingTTL is how long an ad's tracking token is accepted.
+	// Defaults to DefaultTrackingTTL.
+	TrackingTTL time.Duration
+	// Logger defaults to discarding; Now to time.Now.
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Service is the ad space system: settings, content, moderation and fill.
+type Service struct {
+	cfg     Config
+	formats map[string]Format
+	rules   Rules
+	cache   *spaceCache
+	viewers *consentCache
+	logger  *slog.Logger
+	now     func() time.Time
+
+	mu          sync.Mutex
+	unsubscribe func()
+}
+
+// NewService validates cfg and returns the service. Call Start to receive
+// invalidations from other instances.
+func NewService(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Spaces == nil || cfg.Contents == nil || cfg.Users == nil:
+		return nil, errors.New("adspace: Config needs Spaces, Contents and Users (store/memory.New() implements all three)")
+	case cfg.Auth == nil || cfg.Audit == nil || cfg.Tiers == nil:
+		return nil, errors.New("adspace: Config needs Auth, Audit and Tiers (from the auth.Service)")
+	case cfg.Decider == nil:
+		return nil, errors.New("adspace: Config.Decider is required (decision/local.New for the embedded engine)")
+	case cfg.Sealer == nil:
+		return nil, errors.New("adspace: Config.Sealer is required (analytics.NewSealer)")
+	case len(cfg.ViewerKeySecret) < 32:
+		return nil, errors.New("adspace: Config.ViewerKeySecret must be at least 32 random bytes, the same on every instance")
+	}
+	if len(cfg.Formats) == 0 {
+		cfg.Formats = DefaultFormats()
+	}
+	s := &Service{cfg: cfg, formats: map[string]Format{}, logger: cfg.Logger, now: cfg.Now}
+	for _, f := range cfg.Formats {
+		if f.Name == "" || NormalizeTerm(f.Name) != f.Name {
+			return nil, fmt.Errorf("adspace: format name %q must be lower-case and trimmed", f.Name)
+		}
+		s.formats[f.Name] = f
+	}
+	if len(cfg.Rules.Formats) == 0 {
+		cfg.Rules.Formats = slices.Sorted(maps.Keys(s.formats))
+	}
+	s.rules = cfg.Rules.withDefaults()
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.cfg.SpaceCacheTTL = cmp.Or(cfg.SpaceCacheTTL, DefaultSpaceCacheTTL)
+	s.cfg.DecisionTimeout = cmp.Or(cfg.DecisionTimeout, DefaultDecisionTimeout)
+	s.cfg.TrackingTTL = cmp.Or(cfg.TrackingTTL, DefaultTrackingTTL)
+	s.cache = newSpaceCache(cmp.Or(cfg.SpaceCacheSize, DefaultSpaceCacheSize), s.cfg.SpaceCacheTTL)
+	s.viewers = &consentCache{max: cmp.Or(cfg.SpaceCacheSize, DefaultSpaceCacheSize), entries: map[uuid.UUID]consentEntry{}}
+	return s, nil
+}
+
+// Start subscribes to invalidations from other instances. It is a no-op
+// without a Broadcaster.
+func (s *Service) Start(ctx context.Context) error {
+	if s.cfg.Broadcaster == nil {
+		return nil
+	}
+	stop, err := s.cfg.Broadcaster.Subscribe(ctx, invalidationChannel, func(msg string) {
+		if msg == "" {
+			s.cache.clear()
+			return
+		}
+		if id, err := uuid.Parse(msg); err == nil {
+			s.cache.drop(id)
+		}
+	})
+	if err != nil {
+		return fmt.Errorf("adspace: subscribe to invalidations: %w", err)
+	}
+	s.mu.Lock()
+	s.unsubscribe = stop
+	s.mu.Unlock()
+	return nil
+}
+
+// Stop ends the subscription. It is idempotent and safe before Start.
+func (s *Service) Stop() {
+	s.mu.Lock()
+	stop := s.unsubscribe
+	s.unsubscribe = nil
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+	}
+}
+
+// Formats returns the configured formats.
+func (s *Service) Formats() []Format {
+	out := make([]Format, 0, len(s.formats))
+	for _, name := range slices.Sorted(maps.Keys(s.formats)) {
+		out = append(out, s.formats[name])
+	}
+	return out
+}
+
+// CreateSpace gives owner a space with the default settings, if they have
+// none. It is idempotent: the auth service's OnAccountCreated hook.
+func (s *Service) CreateSpace(ctx context.Context, owner uuid.UUID) error {
+	sp, err := NewSpace(owner, s.defaultSettings(), s.now())
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Spaces.CreateSpace(ctx, sp); err != nil && !errors.Is(err, ErrSpaceExists) {
+		return err
+	}
+	return nil
+}
+
+func (s *Service) defaultSettings() Settings {
+	set := DefaultSettings()
+	if _, ok := s.formats[DefaultFormat]; !ok {
+		set.Formats = []string{s.Formats()[0].Name}
+	}
+	return set
+}
+
+// ensureSpace returns owner's space, creating the default one for an
+// existing user who has none (accounts made before spaces existed, or a
+// failed hook).
+func (s *Service) ensureSpace(ctx context.Context, owner uuid.UUID) (Space, error) {
+	sp, err := s.cfg.Spaces.SpaceByOwner(ctx, owner)
+	if !errors.Is(err, ErrSpaceNotFound) {
+		return sp, err
+	}
+	if err := s.CreateSpace(ctx, owner); err != nil {
+		if errors.Is(err, ErrOwnerNotFound) {
+			return Space{}, ErrSpaceNotFound
+		}
+		return Space{}, err
+	}
+	return s.cfg.Spaces.SpaceByOwner(ctx, owner)
+}
+
+// MySpace returns the caller's space.
+func (s *Service) MySpace(ctx context.Context, p auth.Principal) (Space, error) {
+	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermAdSpace); err != nil {
+		return Space{}, err
+	}
+	return s.ensureSpace(ctx, p.UserID)
+}
+
+// UpdateSettings replaces the caller's settings. They are validated and
+// normalised; formats must be configured ones and the ads per view within
+// the caller's tier. expectVersion, when not zero, must be the stored
+// version (ErrVersionConflict otherwise). Every instance sees the change
+// within moments (the cached copies are invalidated).
+func (s *Service) UpdateSettings(ctx context.Context, p auth.Principal, set Settings, expectVersion int64) (Space, error) {
+	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermAdSpace); err != nil {
+		return Space{}, err
+	}
+	set, err := s.checkSettings(ctx, p.UserID, set)
+	if err != nil {
+		return Space{}, err
+	}
+	if _, err := s.ensureSpace(ctx, p.UserID); err != nil {
+		return Space{}, err
+	}
+	sp, err := s.cfg.Spaces.UpdateSettings(ctx, p.UserID, set, expectVersion, s.now())
+	if err != nil {
+		return Space{}, err
+	}
+	s.cache.drop(p.UserID)
+	if s.cfg.Broadcaster != nil {
+		if err := s.cfg.Broadcaster.Publish(ctx, invalidationChannel, p.UserID.String()); err != nil {
+			// Other instances catch up within SpaceCacheTTL.
+			s.logger.WarnContext(ctx, "adspace: invalidation not published", slog.Any("error", err))
+		}
+	}
+	return sp, nil
+}
+
+func (s *Service) checkSettings(ctx context.Context, owner uuid.UUID, set Settings) (Settings, error) {
+	set, err := set.Normalize()
+	fields := map[string]string{}
+	if e := errAsFields(err); e != nil {
+		maps.Copy(fields, e)
+	} else if err != nil {
+		return Settings{}, err
+	}
+	for _, f := range set.Formats {
+		if _, ok := s.formats[f]; !ok {
+			fields["formats"] = fmt.Sprintf("%q is not a format; use one of %v", f, slices.Sorted(maps.Keys(s.formats)))
+		}
+	}
+	if set.MaxAdsPerView > 0 {
+		u, err := s.cfg.Users.UserByID(ctx, owner)
+		if err != nil {
+			return Settings{}, err
+		}
+		tier, err := s.cfg.Tiers.Get(u.Tier)
+		if err == nil && set.MaxAdsPerView > tier.MaxAdsPerView {
+			fields["max_ads_per_view"] = fmt.Sprintf("your tier (%s) allows at most %d", tier.Name, tier.MaxAdsPerView)
+		}
+	}
+	if len(fields) > 0 {
+		return Settings{}, ErrInvalidSettings.WithFields(fields)
+	}
+	return set, nil
+}
+
+// viewerKey is the viewer's pseudonymous key: an HMAC of their identity
+// under the service's secret, so the ad server can cap frequency without
+// learning who anyone is.
+func (s *Service) viewerKey(identity string) string {
+	m := hmac.New(sha256.New, s.cfg.ViewerKeySecret)
+	m.Write([]byte("adshare viewer\x00"))
+	m.Write([]byte(identity))
+	sum := m.Sum(nil)
+	return fmt.Sprintf("%x", sum[:16])
+}

@@ -1,0 +1,467 @@
+package adspace_test
+
+import (
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/decision/decisiontest"
+	"github.com/adshare/adshare/decision/local"
+	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/store/memory"
+)
+
+var secret = []byte("0123456789abcdef0123456789abcdef")
+
+// testBundle is a service on memory stores with a real user system and,
+// unless a decider is given, the local engine.
+type testBundle struct {
+	store  *memory.Store
+	auth   *auth.Service
+	spaces *adspace.Service
+	sealer *analytics.Sealer
+	engine *local.Engine
+	bus    *memory.Bus
+}
+
+type opts struct {
+	decider decision.Decider
+	bus     *memory.Bus
+	store   *memory.Store
+}
+
+func setup(t *testing.T, o opts) *testBundle {
+	t.Helper()
+	b := &testBundle{store: o.store, bus: o.bus}
+	if b.store == nil {
+		b.store = memory.New()
+	}
+	if b.bus == nil {
+		b.bus = memory.NewBus()
+	}
+	key, err := auth.GenerateSigningKey()
+	require.NoError(t, err)
+	keys, err := auth.NewKeySet(key)
+	require.NoError(t, err)
+	tokens, err := auth.NewTokens(keys, auth.TokenConfig{Issuer: "https://api.adshare.test"})
+	require.NoError(t, err)
+	unlimited := auth.Limit{Rate: 1000, Period: time.Second, Burst: 1000}
+	b.auth, err = auth.NewService(auth.Config{
+		Users: b.store, Sessions: b.store, Identities: b.store, Audit: b.store,
+		Limiter: memory.NewLimiter(), Revocations: memory.NewRevocationList(), OneTime: memory.NewOneTimeStore(),
+		Tokens: tokens, RefreshKey: secret, RegisterLimitPerClient: unlimited,
+		OnAccountCreated: func(ctx context.Context, u auth.User) error { return b.spaces.CreateSpace(ctx, u.ID) },
+	})
+	require.NoError(t, err)
+	b.sealer, err = analytics.NewSealer([][]byte{secret}, nil)
+	require.NoError(t, err)
+	decider := o.decider
+	inv := &lateInventory{}
+	if decider == nil {
+		b.engine, err = local.New(local.Config{Inventory: inv, Frequency: memory.NewFrequencyCounter(time.Hour)})
+		require.NoError(t, err)
+		decider = b.engine
+	}
+	b.spaces, err = adspace.NewService(adspace.Config{
+		Spaces: b.store, Contents: b.store, Users: b.store, Auth: b.auth, Audit: b.store, Tiers: b.auth.Tiers(),
+		Decider: decider, Sealer: b.sealer, ViewerKeySecret: secret, AllowAnonymous: true, Broadcaster: b.bus,
+	})
+	require.NoError(t, err)
+	inv.Inventory = b.spaces
+	require.NoError(t, b.spaces.Start(context.Background()))
+	t.Cleanup(b.spaces.Stop)
+	return b
+}
+
+type lateInventory struct{ decision.Inventory }
+
+// user registers someone with a role and returns their principal.
+func (b *testBundle) user(t *testing.T, email string, role auth.Role) auth.Principal {
+	t.Helper()
+	ctx := context.Background()
+	u, pair, err := b.auth.Register(ctx, auth.Registration{Email: email, Password: "correct horse battery staple"})
+	require.NoError(t, err)
+	if role != auth.RoleUser {
+		_, err = b.store.SetRole(ctx, u.ID, role, time.Now())
+		require.NoError(t, err)
+		pair, err = b.auth.Refresh(ctx, pair.RefreshToken)
+		require.NoError(t, err)
+	}
+	p, err := b.auth.Authenticate(ctx, pair.AccessToken)
+	require.NoError(t, err)
+	return p
+}
+
+func draft(title string) adspace.ContentDraft {
+	return adspace.ContentDraft{
+		Format: "banner", Title: title, Body: "Fresh beans every week.", ClickURL: "https://shop.example.com/beans",
+		ImageURL: "https://cdn.example.com/beans.png", Image: adspace.Image{MimeType: "image/png", Width: 320, Height: 50, Bytes: 20_000},
+		CallToAction: "Shop now", Categories: []string{"food"}, Keywords: []string{"coffee"},
+		Bid: adspace.Bid{Model: adspace.BidCPM, Micros: 2_000_000}, TotalBudgetMicros: 100_000_000,
+	}
+}
+
+// approvedAd creates and approves content for a new advertiser.
+func (b *testBundle) approvedAd(t *testing.T, advertiser, moderator auth.Principal, d adspace.ContentDraft) adspace.Content {
+	t.Helper()
+	ctx := context.Background()
+	c, err := b.spaces.CreateContent(ctx, advertiser, d, true)
+	require.NoError(t, err)
+	c, err = b.spaces.Approve(ctx, moderator, c.ID)
+	require.NoError(t, err)
+	if b.engine != nil {
+		require.NoError(t, b.engine.Refresh(ctx))
+	}
+	return c
+}
+
+func TestSettings(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opts{})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err, "the space was created with the user")
+	require.Equal(t, adspace.DefaultSettings(), sp.Settings)
+
+	set := sp.Settings
+	set.Keywords = []string{"Coffee ", "cycling"}
+	set.Formats = []string{"banner", "native"}
+	set.HouseFallback = adspace.HouseOwn
+	updated, err := b.spaces.UpdateSettings(ctx, owner, set, sp.Version)
+	require.NoError(t, err)
+	require.Equal(t, []string{"coffee", "cycling"}, updated.Settings.Keywords)
+	require.Equal(t, sp.Version+1, updated.Version)
+
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, sp.Version)
+	require.ErrorIs(t, err, adspace.ErrVersionConflict)
+
+	for _, tc := range []struct {
+		field  string
+		mutate func(*adspace.Settings)
+	}{
+		{"formats", func(s *adspace.Settings) { s.Formats = []string{"hologram"} }},
+		{"max_ads_per_view", func(s *adspace.Settings) { s.MaxAdsPerView = 3 }}, // the free tier allows 1
+		{"allowed_categories", func(s *adspace.Settings) {
+			s.AllowedCategories, s.BlockedCategories = []string{"food"}, []string{"food"}
+		}},
+		{"refresh_interval", func(s *adspace.Settings) { s.RefreshInterval = 10 * time.Second }},
+		{"house_fallback", func(s *adspace.Settings) { s.HouseFallback = "theirs" }},
+		{"blocked_advertisers", func(s *adspace.Settings) { s.BlockedAdvertisers = []string{"bad id!"} }},
+	} {
+		bad := updated.Settings
+		tc.mutate(&bad)
+		_, err := b.spaces.UpdateSettings(ctx, owner, bad, 0)
+		require.ErrorIs(t, err, adspace.ErrInvalidSettings, tc.field)
+		require.Contains(t, errs.As(err).Fields, tc.field)
+	}
+	again, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	require.Equal(t, updated, again, "refused updates change nothing")
+}
+
+func TestContentLifecycleAndModeration(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opts{})
+	ctx := context.Background()
+	plain := b.user(t, "plain@example.com", auth.RoleUser)
+	adv := b.user(t, "adv@example.com", auth.RoleAdvertiser)
+	other := b.user(t, "other@example.com", auth.RoleAdvertiser)
+	mod := b.user(t, "mod@example.com", auth.RoleModerator)
+
+	_, err := b.spaces.CreateContent(ctx, plain, draft("Beans"), true)
+	require.ErrorIs(t, err, auth.ErrForbidden)
+
+	c, err := b.spaces.CreateContent(ctx, adv, draft("<b>Beans</b> weekly"), false)
+	require.NoError(t, err)
+	require.Equal(t, adspace.StatusDraft, c.Status)
+	require.Equal(t, "Beans weekly", c.Title, "HTML is stripped")
+
+	_, err = b.spaces.CreateContent(ctx, adv, draft("BEANS   weekly"), false)
+	require.ErrorIs(t, err, adspace.ErrDuplicateContent)
+
+	_, err = b.spaces.Content(ctx, other, c.ID)
+	require.ErrorIs(t, err, adspace.ErrContentNotFound, "another advertiser's content is not found, not forbidden")
+	_, err = b.spaces.Transition(ctx, other, c.ID, "archive")
+	require.ErrorIs(t, err, adspace.ErrContentNotFound)
+
+	_, err = b.spaces.Approve(ctx, mod, c.ID)
+	require.ErrorIs(t, err, adspace.ErrInvalidTransition, "drafts are not reviewed")
+	c, err = b.spaces.Transition(ctx, adv, c.ID, "submit")
+	require.NoError(t, err)
+	queue, err := b.spaces.ReviewQueue(ctx, mod, time.Time{}, 10)
+	require.NoError(t, err)
+	require.Len(t, queue, 1)
+	_, err = b.spaces.ReviewQueue(ctx, adv, time.Time{}, 10)
+	require.ErrorIs(t, err, auth.ErrForbidden)
+
+	_, err = b.spaces.Reject(ctx, mod, c.ID, "   ")
+	require.ErrorIs(t, err, adspace.ErrInvalidContent)
+	c, err = b.spaces.Reject(ctx, mod, c.ID, "Image is blurry")
+	require.NoError(t, err)
+	require.Equal(t, adspace.StatusRejected, c.Status)
+	require.Equal(t, "Image is blurry", c.RejectReason)
+
+	d := draft("Beans weekly, sharper")
+	c, err = b.spaces.UpdateContent(ctx, adv, c.ID, d, c.Version, true)
+	require.NoError(t, err)
+	require.Equal(t, adspace.StatusPendingReview, c.Status)
+	require.Empty(t, c.RejectReason)
+	c, err = b.spaces.Approve(ctx, mod, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, adspace.StatusApproved, c.Status)
+	require.Equal(t, mod.UserID, c.ReviewedBy)
+
+	// Editing approved content sends it back to review: nothing unseen runs.
+	c, err = b.spaces.UpdateContent(ctx, adv, c.ID, draft("Beans weekly, now with more"), c.Version, true)
+	require.NoError(t, err)
+	require.Equal(t, adspace.StatusPendingReview, c.Status)
+	_, err = b.spaces.UpdateContent(ctx, adv, c.ID, d, c.Version-1, true)
+	require.ErrorIs(t, err, adspace.ErrVersionConflict)
+	c, err = b.spaces.Approve(ctx, mod, c.ID)
+	require.NoError(t, err)
+
+	c, err = b.spaces.Transition(ctx, adv, c.ID, "pause")
+	require.NoError(t, err)
+	_, err = b.spaces.Transition(ctx, adv, c.ID, "pause")
+	require.ErrorIs(t, err, adspace.ErrInvalidTransition)
+	c, err = b.spaces.Transition(ctx, adv, c.ID, "resume")
+	require.NoError(t, err)
+	c, err = b.spaces.Transition(ctx, adv, c.ID, "archive")
+	require.NoError(t, err)
+	_, err = b.spaces.UpdateContent(ctx, adv, c.ID, d, c.Version, false)
+	require.ErrorIs(t, err, adspace.ErrInvalidTransition)
+	_, err = b.spaces.Transition(ctx, adv, c.ID, "explode")
+	require.ErrorIs(t, err, adspace.ErrInvalidTransition)
+
+	// Moderators cannot approve their own content.
+	_, err = b.store.SetRole(ctx, mod.UserID, auth.RoleModerator, time.Now())
+	require.NoError(t, err)
+	own, err := b.spaces.CreateContent(ctx, mod, draft("Mod's own"), true)
+	require.NoError(t, err)
+	_, err = b.spaces.Approve(ctx, mod, own.ID)
+	require.ErrorIs(t, err, auth.ErrForbidden)
+
+	events, err := b.store.AuditEvents(ctx, auth.AuditFilter{TargetID: c.ID.String(), Limit: 100})
+	require.NoError(t, err)
+	var actions []string
+	for _, e := range events {
+		actions = append(actions, e.Action)
+	}
+	require.Contains(t, actions, adspace.AuditContentApproved)
+	require.Contains(t, actions, adspace.AuditContentRejected)
+	require.Contains(t, actions, auth.AuditAccessDenied, "the other advertiser's attempts are audited")
+}
+
+func TestContentLimitByTier(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opts{})
+	ctx := context.Background()
+	adv := b.user(t, "many@example.com", auth.RoleAdvertiser)
+	free, err := b.auth.Tiers().Get("free")
+	require.NoError(t, err)
+	var last adspace.Content
+	for i := range free.MaxAdContents {
+		last, err = b.spaces.CreateContent(ctx, adv, draft("Ad number "+string(rune('A'+i))), false)
+		require.NoError(t, err)
+	}
+	_, err = b.spaces.CreateContent(ctx, adv, draft("One too many"), false)
+	require.ErrorIs(t, err, adspace.ErrContentLimit)
+	_, err = b.spaces.Transition(ctx, adv, last.ID, "archive")
+	require.NoError(t, err)
+	_, err = b.spaces.CreateContent(ctx, adv, draft("Room again"), false)
+	require.NoError(t, err, "archived content does not count")
+}
+
+func TestFillWithTheLocalEngine(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opts{})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	viewer := b.user(t, "viewer@example.com", auth.RoleUser)
+	adv := b.user(t, "adv@example.com", auth.RoleAdvertiser)
+	mod := b.user(t, "mod@example.com", auth.RoleModerator)
+	ad := b.approvedAd(t, adv, mod, draft("Beans"))
+
+	fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "install-1", GDPRApplies: true, GDPRConsent: true})
+	require.NoError(t, err)
+	require.True(t, fill.Billable)
+	require.Len(t, fill.Ads, 1)
+	served := fill.Ads[0]
+	require.Equal(t, ad.ID.String(), served.AdID)
+	require.Equal(t, "Beans", served.Creative.Title)
+	require.True(t, served.Billable)
+	require.Empty(t, served.Tracking.ImpressionURL, "no upstream pixels leave the server")
+
+	tr, err := b.sealer.Open(served.Token)
+	require.NoError(t, err)
+	require.Equal(t, owner.UserID, tr.Owner)
+	require.Equal(t, served.TrackingID, tr.ID)
+	require.Equal(t, adv.UserID.String(), tr.AdvertiserID)
+	require.Equal(t, int64(2_000_000), tr.PriceMicros)
+	require.True(t, tr.Billable)
+	require.NotEmpty(t, tr.ViewerKey)
+	require.NotContains(t, tr.ViewerKey, "install-1")
+
+	// The owner viewing their own space: never billable.
+	self, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Viewer: &owner})
+	require.NoError(t, err)
+	require.False(t, self.Billable)
+	for _, a := range self.Ads {
+		require.False(t, a.Billable)
+		tr, err := b.sealer.Open(a.Token)
+		require.NoError(t, err)
+		require.False(t, tr.Billable)
+	}
+
+	// A signed-in viewer without consent gets no pseudonymous key.
+	seen, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Viewer: &viewer})
+	require.NoError(t, err)
+	require.Len(t, seen.Ads, 1)
+	tr, err = b.sealer.Open(seen.Ads[0].Token)
+	require.NoError(t, err)
+	require.Empty(t, tr.ViewerKey)
+	require.Equal(t, viewer.UserID, tr.Viewer)
+
+	// The advertiser's own space never shows their own ad.
+	advFill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: adv.UserID})
+	require.NoError(t, err)
+	require.Empty(t, advFill.Ads)
+
+	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: uuid.New()})
+	require.ErrorIs(t, err, adspace.ErrSpaceNotFound)
+}
+
+func TestFillHonoursOwnerSettingsAndConsent(t *testing.T) {
+	t.Parallel()
+	fake := &decisiontest.Fake{Ads: []decision.Ad{
+		{Source: "kevel", AdID: "1", AdvertiserID: "501", Categories: []string{"Gambling"}, Creative: decision.Creative{Format: "banner", Title: "Bet"},
+			Price: decision.Price{Model: decision.CPM, Micros: 3_000_000}, Tracking: decision.Tracking{ImpressionURL: "https://e-1.adzerk.net/i.gif?e=1"}},
+		{Source: "kevel", AdID: "2", AdvertiserID: "502", Categories: []string{"food"}, Creative: decision.Creative{Format: "banner", Title: "Eat"},
+			Price: decision.Price{Model: decision.CPM, Micros: 2_000_000}, Tracking: decision.Tracking{ImpressionURL: "https://e-1.adzerk.net/i.gif?e=2"}},
+		{Source: "kevel", AdID: "3", AdvertiserID: "503", Creative: decision.Creative{Format: "banner", Title: "Stale"},
+			Price: decision.Price{Model: decision.CPM, Micros: 1_000_000}}, // no pixels: a stale copy
+	}}
+	b := setup(t, opts{decider: fake})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	_, err := b.store.SetTier(ctx, auth.TierChange{UserID: owner.UserID, Tier: "premium", EffectiveAt: time.Now()})
+	require.NoError(t, err)
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.MaxAdsPerView, set.BlockedCategories, set.BlockedAdvertisers = 3, []string{"gambling"}, []string{"502"}
+	set.Keywords, set.BlockedKeywords = []string{"coffee", "casino"}, []string{"casino"}
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+
+	fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "d1", GDPRApplies: true, GDPRConsent: true,
+		DoNotSell: true, Keywords: []string{"Espresso"}, Properties: map[string]string{"screen": "feed"}})
+	require.NoError(t, err)
+	require.Len(t, fill.Ads, 1, "gambling and the blocked advertiser are filtered even if the engine returns them")
+	require.Equal(t, "3", fill.Ads[0].AdID)
+	require.False(t, fill.Ads[0].Billable, "an ad without pixels (a stale cache copy) never bills")
+
+	calls := fake.Calls()
+	req := calls[len(calls)-1]
+	require.Empty(t, req.UserKey, "an opt-out of sale keeps the viewer key from the ad server")
+	require.Equal(t, 3, req.Placements[0].Count)
+	require.Equal(t, []string{"coffee", "espresso"}, req.Keywords, "blocked keywords never reach the request")
+	require.Contains(t, req.Exclude.Advertisers, owner.UserID.String())
+	require.Equal(t, "feed", req.Placements[0].Properties["screen"])
+
+	for _, bad := range []adspace.FillRequest{
+		{Owner: owner.UserID, Properties: map[string]string{"email": "x@example.com"}},
+		{Owner: owner.UserID, Keywords: []string{strings.Repeat("k", 100)}},
+		{Owner: owner.UserID, Count: 99},
+		{Owner: owner.UserID, Device: "\xff"},
+	} {
+		_, err := b.spaces.Fill(ctx, bad)
+		require.Equal(t, errs.Invalid, errs.KindOf(err), "%+v", bad)
+	}
+}
+
+func TestFillFallsBackWhenTheDeciderFails(t *testing.T) {
+	t.Parallel()
+	fake := &decisiontest.Fake{Err: decision.ErrUnavailable}
+	b := setup(t, opts{decider: fake})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleAdvertiser)
+	mod := b.user(t, "mod@example.com", auth.RoleModerator)
+
+	empty, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err, "a failing ad server is no ad, not an error")
+	require.Empty(t, empty.Ads)
+
+	b.approvedAd(t, owner, mod, draft("My own shop"))
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.HouseFallback = adspace.HouseOwn
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+	house, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err)
+	require.Len(t, house.Ads, 1)
+	require.True(t, house.Ads[0].House)
+	require.False(t, house.Ads[0].Billable, "house ads never bill")
+
+	fake.Err = decision.ErrInvalidRequest
+	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.ErrorIs(t, err, decision.ErrInvalidRequest, "our own bugs surface")
+}
+
+func TestDisabledSpaceFillsNothing(t *testing.T) {
+	t.Parallel()
+	fake := &decisiontest.Fake{Ads: []decision.Ad{{Source: "kevel", AdvertiserID: "1", Creative: decision.Creative{Format: "banner"}}}}
+	b := setup(t, opts{decider: fake})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.Enabled = false
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+	fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err)
+	require.Empty(t, fill.Ads)
+	require.Empty(t, fake.Calls(), "a disabled space asks no ad server")
+}
+
+// A settings change on one instance reaches fills on another at once.
+func TestSettingsInvalidationAcrossInstances(t *testing.T) {
+	t.Parallel()
+	store, bus := memory.New(), memory.NewBus()
+	fake := &decisiontest.Fake{}
+	a := setup(t, opts{decider: fake, store: store, bus: bus})
+	b := setup(t, opts{decider: fake, store: store, bus: bus})
+	ctx := context.Background()
+	owner := a.user(t, "owner@example.com", auth.RoleUser)
+
+	// b caches the space.
+	fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err)
+	require.Equal(t, adspace.DefaultRefreshInterval, fill.Space.Settings.RefreshInterval)
+
+	sp, err := a.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.RefreshInterval = 5 * time.Minute
+	_, err = a.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+
+	require.Eventually(t, func() bool {
+		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+		return err == nil && fill.Space.Settings.RefreshInterval == 5*time.Minute
+	}, time.Second, 5*time.Millisecond)
+}

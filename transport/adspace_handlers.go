@@ -1,0 +1,476 @@
+package transport
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// settingsJSON is an ad space's settings as the API shows and takes them.
+type settingsJSON struct {
+	Enabled                bool     `json:"enabled"`
+	RefreshIntervalSeconds int      `json:"refresh_interval_seconds"`
+	MaxAdsPerView          int      `json:"max_ads_per_view"`
+	Formats                []string `json:"formats"`
+	Keywords               []string `json:"keywords"`
+	BlockedKeywords        []string `json:"blocked_keywords"`
+	AllowedCategories      []string `json:"allowed_categories"`
+	BlockedCategories      []string `json:"blocked_categories"`
+	BlockedAdvertisers     []string `json:"blocked_advertisers"`
+	HouseFallback          string   `json:"house_fallback"`
+}
+
+func settingsOf(s adspace.Settings) settingsJSON {
+	return settingsJSON{
+		Enabled: s.Enabled, RefreshIntervalSeconds: int(s.RefreshInterval / time.Second), MaxAdsPerView: s.MaxAdsPerView,
+		Formats: s.Formats, Keywords: s.Keywords, BlockedKeywords: s.BlockedKeywords,
+		AllowedCategories: s.AllowedCategories, BlockedCategories: s.BlockedCategories,
+		BlockedAdvertisers: s.BlockedAdvertisers, HouseFallback: s.HouseFallback,
+	}
+}
+
+func (j settingsJSON) settings() adspace.Settings {
+	return adspace.Settings{
+		Enabled: j.Enabled, RefreshInterval: time.Duration(j.RefreshIntervalSeconds) * time.Second, MaxAdsPerView: j.MaxAdsPerView,
+		Formats: orEmpty(j.Formats), Keywords: orEmpty(j.Keywords), BlockedKeywords: orEmpty(j.BlockedKeywords),
+		AllowedCategories: orEmpty(j.AllowedCategories), BlockedCategories: orEmpty(j.BlockedCategories),
+		BlockedAdvertisers: orEmpty(j.BlockedAdvertisers), HouseFallback: j.HouseFallback,
+	}
+}
+
+func orEmpty(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
+}
+
+// Valid checks what the types cannot: the ranges are checked again, with
+// the owner's tier, by the service.
+func (j *settingsJSON) Valid(context.Context) errs.Fields {
+	var f errs.Fields
+	f.Check(j.RefreshIntervalSeconds > 0, "refresh_interval_seconds", "is required")
+	f.Check(j.MaxAdsPerView > 0, "max_ads_per_view", "is required")
+	f.Check(len(j.Formats) > 0, "formats", "at least one format is required")
+	return f
+}
+
+type spaceJSON struct {
+	OwnerID   uuid.UUID    `json:"owner_id"`
+	Settings  settingsJSON `json:"settings"`
+	Version   int64        `json:"version"`
+	UpdatedAt time.Time    `json:"updated_at"`
+}
+
+func spaceOf(sp adspace.Space) spaceJSON {
+	return spaceJSON{OwnerID: sp.OwnerID, Settings: settingsOf(sp.Settings), Version: sp.Version, UpdatedAt: sp.UpdatedAt}
+}
+
+// etag is a space or content version as an HTTP entity tag.
+func etag(version int64) string { return `"` + strconv.FormatInt(version, 10) + `"` }
+
+// ifMatchVersion reads If-Match as a version (0 when absent).
+func ifMatchVersion(r *http.Request) (int64, error) {
+	h := strings.TrimSpace(r.Header.Get("If-Match"))
+	if h == "" {
+		return 0, nil
+	}
+	v, err := strconv.ParseInt(strings.Trim(strings.TrimPrefix(h, "W/"), `"`), 10, 64)
+	if err != nil || v <= 0 {
+		return 0, errInvalidQuery.WithMessage("If-Match must be the entity tag of a version, such as \"3\"")
+	}
+	return v, nil
+}
+
+func (s *server) handleGetSettings() http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		sp, err := s.spaces.MySpace(r.Context(), p)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etag(sp.Version))
+		writeJSON(w, http.StatusOK, spaceOf(sp))
+		return nil
+	})
+}
+
+func (s *server) handlePutSettings() http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		version, err := ifMatchVersion(r)
+		if err != nil {
+			return err
+		}
+		req, err := decodeJSON[settingsJSON](r)
+		if err != nil {
+			return err
+		}
+		sp, err := s.spaces.UpdateSettings(r.Context(), p, req.settings(), version)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etag(sp.Version))
+		writeJSON(w, http.StatusOK, spaceOf(sp))
+		return nil
+	})
+}
+
+// servedAdJSON is an ad as the app renders and tracks it.
+type servedAdJSON struct {
+	ID           uuid.UUID    `json:"id"`
+	Format       string       `json:"format"`
+	Title        string       `json:"title"`
+	Body         string       `json:"body"`
+	ImageURL     string       `json:"image_url"`
+	Width        int          `json:"width"`
+	Height       int          `json:"height"`
+	CallToAction string       `json:"call_to_action"`
+	HTML         string       `json:"html,omitempty"`
+	Advertiser   string       `json:"advertiser_id"`
+	House        bool         `json:"house"`
+	Tracking     trackingJSON `json:"tracking"`
+}
+
+type trackingJSON struct {
+	Token         string    `json:"token"`
+	ImpressionURL string    `json:"impression_url"`
+	ClickURL      string    `json:"click_url"`
+	ExpiresAt     time.Time `json:"expires_at"`
+}
+
+type fillJSON struct {
+	OwnerID                uuid.UUID      `json:"owner_id"`
+	Enabled                bool           `json:"enabled"`
+	Formats                []string       `json:"formats"`
+	RefreshIntervalSeconds int            `json:"refresh_interval_seconds"`
+	Billable               bool           `json:"billable"`
+	Ads                    []servedAdJSON `json:"ads"`
+}
+
+// handleFill serves GET /ad-space/{userId}: the owner's space with ads for
+// this viewer. No ad is 200 with an empty list (the app still needs the
+// refresh interval).
+func (s *server) handleFill() http.Handler {
+	return s.api(func(w http.ResponseWriter, r *http.Request) error {
+		owner, err := pathUUID(r, "userId")
+		if err != nil {
+			return adspace.ErrSpaceNotFound
+		}
+		viewer, ok, err := s.optionalPrincipal(r)
+		if err != nil {
+			return err
+		}
+		q := newQuery(r)
+		fr := adspace.FillRequest{
+			Owner:       owner,
+			Device:      q.string("device", 128),
+			GDPRApplies: !q.present("gdpr_applies") || q.bool("gdpr_applies"),
+			GDPRConsent: q.bool("gdpr_consent"),
+			DoNotSell:   q.bool("do_not_sell"),
+			Count:       int(q.int("count", 1, adspace.MaxAdsPerViewLimit)),
+			Properties:  map[string]string{},
+		}
+		if kw := q.string("keywords", 700); kw != "" {
+			fr.Keywords = strings.Split(kw, ",")
+		}
+		for _, name := range adspace.ContextProperties {
+			if v := q.string(name, 64); v != "" {
+				fr.Properties[name] = v
+			}
+		}
+		if err := q.err(); err != nil {
+			return err
+		}
+		if ok {
+			fr.Viewer = &viewer
+		} else if d := r.Header.Get("X-Adshare-Device"); d != "" && fr.Device == "" {
+			fr.Device = d
+		}
+		fill, err := s.spaces.Fill(r.Context(), fr)
+		if err != nil {
+			return err
+		}
+		set := fill.Space.Settings
+		out := fillJSON{
+			OwnerID: fill.Space.OwnerID, Enabled: set.Enabled, Formats: set.Formats,
+			RefreshIntervalSeconds: int(set.RefreshInterval / time.Second), Billable: fill.Billable,
+			Ads: make([]servedAdJSON, 0, len(fill.Ads)),
+		}
+		for _, ad := range fill.Ads {
+			c := ad.Creative
+			out.Ads = append(out.Ads, servedAdJSON{
+				ID: ad.TrackingID, Format: c.Format, Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
+				Width: c.Width, Height: c.Height, CallToAction: c.CallToAction, HTML: c.HTML,
+				Advertiser: ad.AdvertiserID, House: ad.House,
+				Tracking: trackingJSON{
+					Token: ad.Token, ImpressionURL: s.cfg.PublicBaseURL + "/events",
+					ClickURL: s.cfg.PublicBaseURL + "/c/" + ad.Token, ExpiresAt: ad.ExpiresAt,
+				},
+			})
+		}
+		writeJSON(w, http.StatusOK, out)
+		return nil
+	})
+}
+
+// contentJSON is ad content as its advertiser (and moderators) see it.
+type contentJSON struct {
+	ID                uuid.UUID    `json:"id"`
+	AdvertiserID      uuid.UUID    `json:"advertiser_id"`
+	Status            string       `json:"status"`
+	RejectReason      string       `json:"reject_reason"`
+	Format            string       `json:"format"`
+	Title             string       `json:"title"`
+	Body              string       `json:"body"`
+	ImageURL          string       `json:"image_url"`
+	Image             imageJSON    `json:"image"`
+	ClickURL          string       `json:"click_url"`
+	CallToAction      string       `json:"call_to_action"`
+	Categories        []string     `json:"categories"`
+	Keywords          []string     `json:"keywords"`
+	Bid               bidJSON      `json:"bid"`
+	DailyBudgetMicros int64        `json:"daily_budget_micros"`
+	TotalBudgetMicros int64        `json:"total_budget_micros"`
+	Schedule          scheduleJSON `json:"schedule"`
+	Version           int64        `json:"version"`
+	CreatedAt         time.Time    `json:"created_at"`
+	UpdatedAt         time.Time    `json:"updated_at"`
+	SubmittedAt       *time.Time   `json:"submitted_at"`
+	ReviewedAt        *time.Time   `json:"reviewed_at"`
+}
+
+type imageJSON struct {
+	MimeType string `json:"mime_type"`
+	Width    int    `json:"width"`
+	Height   int    `json:"height"`
+	Bytes    int64  `json:"bytes"`
+}
+
+type bidJSON struct {
+	Model  string `json:"model"`
+	Micros int64  `json:"micros"`
+}
+
+type scheduleJSON struct {
+	Start *time.Time `json:"start"`
+	End   *time.Time `json:"end"`
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	return &t
+}
+
+func contentOf(c adspace.Content) contentJSON {
+	return contentJSON{
+		ID: c.ID, AdvertiserID: c.AdvertiserID, Status: string(c.Status), RejectReason: c.RejectReason, Format: c.Format,
+		Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
+		Image:    imageJSON{MimeType: c.Image.MimeType, Width: c.Image.Width, Height: c.Image.Height, Bytes: c.Image.Bytes},
+		ClickURL: c.ClickURL, CallToAction: c.CallToAction, Categories: orEmpty(c.Categories), Keywords: orEmpty(c.Keywords),
+		Bid:               bidJSON{Model: string(c.Bid.Model), Micros: c.Bid.Micros},
+		DailyBudgetMicros: c.DailyBudgetMicros, TotalBudgetMicros: c.TotalBudgetMicros,
+		Schedule: scheduleJSON{Start: timePtr(c.Schedule.Start), End: timePtr(c.Schedule.End)},
+		Version:  c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		SubmittedAt: timePtr(c.SubmittedAt), ReviewedAt: timePtr(c.ReviewedAt),
+	}
+}
+
+// contentRequest is the body of POST and PUT /ad-space/content.
+type contentRequest struct {
+	Format            string       `json:"format"`
+	Title             string       `json:"title"`
+	Body              string       `json:"body"`
+	ImageURL          string       `json:"image_url"`
+	Image             imageJSON    `json:"image"`
+	ClickURL          string       `json:"click_url"`
+	CallToAction      string       `json:"call_to_action"`
+	Categories        []string     `json:"categories"`
+	Keywords          []string     `json:"keywords"`
+	Bid               bidJSON      `json:"bid"`
+	DailyBudgetMicros int64        `json:"daily_budget_micros"`
+	TotalBudgetMicros int64        `json:"total_budget_micros"`
+	Schedule          scheduleJSON `json:"schedule"`
+	// Submit sends the content to review; else it stays a draft.
+	Submit bool `json:"submit"`
+	// Version is required on PUT: the version being edited.
+	Version int64 `json:"version"`
+}
+
+func (c contentRequest) draft() adspace.ContentDraft {
+	d := adspace.ContentDraft{
+		Format: c.Format, Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
+		Image:    adspace.Image{MimeType: c.Image.MimeType, Width: c.Image.Width, Height: c.Image.Height, Bytes: c.Image.Bytes},
+		ClickURL: c.ClickURL, CallToAction: c.CallToAction, Categories: orEmpty(c.Categories), Keywords: orEmpty(c.Keywords),
+		Bid:               adspace.Bid{Model: adspace.BidModel(c.Bid.Model), Micros: c.Bid.Micros},
+		DailyBudgetMicros: c.DailyBudgetMicros, TotalBudgetMicros: c.TotalBudgetMicros,
+	}
+	if c.Schedule.Start != nil {
+		d.Schedule.Start = *c.Schedule.Start
+	}
+	if c.Schedule.End != nil {
+		d.Schedule.End = *c.Schedule.End
+	}
+	return d
+}
+
+func (s *server) handleCreateContent() http.Handler {
+	return s.requirePermission(auth.PermContentCreate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		req, err := decodeJSON[contentRequest](r)
+		if err != nil {
+			return err
+		}
+		c, err := s.spaces.CreateContent(r.Context(), p, req.draft(), req.Submit)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("Location", "/ad-space/content/"+c.ID.String())
+		w.Header().Set("ETag", etag(c.Version))
+		writeJSON(w, http.StatusCreated, contentOf(c))
+		return nil
+	})
+}
+
+func (s *server) handleListContent() http.Handler {
+	return s.requirePermission(auth.PermContentCreate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		q := newQuery(r)
+		f := adspace.ContentFilter{Status: adspace.Status(q.string("status", 32)), After: q.uuid("after"), Limit: int(q.int("limit", 1, 200))}
+		if f.Status != "" && !f.Status.Valid() {
+			q.fields.Add("query/status", "must be a content status such as approved")
+		}
+		if err := q.err(); err != nil {
+			return err
+		}
+		list, err := s.spaces.ListContent(r.Context(), p, f)
+		if err != nil {
+			return err
+		}
+		writeContentList(w, list)
+		return nil
+	})
+}
+
+func writeContentList(w http.ResponseWriter, list []adspace.Content) {
+	out := make([]contentJSON, 0, len(list))
+	for _, c := range list {
+		out = append(out, contentOf(c))
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"contents": out})
+}
+
+func (s *server) handleGetContent() http.Handler {
+	return s.requirePermission(auth.PermContentCreate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := pathUUID(r, "id")
+		if err != nil {
+			return adspace.ErrContentNotFound
+		}
+		c, err := s.spaces.Content(r.Context(), p, id)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etag(c.Version))
+		writeJSON(w, http.StatusOK, contentOf(c))
+		return nil
+	})
+}
+
+func (s *server) handleUpdateContent() http.Handler {
+	return s.requirePermission(auth.PermContentCreate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := pathUUID(r, "id")
+		if err != nil {
+			return adspace.ErrContentNotFound
+		}
+		req, err := decodeJSON[contentRequest](r)
+		if err != nil {
+			return err
+		}
+		if req.Version <= 0 {
+			return errInvalidBody.WithFields(errs.Fields{"version": "is required: the version you edited"})
+		}
+		c, err := s.spaces.UpdateContent(r.Context(), p, id, req.draft(), req.Version, req.Submit)
+		if err != nil {
+			return err
+		}
+		w.Header().Set("ETag", etag(c.Version))
+		writeJSON(w, http.StatusOK, contentOf(c))
+		return nil
+	})
+}
+
+// handleContentAction serves POST /ad-space/content/{id}/<action>.
+func (s *server) handleContentAction(action string) http.Handler {
+	return s.requirePermission(auth.PermContentCreate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := pathUUID(r, "id")
+		if err != nil {
+			return adspace.ErrContentNotFound
+		}
+		c, err := s.spaces.Transition(r.Context(), p, id, action)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, contentOf(c))
+		return nil
+	})
+}
+
+func (s *server) handleReviewQueue() http.Handler {
+	return s.requirePermission(auth.PermContentModerate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		q := newQuery(r)
+		after, limit := q.time("after"), int(q.int("limit", 1, 200))
+		if err := q.err(); err != nil {
+			return err
+		}
+		list, err := s.spaces.ReviewQueue(r.Context(), p, after, limit)
+		if err != nil {
+			return err
+		}
+		writeContentList(w, list)
+		return nil
+	})
+}
+
+func (s *server) handleApprove() http.Handler {
+	return s.requirePermission(auth.PermContentModerate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := pathUUID(r, "id")
+		if err != nil {
+			return adspace.ErrContentNotFound
+		}
+		c, err := s.spaces.Approve(r.Context(), p, id)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, contentOf(c))
+		return nil
+	})
+}
+
+type rejectRequest struct {
+	Reason string `json:"reason"`
+}
+
+func (s *server) handleReject() http.Handler {
+	return s.requirePermission(auth.PermContentModerate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		id, err := pathUUID(r, "id")
+		if err != nil {
+			return adspace.ErrContentNotFound
+		}
+		req, err := decodeJSON[rejectRequest](r)
+		if err != nil {
+			return err
+		}
+		c, err := s.spaces.Reject(r.Context(), p, id, req.Reason)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, contentOf(c))
+		return nil
+	})
+}
