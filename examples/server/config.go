@@ -18,6 +18,7 @@ type config struct {
 	addr            string
 	databaseURL     string
 	redisURL        string
+	redisPrefix     string
 	migrateOnStart  bool
 	logFormat       string
 	logLevel        slog.Level
@@ -94,6 +95,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.addr, "addr", "ADSHARE_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty uses the in-memory store")
 	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")
+	fs.str(&c.redisPrefix, "redis-prefix", "ADSHARE_REDIS_PREFIX", "adshare:", "prefix of every Redis key, so several deployments can share one Redis")
 	fs.boolean(&c.migrateOnStart, "migrate-on-start", "ADSHARE_MIGRATE_ON_START", false, "apply pending PostgreSQL migrations before serving")
 	fs.str(&c.logFormat, "log-format", "ADSHARE_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), text or json")
 	level := fs.raw("log-level", "ADSHARE_LOG_LEVEL", "log level: debug, info (default), warn or error")

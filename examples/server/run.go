@@ -119,7 +119,7 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, er
 		bus         adspace.Broadcaster
 	)
 	if cfg.redisURL != "" {
-		rc, err := redis.Open(ctx, cfg.redisURL, nil)
+		rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
 		if err != nil {
 			return nil, err
 		}

@@ -97,8 +97,8 @@ func TestQuickStartOnEmbeddedDefaults(t *testing.T) {
 func TestWithPostgresAndRedis(t *testing.T) {
 	t.Parallel()
 	dbURL := postgrestest.URL(t)
-	redisURL, _ := testenv.Redis(t)
-	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL}
+	redisURL, prefix := testenv.Redis(t)
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix}
 	base, _ := startServer(t, env, "-migrate-on-start")
 
 	status, body := get(t, base+"/readyz")
