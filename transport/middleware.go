@@ -115,6 +115,9 @@ func (s *server) withObservation(next http.Handler) http.Handler {
 			elapsed := time.Since(start)
 			status := rec.statusOrOK()
 			done(status, elapsed)
+			if s.cfg.DisableAccessLog && status < 500 {
+				return
+			}
 			level := slog.LevelInfo
 			if status >= 500 {
 				level = slog.LevelError

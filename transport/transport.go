@@ -32,6 +32,9 @@ const (
 type Config struct {
 	// Logger receives access logs and errors. Defaults to discarding.
 	Logger *slog.Logger
+	// DisableAccessLog turns the per-request log line off (errors are
+	// still logged), for hosts whose load balancer logs requests.
+	DisableAccessLog bool
 	// Metrics is where HTTP metrics are registered (adshare_http_*). Nil
 	// means no metrics are exported. The host serves the registry.
 	Metrics prometheus.Registerer

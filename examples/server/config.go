@@ -25,6 +25,9 @@ type config struct {
 	allowedOrigins  []string
 	trustedProxies  []netip.Prefix
 	hsts            bool
+	accessLog       bool
+	clientRate      int // requests per minute per client address
+	userRate        int // requests per minute per signed-in user
 	shutdownTimeout time.Duration
 
 	issuer        string
@@ -101,6 +104,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	level := fs.raw("log-level", "ADSHARE_LOG_LEVEL", "log level: debug, info (default), warn or error")
 	origins := fs.raw("allowed-origins", "ADSHARE_ALLOWED_ORIGINS", "comma-separated browser origins allowed by CORS")
 	proxies := fs.raw("trusted-proxies", "ADSHARE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
+	clientRate := fs.raw("client-rate", "ADSHARE_CLIENT_RATE", "requests per minute allowed per client address (bursts of a fifth); default 600")
+	userRate := fs.raw("user-rate", "ADSHARE_USER_RATE", "requests per minute allowed per signed-in user (bursts of a fifth); default 600")
+	fs.boolean(&c.accessLog, "access-log", "ADSHARE_ACCESS_LOG", true, "log every request (5xx answers are logged regardless)")
 	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS)")
 	fs.duration(&c.shutdownTimeout, "shutdown-timeout", "ADSHARE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long requests in flight may take to finish on shutdown")
 	fs.str(&c.issuer, "issuer", "ADSHARE_ISSUER", "", "the iss claim of access tokens; defaults to http://<addr>")
@@ -134,6 +140,21 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	case "auto", "text", "json":
 	default:
 		return c, nil, fmt.Errorf("log format %q: want auto, text or json", c.logFormat)
+	}
+	for _, r := range []struct {
+		raw  string
+		dst  *int
+		name string
+	}{{*clientRate, &c.clientRate, "client-rate"}, {*userRate, &c.userRate, "user-rate"}} {
+		if r.raw == "" {
+			*r.dst = 600
+			continue
+		}
+		n, err := strconv.Atoi(r.raw)
+		if err != nil || n < 1 || n > 100_000_000 {
+			return c, nil, fmt.Errorf("%s must be a number of requests per minute", r.name)
+		}
+		*r.dst = n
 	}
 	c.allowedOrigins = splitList(*origins)
 	for _, p := range splitList(*proxies) {

@@ -271,19 +271,25 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tcfg := transport.Config{
-		Logger:          logger,
-		Metrics:         reg,
-		AllowedOrigins:  cfg.allowedOrigins,
-		TrustedProxies:  cfg.trustedProxies,
-		ReadinessChecks: d.checks,
-		Auth:            d.auth,
-		AdSpaces:        d.spaces,
-		PublicBaseURL:   cfg.publicURL,
-		Limiter:         d.limiter,
+		Logger:           logger,
+		DisableAccessLog: !cfg.accessLog,
+		Metrics:          reg,
+		AllowedOrigins:   cfg.allowedOrigins,
+		TrustedProxies:   cfg.trustedProxies,
+		ReadinessChecks:  d.checks,
+		Auth:             d.auth,
+		AdSpaces:         d.spaces,
+		PublicBaseURL:    cfg.publicURL,
+		// API-wide limits are a coarse guard kept per instance, so that
+		// they cost no network round trip per request; sign-in limits (in
+		// auth) are shared through Redis and fail closed.
+		Limiter: memory.NewLimiter(),
 	}
 	if cfg.hsts {
 		tcfg.HSTSMaxAge = 365 * 24 * time.Hour
 	}
+	tcfg.ClientRateLimit = auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)}
+	tcfg.UserRateLimit = auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)}
 	api, err := transport.New(tcfg)
 	if err != nil {
 		return err

@@ -19,7 +19,7 @@ import (
 
 // startServer runs the program with args and env until the test ends, and
 // returns its base URL and output.
-func startServer(t *testing.T, env map[string]string, args ...string) (string, *testenv.Buffer) {
+func startServer(t testing.TB, env map[string]string, args ...string) (string, *testenv.Buffer) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	out := &testenv.Buffer{}
@@ -60,7 +60,7 @@ func startServer(t *testing.T, env map[string]string, args ...string) (string, *
 	return base, out
 }
 
-func get(t *testing.T, url string) (int, string) {
+func get(t testing.TB, url string) (int, string) {
 	t.Helper()
 	resp, err := http.Get(url)
 	require.NoError(t, err)
@@ -148,7 +148,7 @@ func userFlow(t *testing.T, base string) {
 
 // postJSON posts body (none when empty) and decodes the JSON answer, which
 // must have the wanted status.
-func postJSON(t *testing.T, url, token, body string, want int) map[string]any {
+func postJSON(t testing.TB, url, token, body string, want int) map[string]any {
 	t.Helper()
 	var r io.Reader
 	if body != "" {
@@ -175,7 +175,7 @@ func postJSON(t *testing.T, url, token, body string, want int) map[string]any {
 	return out
 }
 
-func getWithToken(t *testing.T, url, token string) (int, string) {
+func getWithToken(t testing.TB, url, token string) (int, string) {
 	t.Helper()
 	req, err := http.NewRequest(http.MethodGet, url, nil)
 	require.NoError(t, err)
