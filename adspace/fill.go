@@ -117,6 +117,9 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 	default:
 		s.logger.WarnContext(ctx, "adspace: decider failed; filling with the fallback", slog.Any("error", err))
 	}
+	if s.cfg.Fills != nil {
+		s.cfg.Fills.RecordFill(r.Owner, req.Placements[0].CountOrOne(), len(ads))
+	}
 	house := false
 	if len(ads) == 0 && sp.Settings.HouseFallback == HouseOwn {
 		ads, house = s.houseAds(ctx, sp, req.Placements[0].CountOrOne()), true

@@ -48,6 +48,12 @@ func DefaultFormats() []Format {
 	}
 }
 
+// FillRecorder counts fills: how many ads a fill asked for and how many it
+// got.
+type FillRecorder interface {
+	RecordFill(owner uuid.UUID, requested, filled int)
+}
+
 // Authorizer checks permissions (auth.Service implements it).
 type Authorizer interface {
 	Authorize(ctx context.Context, p auth.Principal, perm auth.Permission) error
@@ -87,6 +93,9 @@ type Config struct {
 	// Broadcaster carries cache invalidations between instances; nil
 	// means a single instance.
 	Broadcaster Broadcaster
+	// Fills counts fills for the fill rate (analytics.Service implements
+	// it); nil: not counted.
+	Fills FillRecorder
 	// SpaceCacheTTL bounds how long a cached space is used without news
 	// (a safety net under the invalidations). Defaults to DefaultSpaceCacheTTL.
 	SpaceCacheTTL time.Duration

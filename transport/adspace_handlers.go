@@ -14,6 +14,33 @@ import (
 	"github.com/adshare/adshare/internal/errs"
 )
 
+// settingsFieldNames maps the service's names of settings fields to the
+// request's, where they differ, so that field errors point into the body.
+var settingsFieldNames = map[string]string{"refresh_interval": "refresh_interval_seconds"}
+
+// fillFieldNames maps the service's names of fill request fields to the
+// query parameters they come from.
+var fillFieldNames = map[string]string{
+	"keywords": "query/keywords", "count": "query/count", "device": "query/device", "properties": "query/properties",
+}
+
+// renameFields returns err with the names of its field errors mapped
+// through names (others are kept), or err itself when it has none.
+func renameFields(err error, names map[string]string) error {
+	e := errs.As(err)
+	if e == nil || len(e.Fields) == 0 {
+		return err
+	}
+	fields := make(map[string]string, len(e.Fields))
+	for k, v := range e.Fields {
+		if n, ok := names[k]; ok {
+			k = n
+		}
+		fields[k] = v
+	}
+	return e.WithFields(fields)
+}
+
 // settingsJSON is an ad space's settings as the API shows and takes them.
 type settingsJSON struct {
 	Enabled                bool     `json:"enabled"`
@@ -114,7 +141,7 @@ func (s *server) handlePutSettings() http.Handler {
 		}
 		sp, err := s.spaces.UpdateSettings(r.Context(), p, req.settings(), version)
 		if err != nil {
-			return err
+			return renameFields(err, settingsFieldNames)
 		}
 		w.Header().Set("ETag", etag(sp.Version))
 		writeJSON(w, http.StatusOK, spaceOf(sp))
@@ -195,7 +222,7 @@ func (s *server) handleFill() http.Handler {
 		}
 		fill, err := s.spaces.Fill(r.Context(), fr)
 		if err != nil {
-			return err
+			return renameFields(err, fillFieldNames)
 		}
 		set := fill.Space.Settings
 		out := fillJSON{

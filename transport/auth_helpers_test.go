@@ -84,6 +84,10 @@ type bundleOpts struct {
 	// and these limits (zero: the defaults).
 	apiLimits              bool
 	clientLimit, userLimit auth.Limit
+	// configure, when set, changes the API's config just before it is
+	// built, with the bundle's stores and service ready (the ad space tests
+	// mount the ad space system this way).
+	configure func(t *testing.T, b *authBundle, cfg *Config)
 }
 
 // authBundle is the API with the user system on one backend, served over
@@ -102,6 +106,7 @@ type authBundle struct {
 	oas     oasvalidator.Validator
 	oidc    *oidctest.Server // nil unless bundleOpts.oidc
 	logs    *testenv.Buffer
+	redis   *redisstore.Client // nil on the memory backend
 }
 
 // forEachBackend runs fn, in parallel, on a fresh bundle per backend.
@@ -164,6 +169,7 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 		})
 		cfg.Users, cfg.Sessions, cfg.Identities, cfg.Audit = db, db, db, db
 		cfg.Limiter, cfg.Revocations, cfg.OneTime = rc.Limiter(), revs, rc.OneTimeStore()
+		b.redis = rc
 	default:
 		t.Fatalf("unknown backend %q", backend)
 	}
@@ -186,6 +192,9 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 	}
 	if opts.apiLimits {
 		tcfg.Limiter, tcfg.ClientRateLimit, tcfg.UserRateLimit = b.limiter, opts.clientLimit, opts.userLimit
+	}
+	if opts.configure != nil {
+		opts.configure(t, b, &tcfg)
 	}
 	h, err := New(tcfg)
 	require.NoError(t, err)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 )
 
@@ -46,7 +47,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}} // every route
+	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}, events: &analytics.Service{}} // every route
 	var routed []string
 	for _, rt := range s.routes() {
 		routed = append(routed, rt.method+" "+rt.path)

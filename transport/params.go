@@ -5,6 +5,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/google/uuid"
 
@@ -55,6 +56,12 @@ func (q *query) string(name string, maxLen int) string {
 	v, _ := q.raw(name)
 	if len(v) > maxLen {
 		q.fields.Add("query/"+name, "is too long")
+		return ""
+	}
+	if !utf8.ValidString(v) {
+		// Decoded from %XX escapes: nothing downstream (PostgreSQL text,
+		// JSON answers) can take invalid UTF-8.
+		q.fields.Add("query/"+name, "must be valid UTF-8")
 		return ""
 	}
 	return v

@@ -62,5 +62,18 @@ func (s *server) routes() []route {
 			route{http.MethodPost, "/moderation/content/{id}/reject", s.handleReject()},
 		)
 	}
+	if s.events != nil {
+		rs = append(rs,
+			route{http.MethodPost, "/events", s.handleEvents()},
+			route{http.MethodGet, "/c/{token}", s.handleClick()},
+		)
+		if s.auth != nil {
+			rs = append(rs,
+				route{http.MethodGet, "/analytics/performance", s.handlePerformance()},
+				route{http.MethodGet, "/analytics/revenue", s.handleRevenue()},
+				route{http.MethodGet, "/analytics/users", s.handleUsersReport()},
+			)
+		}
+	}
 	return rs
 }

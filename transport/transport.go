@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 )
 
@@ -66,6 +67,9 @@ type Config struct {
 	// AdSpaces is the ad space system. When nil (or Auth is nil), the ad
 	// space, content and moderation endpoints are not mounted.
 	AdSpaces *adspace.Service
+	// Analytics ingests events (POST /events, the click redirect) and
+	// answers reports. When nil, those endpoints are not mounted.
+	Analytics *analytics.Service
 	// PublicBaseURL prefixes the tracking links in fills, e.g.
 	// "https://api.example.com"; empty gives links relative to the API.
 	PublicBaseURL string
@@ -138,6 +142,7 @@ type server struct {
 	mux     *http.ServeMux
 	auth    *auth.Service
 	spaces  *adspace.Service
+	events  *analytics.Service
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -155,7 +160,7 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces}
+	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 		return nil, err

@@ -40,6 +40,13 @@ type config struct {
 	anonymous     bool
 
 	oidc oidcConfig
+
+	kevelNetwork   int64
+	kevelSite      int64
+	kevelURL       string
+	kevelAPIKey    string
+	kevelFake      bool
+	eventRetention time.Duration
 }
 
 // oidcConfig describes one OpenID Connect provider; empty IssuerURL means none.
@@ -117,6 +124,12 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	viewer := fs.raw("viewer-key-secret", "ADSHARE_VIEWER_KEY_SECRET", "base64 of at least 32 secret bytes that derive viewers' pseudonymous keys; empty: random per start")
 	fs.str(&c.publicURL, "public-url", "ADSHARE_PUBLIC_URL", "", "public base URL of the API, for tracking links in fills; empty: relative links")
 	fs.boolean(&c.anonymous, "allow-anonymous", "ADSHARE_ALLOW_ANONYMOUS", true, "let viewers without an access token fill ad spaces")
+	kevelNetwork := fs.raw("kevel-network", "ADSHARE_KEVEL_NETWORK_ID", "Kevel network id; empty: ads come from the local engine over users' own ads")
+	kevelSite := fs.raw("kevel-site", "ADSHARE_KEVEL_SITE_ID", "Kevel site id of the app")
+	fs.str(&c.kevelURL, "kevel-url", "ADSHARE_KEVEL_URL", "", "Kevel base URL override (a CNAME); default https://e-<network>.adzerk.net")
+	fs.str(&c.kevelAPIKey, "kevel-api-key", "ADSHARE_KEVEL_API_KEY", "", "Kevel API key (prefer the environment variable)")
+	fs.boolean(&c.kevelFake, "kevel-fake", "ADSHARE_KEVEL_FAKE", false, "run an in-process fake Kevel network with demo ads (for trying the Kevel path)")
+	fs.duration(&c.eventRetention, "event-retention", "ADSHARE_EVENT_RETENTION", 400*24*time.Hour, "how long raw tracking events are kept in PostgreSQL (rollups are kept)")
 	fs.str(&c.oidc.name, "oidc-name", "ADSHARE_OIDC_NAME", "oidc", "name of the OpenID Connect provider in URLs")
 	fs.str(&c.oidc.issuerURL, "oidc-issuer", "ADSHARE_OIDC_ISSUER", "", "issuer URL of an OpenID Connect provider; empty: password sign-in only")
 	fs.str(&c.oidc.clientID, "oidc-client-id", "ADSHARE_OIDC_CLIENT_ID", "", "client id at the provider")
@@ -177,6 +190,23 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	}
 	if c.refreshKey, err = decodeKey(*refresh, "refresh-key", 32, 1024); err != nil {
 		return c, nil, err
+	}
+	for _, v := range []struct {
+		raw  string
+		dst  *int64
+		name string
+	}{{*kevelNetwork, &c.kevelNetwork, "kevel-network"}, {*kevelSite, &c.kevelSite, "kevel-site"}} {
+		if v.raw == "" {
+			continue
+		}
+		n, err := strconv.ParseInt(v.raw, 10, 64)
+		if err != nil || n <= 0 {
+			return c, nil, fmt.Errorf("%s must be a positive number", v.name)
+		}
+		*v.dst = n
+	}
+	if c.kevelNetwork != 0 && c.kevelSite == 0 {
+		return c, nil, errors.New("kevel-site is required with kevel-network")
 	}
 	for _, k := range splitList(*tracking) {
 		key, err := decodeKey(k, "tracking-keys", 32, 32)

@@ -24,7 +24,6 @@ import (
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/auth/oidc"
 	"github.com/adshare/adshare/decision"
-	"github.com/adshare/adshare/decision/local"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/redis"
@@ -61,6 +60,7 @@ type deps struct {
 	closers []func()
 	auth    *auth.Service
 	spaces  *adspace.Service
+	events  *analytics.Service
 	limiter auth.Limiter
 }
 
@@ -78,11 +78,13 @@ type authStores interface {
 	auth.AuditLog
 	adspace.Store
 	adspace.ContentStore
+	analytics.Store
+	analytics.UserStats
 }
 
 // openDeps connects to PostgreSQL and Redis when configured, falls back to
 // in-process equivalents otherwise, and builds the user system on them.
-func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, err error) {
+func openDeps(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (_ *deps, err error) {
 	d := &deps{}
 	defer func() {
 		if err != nil {
@@ -105,6 +107,7 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, er
 		}
 		d.checks = append(d.checks, transport.ReadinessCheck{Name: "postgres", Check: db.Ping})
 		stores = db
+		d.closers = append(d.closers, maintainPartitions(db, cfg.eventRetention, logger))
 		logger.InfoContext(ctx, "store: postgres")
 	} else {
 		store := memory.New()
@@ -117,9 +120,10 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, er
 		revocations auth.RevocationList
 		onetime     auth.OneTimeStore
 		bus         adspace.Broadcaster
+		rc          *redis.Client
 	)
 	if cfg.redisURL != "" {
-		rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
+		rc, err = redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
 		if err != nil {
 			return nil, err
 		}
@@ -142,18 +146,25 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger) (_ *deps, er
 	if err != nil {
 		return nil, err
 	}
-	var stopEngine func()
-	if d.spaces, stopEngine, err = newAdSpaces(ctx, cfg, logger, stores, d.auth, bus); err != nil {
+	var closers []func()
+	if d.spaces, d.events, closers, err = newAdSpaces(ctx, cfg, logger, reg, stores, d.auth, bus, rc, d.limiter); err != nil {
 		return nil, err
 	}
-	d.closers = append(d.closers, stopEngine, d.spaces.Stop)
+	d.closers = append(d.closers, closers...)
 	return d, nil
 }
 
-// newAdSpaces builds the ad space system on the local engine, the
-// embedded default decider.
-func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, stores authStores, authSvc *auth.Service,
-	bus adspace.Broadcaster) (*adspace.Service, func(), error) {
+// newAdSpaces builds the ad space system and analytics on the configured
+// decider: Kevel (cached) when configured, else the local engine.
+func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, stores authStores,
+	authSvc *auth.Service, bus adspace.Broadcaster, rc *redis.Client, limiter auth.Limiter) (*adspace.Service, *analytics.Service, []func(), error) {
+	var closers []func()
+	fail := func(err error) (*adspace.Service, *analytics.Service, []func(), error) {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+		return nil, nil, nil, err
+	}
 	trackingKeys := cfg.trackingKeys
 	if trackingKeys == nil {
 		logger.WarnContext(ctx, "adspace: no ADSHARE_TRACKING_KEYS; sealing tracking tokens with a random key, so they die with this process")
@@ -161,40 +172,54 @@ func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, stores au
 	}
 	sealer, err := analytics.NewSealer(trackingKeys, nil)
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	viewerSecret := cfg.viewerSecret
 	if viewerSecret == nil {
 		logger.WarnContext(ctx, "adspace: no ADSHARE_VIEWER_KEY_SECRET; viewers' pseudonymous keys change with every start")
 		viewerSecret = randomKey()
 	}
-	// The engine reads its inventory from the ad space service, which needs
-	// the engine: the inventory is bound once both exist.
+	// The local engine reads its inventory from the ad space service,
+	// which needs the engine: the inventory is bound once both exist.
 	inv := &lateInventory{}
-	engine, err := local.New(local.Config{
-		Inventory: inv, Stats: memory.NewAdStats(), Frequency: memory.NewFrequencyCounter(time.Hour), Logger: logger,
+	dec, err := newDeciders(ctx, cfg, logger, reg, rc, inv, stores)
+	if err != nil {
+		return fail(err)
+	}
+	closers = append(closers, dec.close)
+
+	events, err := analytics.NewService(analytics.Config{
+		Store: stores, Sealer: sealer, Tiers: authSvc, Limiter: limiter, Pixels: dec.pixels,
+		Auth: authSvc, Users: stores, Logger: logger,
 	})
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
+	if err := events.Start(ctx); err != nil {
+		return fail(err)
+	}
+	closers = append(closers, events.Close)
+
 	spaces, err := adspace.NewService(adspace.Config{
 		Spaces: stores, Contents: stores, Users: stores, Auth: authSvc, Audit: stores, Tiers: authSvc.Tiers(),
-		Decider: engine, Sealer: sealer, ViewerKeySecret: viewerSecret, AllowAnonymous: cfg.anonymous,
-		Broadcaster: bus, Logger: logger,
+		Decider: dec.decider, Sealer: sealer, ViewerKeySecret: viewerSecret, AllowAnonymous: cfg.anonymous,
+		Broadcaster: bus, Fills: events, Logger: logger,
 	})
 	if err != nil {
-		return nil, nil, err
+		return fail(err)
 	}
 	inv.Inventory = spaces
-	if err := engine.Start(ctx); err != nil {
-		logger.WarnContext(ctx, "local engine: first refresh failed", slog.Any("error", err))
+	if dec.engine != nil {
+		if err := dec.engine.Start(ctx); err != nil {
+			logger.WarnContext(ctx, "local engine: first refresh failed", slog.Any("error", err))
+		}
+		closers = append(closers, func() { _ = dec.engine.Stop(context.Background()) })
 	}
-	stop := func() { _ = engine.Stop(context.Background()) }
 	if err := spaces.Start(ctx); err != nil {
-		stop()
-		return nil, nil, err
+		return fail(err)
 	}
-	return spaces, stop, nil
+	closers = append(closers, spaces.Stop)
+	return spaces, events, closers, nil
 }
 
 // lateInventory lets the local engine be built before the ad space service
@@ -262,14 +287,13 @@ func newAuthService(ctx context.Context, cfg config, logger *slog.Logger, stores
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
-	d, err := openDeps(ctx, cfg, logger)
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	d, err := openDeps(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
 	defer d.close()
-
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	tcfg := transport.Config{
 		Logger:           logger,
 		DisableAccessLog: !cfg.accessLog,
@@ -279,6 +303,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		ReadinessChecks:  d.checks,
 		Auth:             d.auth,
 		AdSpaces:         d.spaces,
+		Analytics:        d.events,
 		PublicBaseURL:    cfg.publicURL,
 		// API-wide limits are a coarse guard kept per instance, so that
 		// they cost no network round trip per request; sign-in limits (in
@@ -452,4 +477,43 @@ func runUsers(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	fmt.Fprintf(stdout, "%s is now %s (sign in again, or refresh, to use the new role)\n", email, role)
 	return nil
+}
+
+// maintainPartitions keeps a week of daily event partitions ahead and
+// drops those past the retention, now and hourly, until the returned
+// function is called.
+func maintainPartitions(db *postgres.DB, retention time.Duration, logger *slog.Logger) func() {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	run := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		now := time.Now()
+		if err := db.EnsureEventPartitions(ctx, now.Add(-24*time.Hour), now.Add(7*24*time.Hour)); err != nil {
+			logger.WarnContext(ctx, "postgres: event partitions not created", slog.Any("error", err))
+		}
+		if n, err := db.DropEventPartitionsBefore(ctx, now.Add(-retention)); err != nil {
+			logger.WarnContext(ctx, "postgres: old event partitions not dropped", slog.Any("error", err))
+		} else if n > 0 {
+			logger.InfoContext(ctx, "postgres: old event partitions dropped", slog.Int("count", n))
+		}
+	}
+	go func() {
+		defer close(done)
+		run()
+		t := time.NewTicker(time.Hour)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+				run()
+			}
+		}
+	}()
+	return func() {
+		close(stop)
+		<-done
+	}
 }

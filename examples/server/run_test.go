@@ -200,9 +200,11 @@ func TestMigrateSubcommand(t *testing.T) {
 	}
 
 	require.Contains(t, migrate("status"), "pending")
-	require.Contains(t, migrate("up"), "applied 3 migration(s) [1 2 3]")
+	require.Contains(t, migrate("up"), "applied 4 migration(s) [1 2 3 4]")
 	require.NotContains(t, migrate("status"), "pending")
 	require.Contains(t, migrate("up"), "applied 0 migration(s)")
+	require.Contains(t, migrate("down"), "rolled back migration 4")
+	require.Contains(t, migrate("status"), "pending")
 	require.Contains(t, migrate("down"), "rolled back migration 3")
 	require.Contains(t, migrate("status"), "pending")
 	require.Contains(t, migrate("down"), "rolled back migration 2")

@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/storetest"
@@ -46,6 +47,16 @@ func TestIdentityStore(t *testing.T) {
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	storetest.RunAuditLog(t, func(*testing.T) storetest.AuthStores { return memory.New() })
+}
+
+func TestEventStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunEventStore(t, func(*testing.T) analytics.Store { return memory.New() })
+}
+
+func TestUserStats(t *testing.T) {
+	t.Parallel()
+	storetest.RunUserStats(t, func(*testing.T) storetest.UserStatsStores { return memory.New() })
 }
 
 func TestCache(t *testing.T) {

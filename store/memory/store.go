@@ -12,7 +12,9 @@ import (
 
 // Store implements every adshare store interface in memory. The zero value
 // is not usable; call New. It is safe for concurrent use: one lock guards
-// everything, which keeps multi-record writes atomic as in PostgreSQL.
+// everything, which keeps multi-record writes atomic as in PostgreSQL,
+// except the analytics events and rollups, which have a lock of their own
+// (no write spans them and the rest).
 type Store struct {
 	mu sync.RWMutex
 
@@ -32,6 +34,10 @@ type Store struct {
 
 	audit     []auth.AuditEvent
 	nextAudit int64
+
+	// events holds analytics events and rollups, under a lock of its own:
+	// no write spans them and the auth data.
+	events eventState
 }
 
 var (
@@ -56,6 +62,7 @@ func New() *Store {
 		refresh:    make(map[string]*refreshRow),
 		generation: make(map[sessionGeneration]string),
 		identities: make(map[identityKey]auth.Identity),
+		events:     newEventState(),
 	}
 }
 

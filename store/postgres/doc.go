@@ -14,6 +14,14 @@
 // domain forbids. Driver errors become domain errors in one place
 // (errors.go).
 //
+// Analytics events live in a table partitioned by day (the UTC day of the
+// tracking token's issue time) with a default partition for anything
+// else; see [DB.EnsureEventPartitions] and [DB.DropEventPartitionsBefore].
+// Each WriteEvents call is one transaction that inserts the new events
+// (INSERT … SELECT FROM unnest(arrays) ON CONFLICT DO NOTHING RETURNING)
+// and folds only those into hourly rollups with one aggregated upsert per
+// table; reports read the rollups, never the events.
+//
 // All statements are unqualified, so a connection's search_path selects the
 // schema: tests use a fresh schema per test, and a host may keep adshare in a
 // schema of its own.

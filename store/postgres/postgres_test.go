@@ -9,6 +9,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/store/postgres"
@@ -49,6 +50,16 @@ func TestIdentityStore(t *testing.T) {
 func TestAuditLog(t *testing.T) {
 	t.Parallel()
 	storetest.RunAuditLog(t, func(t *testing.T) storetest.AuthStores { return postgrestest.New(t) })
+}
+
+func TestEventStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunEventStore(t, func(t *testing.T) analytics.Store { return postgrestest.New(t) })
+}
+
+func TestUserStats(t *testing.T) {
+	t.Parallel()
+	storetest.RunUserStats(t, func(t *testing.T) storetest.UserStatsStores { return postgrestest.New(t) })
 }
 
 // The audit table refuses changes even to code with SQL access.
@@ -233,9 +244,11 @@ func TestMigrationGivesExistingSpacesDefaultSettings(t *testing.T) {
 	db := postgrestest.Open(t)
 	_, err := db.Migrate(ctx)
 	require.NoError(t, err)
-	v, err := db.MigrateDown(ctx)
-	require.NoError(t, err)
-	require.Equal(t, int64(3), v)
+	for _, want := range []int64{4, 3} {
+		v, err := db.MigrateDown(ctx)
+		require.NoError(t, err)
+		require.Equal(t, want, v)
+	}
 
 	owner := storetest.NewUser(t, "old@example.com")
 	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: owner}))
@@ -245,7 +258,7 @@ func TestMigrationGivesExistingSpacesDefaultSettings(t *testing.T) {
 
 	applied, err := db.Migrate(ctx)
 	require.NoError(t, err)
-	require.Equal(t, []int64{3}, applied)
+	require.Equal(t, []int64{3, 4}, applied)
 	sp, err := db.SpaceByOwner(ctx, owner.ID)
 	require.NoError(t, err)
 	want := adspace.DefaultSettings()

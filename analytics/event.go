@@ -1,0 +1,200 @@
+package analytics
+
+import (
+	"context"
+	"time"
+
+	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// EventType names what happened to a served ad.
+type EventType string
+
+// Event types.
+const (
+	// Impression: the ad was viewable (at least half on screen for one
+	// second, the MRC rule), as the app reports it.
+	Impression EventType = "impression"
+	// Click: the viewer followed the ad.
+	Click EventType = "click"
+	// Conversion: a custom event after a click (sign-up, purchase...).
+	Conversion EventType = "conversion"
+)
+
+// Valid reports whether t is a known type.
+func (t EventType) Valid() bool { return t == Impression || t == Click || t == Conversion }
+
+// Event is one accepted report, with what the token says and what the
+// filters decided. Accepted means stored: invalid traffic is kept too, but
+// never billed.
+type Event struct {
+	// TrackingID and Type (and Name, for conversions) identify the event:
+	// an impression or a click counts once per token.
+	TrackingID uuid.UUID
+	Type       EventType
+	// Name of a conversion ("signup", "purchase"); empty otherwise.
+	Name string
+	// From the token.
+	Owner        uuid.UUID
+	Viewer       uuid.UUID
+	ViewerKey    string
+	Placement    string
+	Source       string
+	AdID         string
+	CreativeID   string
+	CampaignID   string
+	AdvertiserID string
+	PriceModel   string
+	PriceMicros  int64
+	// IssuedAt is when the ad was served (the token's time; events are
+	// partitioned by it, so one token's events always land together).
+	IssuedAt time.Time
+	// OccurredAt is when the app says it happened; ReceivedAt when we got it.
+	OccurredAt time.Time
+	ReceivedAt time.Time
+	// Billable is the token's word: false for the owner's own views, house
+	// ads and stale fallbacks.
+	Billable bool
+	// Valid is false when an invalid-traffic rule fired; Rule names it.
+	Valid bool
+	Rule  string
+	// SpendMicros is what the advertiser pays for this event (0 unless
+	// valid and billable); OwnerEarningsMicros the owner's estimated share
+	// at the tier in force, OwnerShareBP that share.
+	SpendMicros         int64
+	OwnerEarningsMicros int64
+	OwnerShareBP        int
+	// ValueMicros is a conversion's reported value.
+	ValueMicros int64
+	// ClientPrefix is the client address truncated (/24, /48), never the
+	// full address; UserAgent is truncated to 256 bytes.
+	ClientPrefix string
+	UserAgent    string
+
+	// The ad server's pixels, from the token: fired after commit, never
+	// stored.
+	upstreamImpression, upstreamClick string
+}
+
+// Key identifies an event for deduplication.
+func (e Event) Key() EventKey { return EventKey{e.TrackingID, e.Type, e.Name} }
+
+// EventKey identifies an event: a token, a type and (for conversions) a name.
+type EventKey struct {
+	TrackingID uuid.UUID
+	Type       EventType
+	Name       string
+}
+
+// FillCount is how many fills a space got and how many found an ad, in
+// one hour.
+type FillCount struct {
+	Owner     uuid.UUID
+	Hour      time.Time
+	Requested int64
+	Filled    int64
+}
+
+// Granularity is a report's bucket size.
+type Granularity string
+
+// Granularities.
+const (
+	Hour  Granularity = "hour"
+	Day   Granularity = "day"
+	Week  Granularity = "week"
+	Month Granularity = "month"
+)
+
+// Dimension groups report rows.
+type Dimension string
+
+// Dimensions.
+const (
+	ByOwner      Dimension = "owner"
+	ByAd         Dimension = "ad"
+	ByAdvertiser Dimension = "advertiser"
+)
+
+// Query selects and groups rollups.
+type Query struct {
+	Granularity Granularity
+	// From (inclusive) and To (exclusive), aligned by the caller to the
+	// granularity in Location.
+	From, To time.Time
+	// Location buckets days, weeks (starting Monday) and months.
+	Location *time.Location
+	// Owner and Advertiser restrict the rows (zero: all).
+	Owner      uuid.UUID
+	Advertiser string
+	// GroupBy adds dimensions to the bucket.
+	GroupBy []Dimension
+}
+
+// Row is one bucket (and group) of a report.
+type Row struct {
+	Bucket       time.Time
+	Owner        uuid.UUID // when grouped by owner
+	AdKey        string    // "source:adID", when grouped by ad
+	AdvertiserID string    // when grouped by advertiser
+	Totals
+}
+
+// Totals are the counters of a report row.
+type Totals struct {
+	Requested           int64
+	Filled              int64
+	Impressions         int64
+	ValidImpressions    int64
+	BillableImpressions int64
+	Clicks              int64
+	ValidClicks         int64
+	BillableClicks      int64
+	Conversions         int64
+	SpendMicros         int64
+	OwnerEarningsMicros int64
+	// InvalidByRule counts invalid events per rule.
+	InvalidByRule map[string]int64
+}
+
+// Store keeps events and their rollups.
+type Store interface {
+	// ImpressionTimes returns, for each tracking id with a stored
+	// impression, when that impression occurred.
+	ImpressionTimes(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]time.Time, error)
+
+	// WriteEvents stores the events and adds them to the hourly rollups
+	// (bucketed by OccurredAt, in UTC), atomically: both or neither. An
+	// event whose key is already stored is skipped (retries are
+	// idempotent). It returns, in order, whether each event was new.
+	WriteEvents(ctx context.Context, events []Event) ([]bool, error)
+
+	// RecordFills adds fill counts to the hourly rollups.
+	RecordFills(ctx context.Context, fills []FillCount) error
+
+	// Report sums the hourly rollups that q selects into rows, one per
+	// bucket and group, ordered by bucket and group. Buckets without data
+	// are absent.
+	Report(ctx context.Context, q Query) ([]Row, error)
+
+	// AdStats implements decision.StatsSource for the local engine: for
+	// each ad id (the AdID of events whose Source is "local"), its spend
+	// today (the UTC day of `day`) and in total, its impressions and clicks
+	// (valid and billable ones only).
+	AdStats(ctx context.Context, ids []string, day time.Time) (map[string]decision.AdStats, error)
+}
+
+// Errors of ingest and reports.
+var (
+	// ErrInvalidReport: the report is malformed; the error carries fields.
+	ErrInvalidReport = errs.New(errs.Invalid, "invalid_event", "the event is not valid")
+	// ErrTooManyEvents: a batch over the limit.
+	ErrTooManyEvents = errs.New(errs.TooLarge, "too_many_events", "too many events in one batch")
+	// ErrForeignToken: a signed-in reporter sent a token served to someone else.
+	ErrForeignToken = errs.New(errs.Forbidden, "foreign_tracking_token", "this ad was served to someone else")
+	// ErrInvalidQuery: a report query breaks a rule; the error carries fields.
+	ErrInvalidQuery = errs.New(errs.Invalid, "invalid_report_query", "the report query is not valid")
+)

@@ -1,0 +1,470 @@
+package analytics
+
+import (
+	"cmp"
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/batch"
+	"github.com/adshare/adshare/internal/errs"
+)
+
+// Defaults of Config.
+const (
+	DefaultMaxBatch        = 100
+	DefaultClockSkew       = time.Minute
+	DefaultFillFlush       = 10 * time.Second
+	DefaultTierCacheTTL    = time.Minute
+	maxConversionNameLen   = 64
+	maxConversionValue     = 1_000_000_000_000 // micros
+	maxUserAgentLen        = 256
+	defaultWriteBatch      = 1000
+	defaultWriteFlushers   = 2
+	conversionNameAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789_-."
+)
+
+// TierSource tells which tier (and so which revenue share) an owner was on
+// at a moment; auth.Service implements it.
+type TierSource interface {
+	TierAt(ctx context.Context, user uuid.UUID, at time.Time) (auth.Tier, error)
+}
+
+// Pixels fires the ad server's own tracking URLs; decision/kevel's Firer,
+// adapted, implements it.
+type Pixels interface {
+	// Fire queues url to be fired once, without blocking; it returns an
+	// error when the URL is refused or the queue is full.
+	Fire(url string) error
+	// FireClick fires a click URL now without following its redirect and
+	// returns where the redirect points.
+	FireClick(ctx context.Context, url string) (string, error)
+}
+
+// Live receives what was just accepted, for live counters and the
+// realtime channel. A nil Live in Config means none.
+type Live interface {
+	Accepted(ctx context.Context, events []Event)
+}
+
+// Config configures NewService.
+type Config struct {
+	// Store keeps events and rollups; Sealer opens tracking tokens. Required.
+	Store  Store
+	Sealer *Sealer
+	// Tiers gives owners' revenue shares. Required.
+	Tiers TierSource
+	// Limiter counts bursts for the invalid-traffic rules; nil turns the
+	// burst rules off.
+	Limiter auth.Limiter
+	// Filters configures the invalid-traffic rules.
+	Filters FilterConfig
+	// Pixels fires upstream (Kevel) pixels after commit; nil: none.
+	Pixels Pixels
+	// Live is told about accepted events after commit; nil: none.
+	Live Live
+	// Auth scopes reports to the caller (auth.Service implements it); nil:
+	// no reports.
+	Auth Authorizer
+	// Users answers the users report; nil: that report is unavailable.
+	Users UserStats
+	// Settled supplies final and paid-out figures; nil: revenue reports
+	// show estimates only.
+	Settled Settled
+	// MaxBatch caps the events of one request. Defaults to DefaultMaxBatch.
+	MaxBatch int
+	// ClockSkew bounds how far in the future a reported time may be.
+	// Defaults to DefaultClockSkew.
+	ClockSkew time.Duration
+	// FillFlush is how often fill counts are written. Defaults to DefaultFillFlush.
+	FillFlush time.Duration
+	// Logger defaults to discarding; Now to time.Now.
+	Logger *slog.Logger
+	Now    func() time.Time
+}
+
+// Service ingests events and answers reports.
+type Service struct {
+	cfg     Config
+	filters *filters
+	writer  *batch.Batcher[*pendingWrite]
+	logger  *slog.Logger
+	now     func() time.Time
+
+	tiersMu sync.Mutex
+	tiers   map[uuid.UUID]cachedTier
+
+	fillsMu   sync.Mutex
+	fills     map[fillKey]*FillCount
+	stop      chan struct{}
+	done      chan struct{}
+	startOnce sync.Once
+	once      sync.Once
+}
+
+type cachedTier struct {
+	shareBP int
+	fetched time.Time
+}
+
+type fillKey struct {
+	owner uuid.UUID
+	hour  time.Time
+}
+
+// pendingWrite is one request's events on their way to the store; the
+// batcher fills isNew.
+type pendingWrite struct {
+	events []Event
+	isNew  []bool
+}
+
+// NewService validates cfg and starts the writer. Call Start to flush fill
+// counts in the background, and Close to stop.
+func NewService(cfg Config) (*Service, error) {
+	switch {
+	case cfg.Store == nil || cfg.Sealer == nil:
+		return nil, errors.New("analytics: Config needs a Store (store/memory or store/postgres) and a Sealer (NewSealer)")
+	case cfg.Tiers == nil:
+		return nil, errors.New("analytics: Config.Tiers is required (auth.Service implements it)")
+	}
+	cfg.MaxBatch = cmp.Or(cfg.MaxBatch, DefaultMaxBatch)
+	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
+	cfg.FillFlush = cmp.Or(cfg.FillFlush, DefaultFillFlush)
+	cfg.Filters = cfg.Filters.withDefaults()
+	s := &Service{
+		cfg: cfg, filters: &filters{cfg: cfg.Filters, limiter: cfg.Limiter}, logger: cfg.Logger, now: cfg.Now,
+		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{},
+		stop: make(chan struct{}), done: make(chan struct{}),
+	}
+	if s.logger == nil {
+		s.logger = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	s.writer = batch.New(s.flushEvents, batch.Config{MaxBatch: defaultWriteBatch, Flushers: defaultWriteFlushers})
+	return s, nil
+}
+
+// flushEvents writes the events of many requests in one store call (group
+// commit) and hands each request its share of the answer.
+func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) error {
+	var all []Event
+	for _, p := range pending {
+		all = append(all, p.events...)
+	}
+	isNew, err := s.cfg.Store.WriteEvents(ctx, all)
+	if err != nil {
+		return err
+	}
+	for _, p := range pending {
+		p.isNew, isNew = isNew[:len(p.events)], isNew[len(p.events):]
+	}
+	return nil
+}
+
+// Start flushes fill counts every FillFlush until Close.
+func (s *Service) Start(context.Context) error {
+	s.startOnce.Do(func() { go s.flushLoop() })
+	return nil
+}
+
+func (s *Service) flushLoop() {
+	defer close(s.done)
+	t := time.NewTicker(s.cfg.FillFlush)
+	defer t.Stop()
+	for {
+		select {
+		case <-s.stop:
+			s.flushFills(context.Background())
+			return
+		case <-t.C:
+			s.flushFills(context.Background())
+		}
+	}
+}
+
+// Close writes what is queued (events and fill counts) and stops. It is
+// idempotent; call it before closing the store.
+func (s *Service) Close() {
+	s.once.Do(func() {
+		close(s.stop)
+		s.startOnce.Do(func() { close(s.done) }) // never started: nothing to wait for
+		s.writer.Close()
+		<-s.done
+		s.flushFills(context.Background())
+	})
+}
+
+// Report is what an app sends about one served ad.
+type Report struct {
+	Type  EventType
+	Token string
+	// OccurredAt is when it happened on the device; zero means now.
+	OccurredAt time.Time
+	// Name and ValueMicros describe a conversion.
+	Name        string
+	ValueMicros int64
+}
+
+// Status of one reported event.
+type Status string
+
+// Statuses.
+const (
+	// Accepted: stored now (valid or flagged as invalid traffic).
+	Accepted Status = "accepted"
+	// Duplicate: stored before (a retry); nothing changed.
+	Duplicate Status = "duplicate"
+	// Rejected: not stored; Error says why.
+	Rejected Status = "rejected"
+)
+
+// Result is the outcome of one reported event.
+type Result struct {
+	TrackingID uuid.UUID
+	Status     Status
+	// Valid and Rule say what the filters decided (Accepted only).
+	Valid bool
+	Rule  string
+	// Billable is true when the event earns (Accepted only).
+	Billable bool
+	// Error says why a report was rejected.
+	Error *errs.Error
+}
+
+// Ingest verifies, filters and stores a batch of reports and answers per
+// report, after the accepted ones are committed (every accepted event is
+// durable before the answer says so). Reports are independent: a bad one
+// is rejected without failing the others. The whole call fails only for a
+// batch over the limit, or when the store cannot write.
+func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error) {
+	if len(reports) == 0 || len(reports) > s.cfg.MaxBatch {
+		return nil, ErrTooManyEvents.WithMessage(fmt.Sprintf("a batch holds 1 to %d events", s.cfg.MaxBatch))
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	client := auth.ClientFromContext(ctx)
+	ip, _ := netip.ParseAddr(client.IP)
+	results := make([]Result, len(reports))
+	events := make([]Event, 0, len(reports))
+	index := make([]int, 0, len(reports)) // events[i] answers reports[index[i]]
+	seen := map[EventKey]int{}            // the same event twice in one batch
+	for i, r := range reports {
+		e, err := s.event(ctx, r, now, client)
+		if err != nil {
+			results[i] = Result{TrackingID: e.TrackingID, Status: Rejected, Error: errs.As(err)}
+			continue
+		}
+		if j, dup := seen[e.Key()]; dup {
+			results[i] = Result{TrackingID: e.TrackingID, Status: Duplicate, Valid: events[j].Valid, Rule: events[j].Rule}
+			continue
+		}
+		seen[e.Key()] = len(events)
+		events = append(events, e)
+		index = append(index, i)
+	}
+	if len(events) > 0 {
+		if err := s.classify(ctx, events, ip); err != nil {
+			return nil, err
+		}
+		p := &pendingWrite{events: events}
+		if err := s.writer.Do(ctx, p); err != nil {
+			return nil, fmt.Errorf("analytics: write events: %w", err)
+		}
+		var fresh []Event
+		for j, e := range events {
+			r := Result{TrackingID: e.TrackingID, Status: Duplicate, Valid: e.Valid, Rule: e.Rule, Billable: e.SpendMicros > 0}
+			if p.isNew[j] {
+				r.Status = Accepted
+				fresh = append(fresh, e)
+			}
+			results[index[j]] = r
+		}
+		s.afterCommit(ctx, fresh)
+	}
+	return results, nil
+}
+
+// event checks a report and builds its event from the token.
+func (s *Service) event(ctx context.Context, r Report, now time.Time, client auth.Client) (Event, error) {
+	var f errs.Fields
+	f.Check(r.Type.Valid(), "type", "must be impression, click or conversion")
+	f.Check(r.Token != "", "token", "is required")
+	if r.Type == Conversion {
+		name := strings.ToLower(r.Name)
+		f.Check(name != "" && len(name) <= maxConversionNameLen && strings.Trim(name, conversionNameAlphabet) == "",
+			"name", "a conversion needs a name of letters, digits, '_', '-' or '.'")
+		f.Check(r.ValueMicros >= 0 && r.ValueMicros <= maxConversionValue, "value_micros", "must be between 0 and 10^12")
+		r.Name = name
+	} else {
+		f.Check(r.Name == "" && r.ValueMicros == 0, "name", "only conversions have a name and a value")
+	}
+	if err := f.Err(ErrInvalidReport); err != nil {
+		return Event{}, err
+	}
+	t, err := s.cfg.Sealer.Open(r.Token)
+	if err != nil {
+		return Event{TrackingID: t.ID}, err
+	}
+	if p, ok := auth.PrincipalFromContext(ctx); ok && t.Viewer != uuid.Nil && p.UserID != t.Viewer {
+		// A signed-in reporter may only report what was served to them.
+		return Event{TrackingID: t.ID}, ErrForeignToken
+	}
+	occurred := r.OccurredAt.UTC().Truncate(time.Microsecond)
+	if occurred.IsZero() {
+		occurred = now
+	}
+	switch {
+	case occurred.After(now.Add(s.cfg.ClockSkew)):
+		return Event{TrackingID: t.ID}, ErrInvalidReport.WithFields(errs.Fields{"occurred_at": "is in the future"})
+	case occurred.Before(t.IssuedAt.Add(-s.cfg.ClockSkew)):
+		return Event{TrackingID: t.ID}, ErrInvalidReport.WithFields(errs.Fields{"occurred_at": "is before the ad was served"})
+	}
+	ua := strings.ToValidUTF8(client.UserAgent, "")
+	if len(ua) > maxUserAgentLen {
+		ua = ua[:maxUserAgentLen]
+		for !utf8.ValidString(ua) {
+			ua = ua[:len(ua)-1]
+		}
+	}
+	prefix := ""
+	if ip, err := netip.ParseAddr(client.IP); err == nil {
+		prefix = networkOf(ip)
+	}
+	return Event{
+		TrackingID: t.ID, Type: r.Type, Name: r.Name,
+		Owner: t.Owner, Viewer: t.Viewer, ViewerKey: t.ViewerKey, Placement: t.Placement, Source: t.Source,
+		AdID: t.AdID, CreativeID: t.CreativeID, CampaignID: t.CampaignID, AdvertiserID: t.AdvertiserID,
+		PriceModel: t.PriceModel, PriceMicros: t.PriceMicros, IssuedAt: t.IssuedAt.UTC().Truncate(time.Microsecond),
+		OccurredAt: occurred, ReceivedAt: now, Billable: t.Billable, Valid: true, ValueMicros: r.ValueMicros,
+		ClientPrefix: prefix, UserAgent: ua,
+		upstreamImpression: t.UpstreamImpressionURL, upstreamClick: t.UpstreamClickURL,
+	}, nil
+}
+
+// classify runs the invalid-traffic rules and prices the events.
+func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) error {
+	var needImpression []uuid.UUID
+	for _, e := range events {
+		if e.Type != Impression {
+			needImpression = append(needImpression, e.TrackingID)
+		}
+	}
+	impressed := map[uuid.UUID]time.Time{}
+	if len(needImpression) > 0 {
+		var err error
+		if impressed, err = s.cfg.Store.ImpressionTimes(ctx, needImpression); err != nil {
+			return fmt.Errorf("analytics: impressions: %w", err)
+		}
+	}
+	// An impression in the same batch counts for its click.
+	for _, e := range events {
+		if e.Type == Impression {
+			if _, ok := impressed[e.TrackingID]; !ok {
+				impressed[e.TrackingID] = e.OccurredAt
+			}
+		}
+	}
+	for i := range events {
+		e := &events[i]
+		if rule := s.filters.classify(ctx, e, signals{ip: ip, userAgent: e.UserAgent, impressedAt: impressed[e.TrackingID]}); rule != "" {
+			e.Valid, e.Rule = false, rule
+		}
+		if err := s.price(ctx, e); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// price sets what a valid, billable event costs the advertiser and the
+// owner's estimated share. CPM prices are per thousand: one impression
+// costs price/1000, rounded down (the advertiser keeps the fraction); the
+// owner's share is rounded down too, its remainder goes to the platform.
+// Final figures come from settlement.
+func (s *Service) price(ctx context.Context, e *Event) error {
+	if !e.Valid || !e.Billable {
+		return nil
+	}
+	switch {
+	case e.Type == Impression && e.PriceModel == "cpm":
+		e.SpendMicros = e.PriceMicros / 1000
+	case e.Type == Click && e.PriceModel == "cpc":
+		e.SpendMicros = e.PriceMicros
+	default:
+		return nil
+	}
+	share, err := s.ownerShare(ctx, e.Owner, e.OccurredAt)
+	if err != nil {
+		return err
+	}
+	e.OwnerShareBP = share
+	e.OwnerEarningsMicros = e.SpendMicros * int64(share) / 10_000
+	return nil
+}
+
+// ownerShare returns the owner's revenue share, cached for a minute: an
+// estimate may lag a tier change by that much; settlement uses the exact
+// tier in force at each event.
+func (s *Service) ownerShare(ctx context.Context, owner uuid.UUID, at time.Time) (int, error) {
+	s.tiersMu.Lock()
+	c, ok := s.tiers[owner]
+	s.tiersMu.Unlock()
+	if ok && time.Since(c.fetched) < DefaultTierCacheTTL {
+		return c.shareBP, nil
+	}
+	tier, err := s.cfg.Tiers.TierAt(ctx, owner, at)
+	if err != nil {
+		return 0, fmt.Errorf("analytics: owner's tier: %w", err)
+	}
+	s.tiersMu.Lock()
+	s.tiers[owner] = cachedTier{shareBP: tier.RevenueShareBP, fetched: time.Now()}
+	s.tiersMu.Unlock()
+	return tier.RevenueShareBP, nil
+}
+
+// afterCommit fires upstream pixels once for new, valid, billable events
+// and tells Live. Failures are logged: the events are stored regardless.
+func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
+	if len(fresh) == 0 {
+		return
+	}
+	if s.cfg.Pixels != nil {
+		for _, e := range fresh {
+			if !e.Valid || !e.Billable {
+				continue
+			}
+			if url := s.upstreamURL(e); url != "" {
+				if err := s.cfg.Pixels.Fire(url); err != nil {
+					s.logger.WarnContext(ctx, "analytics: upstream pixel not queued", slog.String("event", string(e.Type)), slog.Any("error", err))
+				}
+			}
+		}
+	}
+	if s.cfg.Live != nil {
+		s.cfg.Live.Accepted(ctx, fresh)
+	}
+}
+
+// upstreamURL is the ad server pixel an event fires: the impression URL
+// for impressions, the click URL for clicks reported by the app (the click
+// redirect fires its own synchronously).
+func (s *Service) upstreamURL(e Event) string {
+	switch e.Type {
+	case Impression:
+		return e.upstreamImpression
+	case Click:
+		return e.upstreamClick
+	}
+	return ""
+}

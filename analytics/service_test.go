@@ -1,0 +1,482 @@
+package analytics_test
+
+import (
+	"context"
+	"net/netip"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/store/memory"
+)
+
+// fixedTiers gives every owner the same share.
+type fixedTiers struct{ bp int }
+
+func (f fixedTiers) TierAt(context.Context, uuid.UUID, time.Time) (auth.Tier, error) {
+	return auth.Tier{Name: "t", RevenueShareBP: f.bp, MaxAdsPerView: 1}, nil
+}
+
+// pixels records what the service fires.
+type pixels struct {
+	mu     sync.Mutex
+	fired  []string
+	clicks []string
+}
+
+func (p *pixels) Fire(url string) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.fired = append(p.fired, url)
+	return nil
+}
+
+func (p *pixels) FireClick(_ context.Context, url string) (string, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.clicks = append(p.clicks, url)
+	return "https://advertiser.example/landing", nil
+}
+
+func (p *pixels) count() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return len(p.fired)
+}
+
+// countingStore counts WriteEvents calls, to show group commit.
+type countingStore struct {
+	analytics.Store
+	writes atomic.Int64
+	delay  time.Duration
+}
+
+func (c *countingStore) WriteEvents(ctx context.Context, e []analytics.Event) ([]bool, error) {
+	c.writes.Add(1)
+	time.Sleep(c.delay) // a commit's cost, so that concurrent requests queue up
+	return c.Store.WriteEvents(ctx, e)
+}
+
+type testBundle struct {
+	svc    *analytics.Service
+	store  *countingStore
+	sealer *analytics.Sealer
+	pixels *pixels
+	now    time.Time
+}
+
+func setup(t *testing.T, mutate ...func(*analytics.Config)) *testBundle {
+	t.Helper()
+	sealer, err := analytics.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
+	require.NoError(t, err)
+	b := &testBundle{store: &countingStore{Store: memory.New(), delay: time.Millisecond}, sealer: sealer, pixels: &pixels{}}
+	cfg := analytics.Config{
+		Store: b.store, Sealer: sealer, Tiers: fixedTiers{bp: 6000}, Limiter: memory.NewLimiter(), Pixels: b.pixels,
+		Filters: analytics.FilterConfig{DataCenters: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
+	}
+	for _, m := range mutate {
+		m(&cfg)
+	}
+	b.svc, err = analytics.NewService(cfg)
+	require.NoError(t, err)
+	t.Cleanup(b.svc.Close)
+	return b
+}
+
+// served seals a token for an ad served two seconds ago.
+func (b *testBundle) served(t *testing.T, mutate ...func(*analytics.Tracking)) (string, analytics.Tracking) {
+	t.Helper()
+	now := time.Now().UTC()
+	tr := analytics.Tracking{
+		ID: uuid.Must(uuid.NewV7()), Owner: uuid.New(), ViewerKey: "viewer-" + uuid.NewString(), Placement: "main",
+		Source: "kevel", AdID: "42", CreativeID: "7", AdvertiserID: "501", PriceModel: "cpm", PriceMicros: 2_500_000,
+		Billable: true, UpstreamImpressionURL: "https://e-23.adzerk.net/i.gif?e=x", UpstreamClickURL: "https://e-23.adzerk.net/r?e=y",
+		IssuedAt: now.Add(-2 * time.Second), ExpiresAt: now.Add(time.Hour),
+	}
+	for _, m := range mutate {
+		m(&tr)
+	}
+	tok, err := b.sealer.Seal(tr)
+	require.NoError(t, err)
+	return tok, tr
+}
+
+func client(ip, ua string) context.Context {
+	return auth.NewContextWithClient(context.Background(), auth.Client{IP: ip, UserAgent: ua})
+}
+
+var app = client("203.0.113.7", "AdshareApp/2.1 (iPhone; iOS 18.1)")
+
+func (b *testBundle) one(t *testing.T, ctx context.Context, r analytics.Report) analytics.Result {
+	t.Helper()
+	res, err := b.svc.Ingest(ctx, []analytics.Report{r})
+	require.NoError(t, err)
+	require.Len(t, res, 1)
+	return res[0]
+}
+
+func TestImpressionAndClickAreCountedOnceAndBilled(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tok, tr := b.served(t)
+
+	res := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
+	require.Equal(t, analytics.Accepted, res.Status)
+	require.True(t, res.Valid)
+	require.True(t, res.Billable)
+	require.Equal(t, tr.ID, res.TrackingID)
+
+	again := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
+	require.Equal(t, analytics.Duplicate, again.Status, "a retried impression is idempotent")
+	require.Equal(t, 1, b.pixels.count(), "the ad server's impression pixel fires once")
+
+	time.Sleep(10 * time.Millisecond)
+	click := b.one(t, app, analytics.Report{Type: analytics.Click, Token: tok, OccurredAt: time.Now().Add(time.Second)})
+	require.Equal(t, analytics.Accepted, click.Status)
+	require.True(t, click.Valid)
+	require.False(t, click.Billable, "a CPM ad's click costs nothing")
+
+	rep := b.report(t, tr.Owner)
+	require.Equal(t, int64(1), rep.Impressions)
+	require.Equal(t, int64(1), rep.BillableImpressions)
+	require.Equal(t, int64(1), rep.ValidClicks)
+	require.Equal(t, int64(2_500), rep.SpendMicros, "CPM/1000 per impression")
+	require.Equal(t, int64(1_500), rep.OwnerEarningsMicros, "60% to the owner")
+}
+
+// report sums the owner's figures for the last day.
+func (b *testBundle) report(t *testing.T, owner uuid.UUID) analytics.Totals {
+	t.Helper()
+	rows, err := b.store.Report(context.Background(), analytics.Query{
+		Granularity: analytics.Day, From: time.Now().Add(-48 * time.Hour), To: time.Now().Add(48 * time.Hour),
+		Location: time.UTC, Owner: owner,
+	})
+	require.NoError(t, err)
+	var total analytics.Totals
+	total.InvalidByRule = map[string]int64{}
+	for _, r := range rows {
+		total.Requested += r.Requested
+		total.Filled += r.Filled
+		total.Impressions += r.Impressions
+		total.BillableImpressions += r.BillableImpressions
+		total.ValidImpressions += r.ValidImpressions
+		total.Clicks += r.Clicks
+		total.ValidClicks += r.ValidClicks
+		total.SpendMicros += r.SpendMicros
+		total.OwnerEarningsMicros += r.OwnerEarningsMicros
+		for k, v := range r.InvalidByRule {
+			total.InvalidByRule[k] += v
+		}
+	}
+	return total
+}
+
+// The invalid-traffic rules, one row each.
+func TestInvalidTrafficRules(t *testing.T) {
+	t.Parallel()
+	owner := uuid.New()
+	tests := []struct {
+		description string
+		ctx         context.Context
+		tracking    func(*analytics.Tracking)
+		report      func(tok string) []analytics.Report
+		wantRule    string
+	}{
+		{"the owner viewing their own space", app, func(tr *analytics.Tracking) { tr.Owner, tr.Viewer = owner, owner },
+			imp, analytics.RuleOwnerView},
+		{"a crawler", client("203.0.113.8", "Mozilla/5.0 (compatible; Googlebot/2.1)"), nil, imp, analytics.RuleBotUserAgent},
+		{"a script", client("203.0.113.8", "python-requests/2.32"), nil, imp, analytics.RuleBotUserAgent},
+		{"a headless browser", client("203.0.113.8", "Mozilla/5.0 HeadlessChrome/120"), nil, imp, analytics.RuleBotUserAgent},
+		{"a data centre", client("192.0.2.50", "AdshareApp/2.1"), nil, imp, analytics.RuleDataCenter},
+		{"an impression reported before it could be seen", app, func(tr *analytics.Tracking) { tr.IssuedAt = time.Now().UTC() },
+			imp, analytics.RuleNotViewable},
+		{"a click without an impression", app, nil, func(tok string) []analytics.Report {
+			return []analytics.Report{{Type: analytics.Click, Token: tok}}
+		}, analytics.RuleNoImpression},
+		{"a click faster than a human", app, nil, func(tok string) []analytics.Report {
+			at := time.Now()
+			return []analytics.Report{{Type: analytics.Impression, Token: tok, OccurredAt: at},
+				{Type: analytics.Click, Token: tok, OccurredAt: at.Add(100 * time.Millisecond)}}
+		}, analytics.RuleFastClick},
+		{"a conversion without an impression", app, nil, func(tok string) []analytics.Report {
+			return []analytics.Report{{Type: analytics.Conversion, Token: tok, Name: "signup"}}
+		}, analytics.RuleConversionNoImp},
+	}
+	for _, tt := range tests {
+		t.Run(tt.description, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			var mutate []func(*analytics.Tracking)
+			if tt.tracking != nil {
+				mutate = append(mutate, tt.tracking)
+			}
+			tok, tr := b.served(t, mutate...)
+			res, err := b.svc.Ingest(tt.ctx, tt.report(tok))
+			require.NoError(t, err)
+			last := res[len(res)-1]
+			require.Equal(t, analytics.Accepted, last.Status, "invalid traffic is kept")
+			require.False(t, last.Valid)
+			require.Equal(t, tt.wantRule, last.Rule)
+			require.False(t, last.Billable, "invalid traffic never bills")
+			total := b.report(t, tr.Owner)
+			require.Equal(t, int64(1), total.InvalidByRule[tt.wantRule], "visible in reports by rule")
+		})
+	}
+
+	t.Run("bursts from one viewer, then one network", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *analytics.Config) {
+			c.Filters.ViewerLimit = auth.Limit{Rate: 3, Period: time.Minute, Burst: 3}
+			c.Filters.IPLimit = auth.Limit{Rate: 5, Period: time.Minute, Burst: 5}
+		})
+		var rules []string
+		for i := range 7 {
+			tok, _ := b.served(t, func(tr *analytics.Tracking) {
+				if i < 4 {
+					tr.ViewerKey = "same-viewer"
+				}
+			})
+			res := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
+			rules = append(rules, res.Rule)
+		}
+		require.Equal(t, []string{"", "", "", analytics.RuleViewerBurst, "", "", analytics.RuleIPBurst}, rules)
+	})
+}
+
+func imp(tok string) []analytics.Report {
+	return []analytics.Report{{Type: analytics.Impression, Token: tok}}
+}
+
+func TestBadReportsAreRejectedAndChangeNothing(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	good, tr := b.served(t)
+	other, err := analytics.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
+	require.NoError(t, err)
+	forged, err := other.Seal(tr)
+	require.NoError(t, err)
+	expired, _ := b.served(t, func(tr *analytics.Tracking) { tr.ExpiresAt = time.Now().Add(-time.Second) })
+	viewer := uuid.New()
+	servedToViewer, _ := b.served(t, func(tr *analytics.Tracking) { tr.Viewer = viewer })
+	someoneElse := auth.NewContextWithPrincipal(app, auth.Principal{UserID: uuid.New()})
+
+	tests := []struct {
+		description string
+		ctx         context.Context
+		report      analytics.Report
+		wantCode    string
+	}{
+		{"forged token", app, analytics.Report{Type: analytics.Impression, Token: forged}, "invalid_tracking_token"},
+		{"garbage token", app, analytics.Report{Type: analytics.Impression, Token: "not-a-token"}, "invalid_tracking_token"},
+		{"expired token", app, analytics.Report{Type: analytics.Impression, Token: expired}, "expired_tracking_token"},
+		{"someone else's token", someoneElse, analytics.Report{Type: analytics.Impression, Token: servedToViewer}, "foreign_tracking_token"},
+		{"unknown type", app, analytics.Report{Type: "view", Token: good}, "invalid_event"},
+		{"no token", app, analytics.Report{Type: analytics.Impression}, "invalid_event"},
+		{"far future", app, analytics.Report{Type: analytics.Impression, Token: good, OccurredAt: time.Now().Add(time.Hour)}, "invalid_event"},
+		{"before it was served", app, analytics.Report{Type: analytics.Impression, Token: good, OccurredAt: time.Now().Add(-time.Hour)}, "invalid_event"},
+		{"conversion without a name", app, analytics.Report{Type: analytics.Conversion, Token: good}, "invalid_event"},
+		{"conversion with an odd name", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "drop table;"}, "invalid_event"},
+		{"negative value", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "buy", ValueMicros: -1}, "invalid_event"},
+		{"a name on an impression", app, analytics.Report{Type: analytics.Impression, Token: good, Name: "x"}, "invalid_event"},
+	}
+	for _, tt := range tests {
+		res, err := b.svc.Ingest(tt.ctx, []analytics.Report{tt.report})
+		require.NoError(t, err, tt.description)
+		require.Equal(t, analytics.Rejected, res[0].Status, tt.description)
+		require.Equal(t, tt.wantCode, res[0].Error.Code, tt.description)
+	}
+	require.Zero(t, b.report(t, tr.Owner).Impressions, "nothing was stored")
+	require.Zero(t, b.pixels.count())
+
+	_, err = b.svc.Ingest(app, nil)
+	require.ErrorIs(t, err, analytics.ErrTooManyEvents)
+	_, err = b.svc.Ingest(app, make([]analytics.Report, analytics.DefaultMaxBatch+1))
+	require.ErrorIs(t, err, analytics.ErrTooManyEvents)
+	require.Equal(t, errs.TooLarge, errs.KindOf(err))
+}
+
+func TestBatchMixesResultsAndDuplicatesWithin(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	a, _ := b.served(t)
+	c, _ := b.served(t)
+	res, err := b.svc.Ingest(app, []analytics.Report{
+		{Type: analytics.Impression, Token: a},
+		{Type: analytics.Impression, Token: "bad"},
+		{Type: analytics.Impression, Token: a},
+		{Type: analytics.Impression, Token: c},
+	})
+	require.NoError(t, err)
+	var statuses []analytics.Status
+	for _, r := range res {
+		statuses = append(statuses, r.Status)
+	}
+	require.Equal(t, []analytics.Status{analytics.Accepted, analytics.Rejected, analytics.Duplicate, analytics.Accepted}, statuses)
+}
+
+func TestConversionsCountOncePerName(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tok, _ := b.served(t)
+	b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
+	require.Equal(t, analytics.Accepted, b.one(t, app, analytics.Report{Type: analytics.Conversion, Token: tok, Name: "signup"}).Status)
+	require.Equal(t, analytics.Duplicate, b.one(t, app, analytics.Report{Type: analytics.Conversion, Token: tok, Name: "signup"}).Status)
+	require.Equal(t, analytics.Accepted, b.one(t, app, analytics.Report{Type: analytics.Conversion, Token: tok, Name: "purchase", ValueMicros: 9_990_000}).Status)
+}
+
+func TestNotBillableTokensNeverEarn(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	tok, tr := b.served(t, func(tr *analytics.Tracking) { tr.Billable = false })
+	res := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
+	require.True(t, res.Valid)
+	require.False(t, res.Billable)
+	require.Zero(t, b.report(t, tr.Owner).SpendMicros)
+	require.Zero(t, b.pixels.count(), "no upstream pixel for what we do not bill")
+}
+
+// Concurrent single-event requests share commits.
+func TestGroupCommit(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	const n = 64
+	var wg sync.WaitGroup
+	owner := uuid.New()
+	for i := range n {
+		tok, _ := b.served(t, func(tr *analytics.Tracking) { tr.Owner = owner; tr.ViewerKey = "v" + strconv.Itoa(i) })
+		wg.Go(func() {
+			res, err := b.svc.Ingest(client("203.0.113."+strconv.Itoa(i%200), "App/1"), []analytics.Report{{Type: analytics.Impression, Token: tok}})
+			require.NoError(t, err)
+			require.Equal(t, analytics.Accepted, res[0].Status)
+		})
+	}
+	wg.Wait()
+	require.Equal(t, int64(n), b.report(t, owner).Impressions)
+	require.Less(t, b.store.writes.Load(), int64(n), "requests were grouped into fewer writes")
+}
+
+func TestClickRedirect(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+
+	local, tr := b.served(t, func(tr *analytics.Tracking) {
+		tr.Source, tr.UpstreamClickURL, tr.UpstreamImpressionURL = "local", "", ""
+		tr.PriceModel, tr.LandingURL = "cpc", "https://shop.example.com/beans"
+	})
+	b.one(t, app, analytics.Report{Type: analytics.Impression, Token: local, OccurredAt: time.Now().Add(-2 * time.Second)})
+	target, res, err := b.svc.Click(app, local)
+	require.NoError(t, err)
+	require.Equal(t, "https://shop.example.com/beans", target)
+	require.Equal(t, analytics.Accepted, res.Status)
+	require.True(t, res.Billable, "a CPC ad's click is billed")
+	require.Equal(t, int64(2_500_000), b.report(t, tr.Owner).SpendMicros)
+
+	kevel, _ := b.served(t)
+	b.one(t, app, analytics.Report{Type: analytics.Impression, Token: kevel, OccurredAt: time.Now().Add(-2 * time.Second)})
+	target, _, err = b.svc.Click(app, kevel)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target, "the ad server's redirect, read without following it")
+
+	expired, _ := b.served(t, func(tr *analytics.Tracking) {
+		tr.ExpiresAt, tr.LandingURL = time.Now().Add(-time.Minute), "https://shop.example.com/late"
+	})
+	target, res, err = b.svc.Click(app, expired)
+	require.NoError(t, err, "an expired link still takes the viewer where they meant to go")
+	require.Equal(t, "https://shop.example.com/late", target)
+	require.Empty(t, res.Status, "but counts nothing")
+
+	_, _, err = b.svc.Click(app, "forged")
+	require.ErrorIs(t, err, analytics.ErrInvalidToken)
+
+	evil, _ := b.served(t, func(tr *analytics.Tracking) {
+		tr.Source, tr.UpstreamClickURL, tr.LandingURL = "local", "", "javascript:alert(1)"
+	})
+	_, _, err = b.svc.Click(app, evil)
+	require.ErrorIs(t, err, analytics.ErrNoDestination)
+}
+
+func TestFillCountsReachTheReports(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	owner := uuid.New()
+	b.svc.RecordFill(owner, 2, 1)
+	b.svc.RecordFill(owner, 1, 0)
+	b.svc.FlushFills(context.Background())
+	total := b.report(t, owner)
+	require.Equal(t, int64(3), total.Requested)
+	require.Equal(t, int64(1), total.Filled)
+}
+
+func TestReports(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	sealer, err := analytics.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
+	require.NoError(t, err)
+	perms := &permissions{allowed: map[auth.Permission]bool{auth.PermAdSpace: true}}
+	svc, err := analytics.NewService(analytics.Config{Store: store, Sealer: sealer, Tiers: fixedTiers{bp: 5000}, Auth: perms, Users: store})
+	require.NoError(t, err)
+	defer svc.Close()
+	owner := auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}
+	now := time.Now().UTC()
+	tok, err := sealer.Seal(analytics.Tracking{ID: uuid.Must(uuid.NewV7()), Owner: owner.UserID, Source: "local", AdID: "a1",
+		AdvertiserID: "adv", PriceModel: "cpm", PriceMicros: 4_000_000, Billable: true, IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour)})
+	require.NoError(t, err)
+	_, err = svc.Ingest(app, []analytics.Report{{Type: analytics.Impression, Token: tok}})
+	require.NoError(t, err)
+
+	rep, err := svc.Performance(context.Background(), owner, analytics.ReportParams{From: now.Add(-24 * time.Hour), To: now.Add(time.Hour), Granularity: analytics.Hour})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), rep.Totals.Impressions)
+	require.Equal(t, int64(4_000), rep.Totals.SpendMicros)
+
+	rev, err := svc.Revenue(context.Background(), owner, analytics.ReportParams{From: now.Add(-24 * time.Hour), To: now.Add(time.Hour), Granularity: analytics.Day})
+	require.NoError(t, err)
+	require.Equal(t, int64(4_000), rev.Estimated.GrossMicros)
+	require.Equal(t, int64(2_000), rev.Estimated.OwnerMicros)
+	require.Equal(t, int64(2_000), rev.Estimated.PlatformMicros)
+	require.Nil(t, rev.Final, "no billing configured")
+
+	// Another owner's figures are not this owner's.
+	other, err := svc.Performance(context.Background(), auth.Principal{UserID: uuid.New()}, analytics.ReportParams{
+		From: now.Add(-24 * time.Hour), To: now.Add(time.Hour), Granularity: analytics.Hour})
+	require.NoError(t, err)
+	require.Zero(t, other.Totals.Impressions)
+
+	for _, bad := range []analytics.ReportParams{
+		{From: now.AddDate(-10, 0, 0), To: now, Granularity: analytics.Hour},
+		{From: now, To: now.Add(-time.Hour), Granularity: analytics.Day},
+		{From: now.Add(-time.Hour), To: now, Granularity: "minute"},
+		{From: now.Add(-time.Hour), To: now, Granularity: analytics.Day, TimeZone: "Mars/Base"},
+		{From: now.Add(-time.Hour), To: now, Granularity: analytics.Day, GroupBy: []analytics.Dimension{"viewer"}},
+		{From: now.Add(-time.Hour), To: now, Granularity: analytics.Day, Scope: "everyone"},
+	} {
+		_, err := svc.Performance(context.Background(), owner, bad)
+		require.ErrorIs(t, err, analytics.ErrInvalidQuery, "%+v", bad)
+	}
+	_, err = svc.Performance(context.Background(), owner, analytics.ReportParams{Scope: analytics.ScopeAll, From: now.Add(-time.Hour), To: now, Granularity: analytics.Day})
+	require.ErrorIs(t, err, auth.ErrForbidden)
+	_, err = svc.Users(context.Background(), owner, analytics.ReportParams{From: now.Add(-time.Hour), To: now, Granularity: analytics.Day}, 4)
+	require.ErrorIs(t, err, auth.ErrForbidden)
+	perms.allowed[auth.PermAnalyticsAll] = true
+	users, err := svc.Users(context.Background(), owner, analytics.ReportParams{From: now.AddDate(0, 0, -7), To: now, Granularity: analytics.Day}, 4)
+	require.NoError(t, err)
+	require.NotNil(t, users.ByTier)
+}
+
+// permissions is a settable Authorizer.
+type permissions struct{ allowed map[auth.Permission]bool }
+
+func (p *permissions) Authorize(_ context.Context, _ auth.Principal, perm auth.Permission) error {
+	if p.allowed[perm] {
+		return nil
+	}
+	return auth.ErrForbidden
+}

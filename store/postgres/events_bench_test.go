@@ -1,0 +1,125 @@
+package postgres_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
+
+	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/store/postgres/postgrestest"
+	"github.com/adshare/adshare/store/storetest"
+)
+
+// benchBatch is the events of one write in the benchmarks.
+const benchBatch = 1000
+
+// benchEvents returns a batch shaped like live traffic in the current hour:
+// 100 owners, 20 ads (half local) of 10 advertisers, nine impressions to
+// one click, one conversion in fifty, one event in twenty invalid.
+func benchEvents(now time.Time, owners []uuid.UUID) []analytics.Event {
+	events := make([]analytics.Event, benchBatch)
+	for i := range events {
+		typ := analytics.Impression
+		switch {
+		case i%50 == 49:
+			typ = analytics.Conversion
+		case i%10 == 9:
+			typ = analytics.Click
+		}
+		e := storetest.NewEvent(owners[i%len(owners)], typ, now.Add(-time.Duration(i)*time.Millisecond))
+		ad := i % 20
+		e.Source = []string{"kevel", "local"}[ad%2]
+		e.AdID, e.AdvertiserID = fmt.Sprintf("ad-%d", ad), fmt.Sprintf("adv-%d", ad%10)
+		e.UserAgent, e.ClientPrefix, e.ViewerKey = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)", "203.0.113.0/24", "vk"
+		if typ == analytics.Conversion {
+			e.Name, e.SpendMicros = "signup", 0
+		}
+		if i%20 == 7 {
+			e.Valid, e.Rule, e.SpendMicros = false, "burst", 0
+		}
+		events[i] = e
+	}
+	return events
+}
+
+func benchOwners() []uuid.UUID {
+	owners := make([]uuid.UUID, 100)
+	for i := range owners {
+		owners[i] = uuid.New()
+	}
+	return owners
+}
+
+func reportRows(b *testing.B, rows int) {
+	b.ReportMetric(float64(rows)/b.Elapsed().Seconds(), "rows/s")
+}
+
+// BenchmarkCopyFromBaseline is the floor for ingest: a bare COPY of each
+// batch into a plain table with the events table's columns and primary key,
+// with no deduplication and no rollups.
+func BenchmarkCopyFromBaseline(b *testing.B) {
+	ctx := context.Background()
+	db := postgrestest.New(b)
+	if _, err := db.Pool().Exec(ctx, `CREATE TABLE events_copy_baseline (LIKE events INCLUDING DEFAULTS,
+		PRIMARY KEY (issued_at, tracking_id, type, name))`); err != nil {
+		b.Fatal(err)
+	}
+	columns := []string{"issued_at", "tracking_id", "type", "name", "owner_id", "viewer_id", "viewer_key", "placement",
+		"source", "ad_id", "creative_id", "campaign_id", "advertiser_id", "price_model", "price_micros", "occurred_at",
+		"received_at", "billable", "valid", "rule", "spend_micros", "owner_earnings_micros", "owner_share_bp",
+		"value_micros", "client_prefix", "user_agent"}
+	owners := benchOwners()
+	rows := 0
+	for b.Loop() {
+		b.StopTimer()
+		events := benchEvents(time.Now(), owners)
+		b.StartTimer()
+		n, err := db.Pool().CopyFrom(ctx, pgx.Identifier{"events_copy_baseline"}, columns,
+			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
+				e := &events[i]
+				// pgtype.UUID, not uuid.UUID, whose driver.Valuer goes through text.
+				viewer := pgtype.UUID{Bytes: e.Viewer, Valid: e.Viewer != uuid.Nil}
+				return []any{e.IssuedAt, pgtype.UUID{Bytes: e.TrackingID, Valid: true}, string(e.Type), e.Name,
+					pgtype.UUID{Bytes: e.Owner, Valid: true}, viewer, e.ViewerKey, e.Placement,
+					e.Source, e.AdID, e.CreativeID, e.CampaignID, e.AdvertiserID, e.PriceModel, e.PriceMicros, e.OccurredAt,
+					e.ReceivedAt, e.Billable, e.Valid, e.Rule, e.SpendMicros, e.OwnerEarningsMicros, int32(e.OwnerShareBP),
+					e.ValueMicros, e.ClientPrefix, e.UserAgent}, nil
+			}))
+		if err != nil {
+			b.Fatal(err)
+		}
+		rows += int(n)
+	}
+	reportRows(b, rows)
+}
+
+// BenchmarkWriteEvents is ingest through WriteEvents: deduplicating insert
+// into the partitioned table and the rollup, invalid-traffic and ad-totals
+// upserts, in one transaction per batch.
+func BenchmarkWriteEvents(b *testing.B) {
+	ctx := context.Background()
+	db := postgrestest.New(b)
+	owners := benchOwners()
+	rows := 0
+	for b.Loop() {
+		b.StopTimer()
+		events := benchEvents(time.Now(), owners)
+		b.StartTimer()
+		isNew, err := db.WriteEvents(ctx, events)
+		if err != nil {
+			b.Fatal(err)
+		}
+		for _, n := range isNew {
+			if !n {
+				b.Fatal("a fresh event was not new")
+			}
+		}
+		rows += len(events)
+	}
+	reportRows(b, rows)
+}
