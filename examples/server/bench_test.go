@@ -3,13 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/internal/loadgen"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
@@ -79,4 +87,126 @@ func seedApprovedAd(tb testing.TB, base string, env map[string]string) string {
 		return bytes.Contains([]byte(body), []byte("Fresh beans"))
 	}, 15*time.Second, 100*time.Millisecond, "the local engine picks up the approved ad")
 	return ownerID
+}
+
+// BenchmarkIngestHTTP measures event ingest through the example server on
+// PostgreSQL, against baselines measured in the same run:
+//   - batches of 100 events per POST /events, in rows per second, against
+//     a bare CopyFrom loop of 100-row batches into a table with the events
+//     table's columns and key;
+//   - single-event POST /events (each event committed before its answer),
+//     in requests per second, against a hello-world handler.
+//
+// Run it with -benchtime=1x.
+func BenchmarkIngestHTTP(b *testing.B) {
+	dbURL := postgrestest.URL(b)
+	key := make([]byte, 32)
+	env := map[string]string{
+		"DATABASE_URL": dbURL, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "100000000",
+		"ADSHARE_TRACKING_KEYS": base64.StdEncoding.EncodeToString(key),
+	}
+	base, _ := startServer(b, env, "-migrate-on-start")
+	owner := postJSON(b, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
+	ownerID := uuid.MustParse(owner["user"].(map[string]any)["id"].(string))
+	sealer, err := analytics.NewSealer([][]byte{key}, nil)
+	require.NoError(b, err)
+	var minted atomic.Int64
+	token := func() string {
+		i := minted.Add(1)
+		now := time.Now().UTC()
+		tok, err := sealer.Seal(analytics.Tracking{
+			ID: uuid.Must(uuid.NewV7()), Owner: ownerID, ViewerKey: strconv.FormatInt(i, 10), Placement: "main", Source: "local",
+			AdID: "ad-" + strconv.FormatInt(i%50, 10), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
+			IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour),
+		})
+		require.NoError(b, err)
+		return tok
+	}
+	const batchSize = 100
+	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"hello":"world"}`))
+	}))
+	defer hello.Close()
+
+	for b.Loop() {
+		copyRows := copyFromBaseline(b, dbURL, batchSize, 5*time.Second)
+		batches, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: 16, Duration: 5 * time.Second,
+			Request: func(worker, i int) (*http.Request, error) {
+				var sb strings.Builder
+				sb.WriteString(`{"events":[`)
+				for j := range batchSize {
+					if j > 0 {
+						sb.WriteByte(',')
+					}
+					sb.WriteString(`{"type":"impression","token":"` + token() + `"}`)
+				}
+				sb.WriteString(`]}`)
+				req, err := http.NewRequest(http.MethodPost, base+"/events", strings.NewReader(sb.String()))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				return req, err
+			}})
+		require.NoError(b, err)
+		httpRows := batches.RPS * batchSize
+
+		baseline, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: 64, Duration: 5 * time.Second,
+			Request: func(worker, i int) (*http.Request, error) {
+				req, err := http.NewRequest(http.MethodPost, hello.URL, strings.NewReader(`{"type":"impression"}`))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				return req, err
+			}})
+		require.NoError(b, err)
+		single, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: 64, Duration: 5 * time.Second,
+			Request: func(worker, i int) (*http.Request, error) {
+				req, err := http.NewRequest(http.MethodPost, base+"/events", strings.NewReader(`{"type":"impression","token":"`+token()+`"}`))
+				if err == nil {
+					req.Header.Set("Content-Type", "application/json")
+				}
+				return req, err
+			}})
+		require.NoError(b, err)
+
+		b.Logf("CopyFrom baseline:   %.0f rows/s", copyRows)
+		b.Logf("HTTP batches of %d: %.0f rows/s (%v)", batchSize, httpRows, batches)
+		b.Logf("hello-world:         %v", baseline)
+		b.Logf("single-event POST:   %v", single)
+		b.ReportMetric(httpRows/copyRows, "batch/copy")
+		b.ReportMetric(single.RPS/baseline.RPS, "single/hello")
+		b.ReportMetric(httpRows, "batch-rows/s")
+		b.ReportMetric(single.RPS, "single-req/s")
+	}
+}
+
+// copyFromBaseline copies batches of rows shaped like events into a
+// scratch table with the events table's columns and primary key for d,
+// and returns rows per second.
+func copyFromBaseline(tb testing.TB, dbURL string, batchSize int, d time.Duration) float64 {
+	tb.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(tb, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `CREATE TABLE copy_baseline (LIKE events INCLUDING DEFAULTS); ALTER TABLE copy_baseline ADD PRIMARY KEY (issued_at, tracking_id, type, name)`)
+	require.NoError(tb, err)
+	cols := []string{"issued_at", "tracking_id", "type", "owner_id", "viewer_key", "placement", "source", "ad_id",
+		"advertiser_id", "price_model", "price_micros", "occurred_at", "received_at", "billable", "valid", "spend_micros",
+		"owner_earnings_micros", "owner_share_bp"}
+	owner := pgtype.UUID{Bytes: uuid.New(), Valid: true}
+	rows, start := 0, time.Now()
+	for time.Since(start) < d {
+		now := time.Now().UTC()
+		batch := make([][]any, batchSize)
+		for i := range batch {
+			batch[i] = []any{now, pgtype.UUID{Bytes: uuid.Must(uuid.NewV7()), Valid: true}, "impression", owner, "v", "main", "local", "ad-1",
+				"adv-1", "cpm", int64(2_000_000), now, now, true, true, int64(2000), int64(1000), 5000}
+		}
+		n, err := conn.CopyFrom(ctx, pgx.Identifier{"copy_baseline"}, cols, pgx.CopyFromRows(batch))
+		require.NoError(tb, err)
+		rows += int(n)
+	}
+	return float64(rows) / time.Since(start).Seconds()
 }
