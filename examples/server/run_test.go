@@ -248,3 +248,48 @@ func TestBadInvocations(t *testing.T) {
 		})
 	}
 }
+
+// With -kevel-fake the server fills spaces from a (fake) Kevel network
+// through the caching decorator, and an accepted impression fires Kevel's
+// impression pixel.
+func TestKevelPath(t *testing.T) {
+	t.Parallel()
+	base, out := startServer(t, nil, "-kevel-fake")
+	owner := postJSON(t, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
+	ownerID := owner["user"].(map[string]any)["id"].(string)
+
+	status, body := get(t, base+"/ad-space/"+ownerID+"?device=d1&gdpr_applies=false")
+	require.Equal(t, http.StatusOK, status, body)
+	var fill struct {
+		Ads []struct {
+			Title    string `json:"title"`
+			Tracking struct {
+				Token string `json:"token"`
+			} `json:"tracking"`
+		} `json:"ads"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(body), &fill))
+	require.NotEmpty(t, fill.Ads, "the fake Kevel network fills the space: %s", body)
+	require.Contains(t, []string{"Ride further", "Brew better"}, fill.Ads[0].Title)
+	require.NotContains(t, body, "adzerk", "Kevel's pixels never reach the app")
+	require.NotContains(t, body, "/i.gif")
+
+	time.Sleep(time.Second) // an impression is viewable after a second on screen
+	req, err := http.NewRequest(http.MethodPost, base+"/events", strings.NewReader(`{"type":"impression","token":"`+fill.Ads[0].Tracking.Token+`"}`))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", "AdshareApp/1.0 (Android 15)") // Go's own agent counts as a bot
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	var res map[string]any
+	require.NoError(t, json.NewDecoder(resp.Body).Decode(&res))
+	require.Equal(t, "accepted", res["status"])
+	require.Equal(t, true, res["billable"], "%v", res)
+	require.Contains(t, out.String(), `"decisions: Kevel, cached"`)
+	// Kevel's impression pixel was fired once, after the event was stored.
+	require.Eventually(t, func() bool {
+		_, metrics := get(t, base+"/metrics")
+		return strings.Contains(metrics, `adshare_kevel_pixels_total{kind="impression",result="sent"} 1`)
+	}, 5*time.Second, 20*time.Millisecond)
+}
