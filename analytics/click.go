@@ -18,11 +18,17 @@ var ErrNoDestination = errs.New(errs.NotFound, "no_destination", "this ad has no
 // to the landing page the engine gave, or, for an ad server's ad, wherever
 // its click URL redirects (fired now, without following the redirect).
 // An expired token still sends the viewer on, without counting; a forged
-// one is refused.
+// one is refused, and so is a link with nowhere safe to go (uncounted).
 func (s *Service) Click(ctx context.Context, token string) (string, Result, error) {
 	t, err := s.cfg.Sealer.Open(token)
 	if err != nil && !errors.Is(err, ErrExpiredToken) {
 		return "", Result{}, err
+	}
+	// With nowhere safe to send the viewer, count nothing: no advertiser
+	// pays for a click that cannot reach them.
+	if t.LandingURL != "" && !safeRedirect(t.LandingURL) ||
+		t.LandingURL == "" && (t.UpstreamClickURL == "" || s.cfg.Pixels == nil) {
+		return "", Result{}, ErrNoDestination
 	}
 	var res Result
 	if err == nil {

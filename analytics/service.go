@@ -259,6 +259,7 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 	events := make([]Event, 0, len(reports))
 	index := make([]int, 0, len(reports)) // events[i] answers reports[index[i]]
 	seen := map[EventKey]int{}            // the same event twice in one batch
+	repeats := map[int]int{}              // reports[i] repeats events[repeats[i]]
 	for i, r := range reports {
 		e, err := s.event(ctx, r, now, client)
 		if err != nil {
@@ -266,7 +267,7 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 			continue
 		}
 		if j, dup := seen[e.Key()]; dup {
-			results[i] = Result{TrackingID: e.TrackingID, Status: Duplicate, Valid: events[j].Valid, Rule: events[j].Rule}
+			repeats[i] = j // answered once the filters have judged events[j]
 			continue
 		}
 		seen[e.Key()] = len(events)
@@ -276,6 +277,9 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 	if len(events) > 0 {
 		if err := s.classify(ctx, events, ip); err != nil {
 			return nil, err
+		}
+		for i, j := range repeats {
+			results[i] = Result{TrackingID: events[j].TrackingID, Status: Duplicate, Valid: events[j].Valid, Rule: events[j].Rule}
 		}
 		p := &pendingWrite{events: events}
 		if err := s.writer.Do(ctx, p); err != nil {

@@ -90,6 +90,14 @@ func newSpacesBundle(t *testing.T, backend string) *spacesBundle {
 // started, and stopped when t ends.
 func newSpaceService(t *testing.T, b *authBundle, bus adspace.Broadcaster) (*adspace.Service, *local.Engine) {
 	t.Helper()
+	return newSpaceServiceWith(t, b, bus, nil)
+}
+
+// newSpaceServiceWith is newSpaceService with configure, when set,
+// changing the service's config just before it is built (its Sealer is
+// set by then, so analytics can share it).
+func newSpaceServiceWith(t *testing.T, b *authBundle, bus adspace.Broadcaster, configure func(*adspace.Config)) (*adspace.Service, *local.Engine) {
+	t.Helper()
 	st, ok := b.users.(adspaceStores)
 	require.True(t, ok, "the %s store does not implement the ad space stores", b.backend)
 	sealer, err := analytics.NewSealer([][]byte{testTrackingKey}, nil)
@@ -97,11 +105,15 @@ func newSpaceService(t *testing.T, b *authBundle, bus adspace.Broadcaster) (*ads
 	inv := &lateInventory{}
 	engine, err := local.New(local.Config{Inventory: inv, Frequency: memory.NewFrequencyCounter(time.Hour)})
 	require.NoError(t, err)
-	spaces, err := adspace.NewService(adspace.Config{
+	cfg := adspace.Config{
 		Spaces: st, Contents: st, Users: st, Auth: b.svc, Audit: b.audit, Tiers: b.svc.Tiers(),
 		Decider: engine, Sealer: sealer, ViewerKeySecret: testViewerSecret, AllowAnonymous: true,
 		Broadcaster: bus, DecisionTimeout: 5 * time.Second,
-	})
+	}
+	if configure != nil {
+		configure(&cfg)
+	}
+	spaces, err := adspace.NewService(cfg)
 	require.NoError(t, err)
 	inv.Inventory = spaces
 	require.NoError(t, spaces.Start(t.Context()))

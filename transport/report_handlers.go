@@ -42,6 +42,13 @@ func reportParams(r *http.Request, now time.Time) (analytics.ReportParams, *quer
 	return rp, q
 }
 
+// reportFieldNames maps the service's names of report parameters to the
+// query parameters they come from, so that field errors name them.
+var reportFieldNames = map[string]string{
+	"scope": "query/scope", "to": "query/to", "granularity": "query/granularity", "time_zone": "query/tz",
+	"group_by": "query/group_by",
+}
+
 type totalsJSON struct {
 	Requested           int64            `json:"requested"`
 	Filled              int64            `json:"filled"`
@@ -93,7 +100,7 @@ func (s *server) handlePerformance() http.Handler {
 		}
 		rep, err := s.events.Performance(r.Context(), p, rp)
 		if err != nil {
-			return err
+			return renameFields(err, reportFieldNames)
 		}
 		rows := make([]performanceRowJSON, 0, len(rep.Rows))
 		for _, row := range rep.Rows {
@@ -127,7 +134,7 @@ func (s *server) handleRevenue() http.Handler {
 		}
 		rep, err := s.events.Revenue(r.Context(), p, rp)
 		if err != nil {
-			return err
+			return renameFields(err, reportFieldNames)
 		}
 		rows := make([]revenueRowJSON, 0, len(rep.Rows))
 		for _, row := range rep.Rows {
@@ -140,8 +147,8 @@ func (s *server) handleRevenue() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]any{
 			"from": rep.From, "to": rep.To, "granularity": rep.Granularity, "time_zone": rep.TimeZone,
-			"rows": rows, "estimated": revenueRowJSON{GrossMicros: rep.Estimated.GrossMicros, OwnerMicros: rep.Estimated.OwnerMicros,
-				PlatformMicros: rep.Estimated.PlatformMicros}, "final": final,
+			"rows": rows, "estimated": map[string]int64{"gross_micros": rep.Estimated.GrossMicros, "owner_micros": rep.Estimated.OwnerMicros,
+				"platform_micros": rep.Estimated.PlatformMicros}, "final": final,
 		})
 		return nil
 	})
@@ -167,7 +174,7 @@ func (s *server) handleUsersReport() http.Handler {
 		}
 		rep, err := s.events.Users(r.Context(), p, rp, periods)
 		if err != nil {
-			return err
+			return renameFields(err, reportFieldNames)
 		}
 		counts := func(cs []analytics.Count) []countJSON {
 			out := make([]countJSON, 0, len(cs))
