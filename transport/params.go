@@ -2,6 +2,7 @@ package transport
 
 import (
 	"net/http"
+	"net/url"
 	"strconv"
 	"strings"
 	"time"
@@ -28,14 +29,14 @@ func pathUUID(r *http.Request, name string) (uuid.UUID, error) {
 
 // query reads typed query parameters, collecting one message per bad one.
 type query struct {
-	r      *http.Request
+	values url.Values // parsed once
 	fields errs.Fields
 }
 
-func newQuery(r *http.Request) *query { return &query{r: r} }
+func newQuery(r *http.Request) *query { return &query{values: r.URL.Query()} }
 
 func (q *query) raw(name string) (string, bool) {
-	vs, ok := q.r.URL.Query()[name]
+	vs, ok := q.values[name]
 	if !ok {
 		return "", false
 	}
@@ -48,7 +49,7 @@ func (q *query) raw(name string) (string, bool) {
 
 // present reports whether the parameter was sent at all.
 func (q *query) present(name string) bool {
-	_, ok := q.r.URL.Query()[name]
+	_, ok := q.values[name]
 	return ok
 }
 

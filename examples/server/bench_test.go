@@ -30,7 +30,7 @@ import (
 func BenchmarkFillHTTP(b *testing.B) {
 	dbURL := postgrestest.URL(b)
 	redisURL, prefix := testenv.Redis(b)
-	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "100000000"}
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "60000000"}
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner := seedApprovedAd(b, base, env)
 
@@ -102,7 +102,7 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	dbURL := postgrestest.URL(b)
 	key := make([]byte, 32)
 	env := map[string]string{
-		"DATABASE_URL": dbURL, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "100000000",
+		"DATABASE_URL": dbURL, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "60000000",
 		"ADSHARE_TRACKING_KEYS": base64.StdEncoding.EncodeToString(key),
 	}
 	base, _ := startServer(b, env, "-migrate-on-start")

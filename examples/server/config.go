@@ -164,7 +164,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 			continue
 		}
 		n, err := strconv.Atoi(r.raw)
-		if err != nil || n < 1 || n > 100_000_000 {
+		if err != nil || n < 1 || n > 60_000_000 { // at most one a microsecond
+
 			return c, nil, fmt.Errorf("%s must be a number of requests per minute", r.name)
 		}
 		*r.dst = n

@@ -49,7 +49,7 @@ func TestNoAcceptedEventIsLostWhenKilled(t *testing.T) {
 	base := "http://" + addr
 	env := append(os.Environ(),
 		"DATABASE_URL="+dbURL, "ADSHARE_ADDR="+addr, "ADSHARE_MIGRATE_ON_START=true", "ADSHARE_ACCESS_LOG=false",
-		"ADSHARE_CLIENT_RATE=100000000", "ADSHARE_TRACKING_KEYS="+base64.StdEncoding.EncodeToString(key), "ADSHARE_LOG_FORMAT=json",
+		"ADSHARE_CLIENT_RATE=60000000", "ADSHARE_TRACKING_KEYS="+base64.StdEncoding.EncodeToString(key), "ADSHARE_LOG_FORMAT=json",
 	)
 	start := func() *exec.Cmd {
 		cmd := exec.Command(bin)
