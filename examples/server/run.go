@@ -188,9 +188,13 @@ func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, reg prome
 	}
 	closers = append(closers, dec.close)
 
+	var live analytics.Live // running figures in Redis, when there is one
+	if rc != nil {
+		live = rc.LiveCounters(logger)
+	}
 	events, err := analytics.NewService(analytics.Config{
 		Store: stores, Sealer: sealer, Tiers: authSvc, Limiter: limiter, Pixels: dec.pixels,
-		Auth: authSvc, Users: stores, Logger: logger,
+		Live: live, Auth: authSvc, Users: stores, Logger: logger,
 	})
 	if err != nil {
 		return fail(err)

@@ -3,10 +3,13 @@ package redis_test
 import (
 	"context"
 	"testing"
+	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/redis"
 	"github.com/adshare/adshare/store/storetest"
@@ -67,4 +70,28 @@ func TestBus(t *testing.T) {
 		}
 		return open().Bus(nil), open().Bus(nil)
 	})
+}
+
+func TestLiveCounters(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	live := open(t).LiveCounters(nil)
+	owner, other := uuid.New(), uuid.New()
+	now := time.Now().UTC()
+	live.Accepted(ctx, []analytics.Event{
+		{Owner: owner, Type: analytics.Impression, Valid: true, OccurredAt: now, OwnerEarningsMicros: 1000},
+		{Owner: owner, Type: analytics.Impression, Valid: false, OccurredAt: now},
+		{Owner: owner, Type: analytics.Click, Valid: true, OccurredAt: now, OwnerEarningsMicros: 250},
+		{Owner: other, Type: analytics.Impression, Valid: true, OccurredAt: now},
+		{Owner: owner, Type: analytics.Impression, Valid: true, OccurredAt: now.Add(-24 * time.Hour)},
+	})
+	got, err := live.Today(ctx, owner, now)
+	require.NoError(t, err)
+	require.Equal(t, redis.LiveFigures{Impressions: 2, ValidImpressions: 1, Clicks: 1, EarningsMicros: 1250}, got)
+	yesterday, err := live.Today(ctx, owner, now.Add(-24*time.Hour))
+	require.NoError(t, err)
+	require.Equal(t, int64(1), yesterday.Impressions)
+	none, err := live.Today(ctx, uuid.New(), now)
+	require.NoError(t, err)
+	require.Zero(t, none)
 }
