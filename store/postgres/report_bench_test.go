@@ -52,16 +52,21 @@ func BenchmarkReport30DaysHourlyOver10MEvents(b *testing.B) {
 	b.Logf("seeded in %v: %d rollup rows", time.Since(t0).Round(time.Second), rollups)
 
 	owner := uuid.MustParse("00000000-0000-0000-0000-000000000007")
-	q := analytics.Query{Granularity: analytics.Hour, From: start, To: end, Location: time.UTC, Owner: owner,
-		GroupBy: []analytics.Dimension{analytics.ByAd}}
-	rows, err := db.Report(ctx, q)
-	require.NoError(b, err)
-	require.NotEmpty(b, rows)
-	b.ResetTimer()
-	for b.Loop() {
-		if _, err := db.Report(ctx, q); err != nil {
-			b.Fatal(err)
-		}
+	for _, tc := range []struct {
+		name    string
+		groupBy []analytics.Dimension
+	}{{"total", nil}, {"by-ad", []analytics.Dimension{analytics.ByAd}}} {
+		b.Run(tc.name, func(b *testing.B) {
+			q := analytics.Query{Granularity: analytics.Hour, From: start, To: end, Location: time.UTC, Owner: owner, GroupBy: tc.groupBy}
+			rows, err := db.Report(ctx, q)
+			require.NoError(b, err)
+			require.NotEmpty(b, rows)
+			for b.Loop() {
+				if _, err := db.Report(ctx, q); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(len(rows)), "rows")
+		})
 	}
-	b.ReportMetric(float64(len(rows)), "rows")
 }
