@@ -15,14 +15,15 @@ import (
 	"github.com/adshare/adshare/store/storetest"
 )
 
-// benchBatch is the events of one write in the benchmarks.
+// benchBatch is the events of one write in the CopyFrom baseline and the
+// large-batch WriteEvents benchmark.
 const benchBatch = 1000
 
-// benchEvents returns a batch shaped like live traffic in the current hour:
-// 100 owners, 20 ads (half local) of 10 advertisers, nine impressions to
-// one click, one conversion in fifty, one event in twenty invalid.
-func benchEvents(now time.Time, owners []uuid.UUID) []analytics.Event {
-	events := make([]analytics.Event, benchBatch)
+// benchEvents returns n events shaped like live traffic in the current
+// hour: 100 owners, 20 ads (half local) of 10 advertisers, nine impressions
+// to one click, one conversion in fifty, one event in twenty invalid.
+func benchEvents(now time.Time, owners []uuid.UUID, n int) []analytics.Event {
+	events := make([]analytics.Event, n)
 	for i := range events {
 		typ := analytics.Impression
 		switch {
@@ -77,7 +78,7 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 	rows := 0
 	for b.Loop() {
 		b.StopTimer()
-		events := benchEvents(time.Now(), owners)
+		events := benchEvents(time.Now(), owners, benchBatch)
 		b.StartTimer()
 		n, err := db.Pool().CopyFrom(ctx, pgx.Identifier{"events_copy_baseline"}, columns,
 			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
@@ -100,26 +101,46 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 
 // BenchmarkWriteEvents is ingest through WriteEvents: deduplicating insert
 // into the partitioned table and the rollup, invalid-traffic and ad-totals
-// upserts, in one transaction per batch.
+// upserts, atomically, per batch. Batches of 32 are what group commit
+// gathers from single-event requests under load; 1000, bulk ingest. The
+// "retry" cases repeat one event of the previous batch in each, which
+// sends every batch down the transactional path.
 func BenchmarkWriteEvents(b *testing.B) {
-	ctx := context.Background()
-	db := postgrestest.New(b)
-	owners := benchOwners()
-	rows := 0
-	for b.Loop() {
-		b.StopTimer()
-		events := benchEvents(time.Now(), owners)
-		b.StartTimer()
-		isNew, err := db.WriteEvents(ctx, events)
-		if err != nil {
-			b.Fatal(err)
+	for _, bc := range []struct {
+		size  int
+		retry bool
+	}{{32, false}, {32, true}, {benchBatch, false}, {benchBatch, true}} {
+		name := fmt.Sprintf("batch=%d", bc.size)
+		if bc.retry {
+			name += "/retry"
 		}
-		for _, n := range isNew {
-			if !n {
-				b.Fatal("a fresh event was not new")
+		b.Run(name, func(b *testing.B) {
+			ctx := context.Background()
+			db := postgrestest.New(b)
+			owners := benchOwners()
+			rows := 0
+			var previous analytics.Event
+			for b.Loop() {
+				b.StopTimer()
+				events := benchEvents(time.Now(), owners, bc.size)
+				retried := bc.retry && rows > 0
+				if retried {
+					events[0] = previous
+				}
+				previous = events[len(events)-1]
+				b.StartTimer()
+				isNew, err := db.WriteEvents(ctx, events)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for i, n := range isNew {
+					if n == (retried && i == 0) {
+						b.Fatalf("event %d: new = %v", i, n)
+					}
+				}
+				rows += len(events)
 			}
-		}
-		rows += len(events)
+			reportRows(b, rows)
+		})
 	}
-	reportRows(b, rows)
 }
