@@ -160,11 +160,19 @@ type Totals struct {
 	InvalidByRule map[string]int64
 }
 
+// ServedAd names one served ad as its events are stored: by its token's
+// tracking id and issue time (IssuedAt places the events in time, so a
+// store can find them without searching every day it keeps).
+type ServedAd struct {
+	TrackingID uuid.UUID
+	IssuedAt   time.Time
+}
+
 // Store keeps events and their rollups.
 type Store interface {
-	// ImpressionTimes returns, for each tracking id with a stored
-	// impression, when that impression occurred.
-	ImpressionTimes(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]time.Time, error)
+	// ImpressionTimes returns, for each served ad with a stored
+	// impression, when that impression occurred, by tracking id.
+	ImpressionTimes(ctx context.Context, ads []ServedAd) (map[uuid.UUID]time.Time, error)
 
 	// WriteEvents stores the events and adds them to the hourly rollups
 	// (bucketed by OccurredAt, in UTC), atomically: both or neither. An

@@ -21,15 +21,20 @@ import (
 
 // Defaults of Config.
 const (
-	DefaultMaxBatch        = 100
-	DefaultClockSkew       = time.Minute
-	DefaultFillFlush       = 10 * time.Second
-	DefaultTierCacheTTL    = time.Minute
-	maxConversionNameLen   = 64
-	maxConversionValue     = 1_000_000_000_000 // micros
-	maxUserAgentLen        = 256
-	defaultWriteBatch      = 1000
-	defaultWriteFlushers   = 2
+	DefaultMaxBatch      = 100
+	DefaultClockSkew     = time.Minute
+	DefaultFillFlush     = 10 * time.Second
+	DefaultTierCacheTTL  = time.Minute
+	maxConversionNameLen = 64
+	maxConversionValue   = 1_000_000_000_000 // micros
+	maxUserAgentLen      = 256
+	// Group commit of events (see batch): a flush carries up to
+	// writeBatchEvents events; a second flush runs beside the first only
+	// once writeParallelAt events wait, so that under load batches grow
+	// rather than split.
+	writeBatchEvents       = 2000
+	writeFlushers          = 2
+	writeParallelAt        = 500
 	conversionNameAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789_-."
 )
 
@@ -152,7 +157,8 @@ func NewService(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	s.writer = batch.New(s.flushEvents, batch.Config{MaxBatch: defaultWriteBatch, Flushers: defaultWriteFlushers})
+	s.writer = batch.NewWeighted(s.flushEvents, func(p *pendingWrite) int { return len(p.events) },
+		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt})
 	return s, nil
 }
 
@@ -358,10 +364,10 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 
 // classify runs the invalid-traffic rules and prices the events.
 func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) error {
-	var needImpression []uuid.UUID
+	var needImpression []ServedAd
 	for _, e := range events {
 		if e.Type != Impression {
-			needImpression = append(needImpression, e.TrackingID)
+			needImpression = append(needImpression, ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt})
 		}
 	}
 	impressed := map[uuid.UUID]time.Time{}

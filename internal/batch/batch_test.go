@@ -87,3 +87,80 @@ func TestCloseFlushesWhatIsQueuedThenRefuses(t *testing.T) {
 	require.Equal(t, int64(40), n.Load())
 	require.ErrorIs(t, b.Do(context.Background(), 1), batch.ErrClosed)
 }
+
+func TestWeightCapsABatch(t *testing.T) {
+	t.Parallel()
+	var (
+		mu      sync.Mutex
+		batches [][]int
+	)
+	release := make(chan struct{})
+	var first atomic.Bool
+	b := batch.NewWeighted(func(ctx context.Context, items []int) error {
+		if first.CompareAndSwap(false, true) {
+			<-release
+		}
+		mu.Lock()
+		batches = append(batches, items)
+		mu.Unlock()
+		return nil
+	}, func(v int) int { return v }, batch.Config{MaxBatch: 10})
+	defer b.Close()
+
+	var wg sync.WaitGroup
+	wg.Go(func() { require.NoError(t, b.Do(context.Background(), 1)) })
+	require.Eventually(t, first.Load, time.Second, time.Millisecond)
+	for _, w := range []int{4, 4, 4, 25, 3, 3} {
+		wg.Go(func() { require.NoError(t, b.Do(context.Background(), w)) })
+	}
+	time.Sleep(20 * time.Millisecond) // let them queue behind the held flush
+	close(release)
+	wg.Wait()
+
+	total := 0
+	for _, items := range batches {
+		sum := 0
+		for _, w := range items {
+			sum += w
+		}
+		total += sum
+		require.True(t, sum <= 10 || len(items) == 1, "batch %v weighs %d", items, sum)
+	}
+	require.Equal(t, 1+4+4+4+25+3+3, total, "every item written once")
+}
+
+func TestSecondFlushWaitsForABackedUpQueue(t *testing.T) {
+	t.Parallel()
+	started := make(chan int, 10)
+	release := make(chan struct{})
+	b := batch.New(func(ctx context.Context, items []int) error {
+		started <- len(items)
+		<-release
+		return nil
+	}, batch.Config{MaxBatch: 100, Flushers: 2, ParallelAt: 5})
+	defer b.Close()
+
+	var wg sync.WaitGroup
+	do := func(n int) {
+		for range n {
+			wg.Go(func() { require.NoError(t, b.Do(context.Background(), 0)) })
+		}
+	}
+	do(1)
+	require.Equal(t, 1, <-started, "the first item is flushed at once")
+	do(4)
+	select {
+	case n := <-started:
+		t.Fatalf("a second flush of %d started with less than ParallelAt waiting", n)
+	case <-time.After(50 * time.Millisecond):
+	}
+	do(1)
+	select {
+	case n := <-started:
+		require.Equal(t, 5, n, "the waiting items go out together")
+	case <-time.After(5 * time.Second):
+		t.Fatal("no second flush once ParallelAt items waited")
+	}
+	close(release)
+	wg.Wait()
+}

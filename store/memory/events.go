@@ -28,16 +28,21 @@ var _ analytics.Store = (*Store)(nil)
 type eventState struct {
 	mu          sync.RWMutex
 	keys        map[analytics.EventKey]struct{}
-	impressions map[uuid.UUID]time.Time
+	impressions map[uuid.UUID]impression
 	rows        map[rollup.Key]*rollup.Counts
 	invalid     map[rollup.InvalidKey]int64
 	ads         map[string]rollup.AdRow
 }
 
+// impression is when a token was issued and when its impression occurred.
+type impression struct {
+	issued, occurred time.Time
+}
+
 func newEventState() eventState {
 	return eventState{
 		keys:        map[analytics.EventKey]struct{}{},
-		impressions: map[uuid.UUID]time.Time{},
+		impressions: map[uuid.UUID]impression{},
 		rows:        map[rollup.Key]*rollup.Counts{},
 		invalid:     map[rollup.InvalidKey]int64{},
 		ads:         map[string]rollup.AdRow{},
@@ -70,10 +75,8 @@ func (s *Store) WriteEvents(ctx context.Context, events []analytics.Event) ([]bo
 		}
 		st.keys[e.Key()] = struct{}{}
 		isNew[i] = true
-		if e.Type == analytics.Impression { // the earliest, should a token have two
-			if t, ok := st.impressions[e.TrackingID]; !ok || e.OccurredAt.Before(t) {
-				st.impressions[e.TrackingID] = rollup.Micro(e.OccurredAt)
-			}
+		if e.Type == analytics.Impression { // new, so the token's only one
+			st.impressions[e.TrackingID] = impression{issued: rollup.Micro(e.IssuedAt), occurred: rollup.Micro(e.OccurredAt)}
 		}
 		fresh = append(fresh, e)
 	}
@@ -103,17 +106,17 @@ func (st *eventState) add(r rollup.Row) {
 }
 
 // ImpressionTimes implements analytics.Store.
-func (s *Store) ImpressionTimes(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]time.Time, error) {
+func (s *Store) ImpressionTimes(ctx context.Context, ads []analytics.ServedAd) (map[uuid.UUID]time.Time, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
 	st := &s.events
 	st.mu.RLock()
 	defer st.mu.RUnlock()
-	out := make(map[uuid.UUID]time.Time, len(ids))
-	for _, id := range ids {
-		if t, ok := st.impressions[id]; ok {
-			out[id] = t
+	out := make(map[uuid.UUID]time.Time, len(ads))
+	for _, ad := range ads {
+		if imp, ok := st.impressions[ad.TrackingID]; ok && imp.issued.Equal(rollup.Micro(ad.IssuedAt)) {
+			out[ad.TrackingID] = imp.occurred
 		}
 	}
 	return out, nil

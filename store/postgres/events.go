@@ -389,27 +389,34 @@ func foldRollups(ctx context.Context, tx pgx.Tx, d rollup.Delta) error {
 	return tx.SendBatch(ctx, b).Close()
 }
 
-// ImpressionTimes implements analytics.Store (the earliest, should a
-// token have two impressions). Without the tokens' issue times it cannot
-// prune partitions: it probes each partition's events_impression_idx.
-func (db *DB) ImpressionTimes(ctx context.Context, ids []uuid.UUID) (map[uuid.UUID]time.Time, error) {
-	out := make(map[uuid.UUID]time.Time, len(ids))
-	if len(ids) == 0 {
+// ImpressionTimes implements analytics.Store with one primary-key probe
+// per served ad, in the partition of its issue day only. The probe is a
+// scalar subquery on purpose: as a join, the planner may prefer reading
+// every partition's impressions (it does while the tables look empty).
+func (db *DB) ImpressionTimes(ctx context.Context, ads []analytics.ServedAd) (map[uuid.UUID]time.Time, error) {
+	out := make(map[uuid.UUID]time.Time, len(ads))
+	if len(ads) == 0 {
 		return out, nil
 	}
+	issued, ids := make([]time.Time, len(ads)), make([]pgtype.UUID, len(ads))
+	for i, ad := range ads {
+		issued[i], ids[i] = utc(ad.IssuedAt), pgUUID(ad.TrackingID)
+	}
 	rows, err := db.pool.Query(ctx, `
-		SELECT tracking_id, min(occurred_at) FROM events
-		WHERE type = 'impression' AND tracking_id = ANY($1)
-		GROUP BY tracking_id`, pgUUIDs(ids))
+		SELECT k.tracking_id, (SELECT e.occurred_at FROM events e
+			WHERE e.issued_at = k.issued_at AND e.tracking_id = k.tracking_id AND e.type = 'impression' AND e.name = '')
+		FROM unnest($1::timestamptz[], $2::uuid[]) AS k (issued_at, tracking_id)`, issued, ids)
 	if err != nil {
 		return nil, translate(err, nil)
 	}
 	var (
 		id uuid.UUID
-		at time.Time
+		at pgtype.Timestamptz
 	)
 	_, err = pgx.ForEachRow(rows, []any{&id, &at}, func() error {
-		out[id] = at.UTC()
+		if at.Valid {
+			out[id] = at.Time.UTC()
+		}
 		return nil
 	})
 	if err != nil {

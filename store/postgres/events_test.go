@@ -98,7 +98,11 @@ func TestEventPartitions(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, day("2020-01-03"), days[0])
 
-	times, err := db.ImpressionTimes(ctx, []uuid.UUID{byDay[0].TrackingID, early.TrackingID, byDay[1].TrackingID, ancient.TrackingID})
+	var served []analytics.ServedAd
+	for _, e := range []analytics.Event{byDay[0], early, byDay[1], ancient} {
+		served = append(served, analytics.ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt})
+	}
+	times, err := db.ImpressionTimes(ctx, served)
 	require.NoError(t, err)
 	require.Equal(t, map[uuid.UUID]time.Time{
 		byDay[1].TrackingID: byDay[1].OccurredAt,

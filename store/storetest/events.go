@@ -68,12 +68,21 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 			InvalidByRule:       map[string]int64{"self_view": 1, "burst": 1},
 		}}}, rows)
 
-		times, err := s.ImpressionTimes(ctx, []uuid.UUID{imp.TrackingID, unbillable.TrackingID, burst.TrackingID, uuid.New()})
+		served := func(e analytics.Event) analytics.ServedAd {
+			return analytics.ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt}
+		}
+		misdated := served(imp)
+		misdated.IssuedAt = misdated.IssuedAt.Add(-time.Second)
+		times, err := s.ImpressionTimes(ctx, []analytics.ServedAd{served(imp), served(unbillable), served(burst),
+			{TrackingID: uuid.New(), IssuedAt: imp.IssuedAt}})
 		require.NoError(t, err)
 		require.Equal(t, map[uuid.UUID]time.Time{
 			imp.TrackingID:        h.Add(5*time.Minute + 123456*time.Microsecond), // microseconds are kept
 			unbillable.TrackingID: h.Add(10 * time.Minute),
 		}, times, "a click without an impression has no impression time")
+		times, err = s.ImpressionTimes(ctx, []analytics.ServedAd{misdated})
+		require.NoError(t, err)
+		require.Empty(t, times, "a served ad is its tracking id and issue time together")
 
 		none, err := s.ImpressionTimes(ctx, nil)
 		require.NoError(t, err)
