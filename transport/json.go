@@ -12,9 +12,9 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
-	"unicode/utf8"
 
 	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/internal/jsonshape"
 )
 
 // validator is implemented by request bodies that check their own fields
@@ -85,80 +85,31 @@ func checkJSONContentType(ct string) error {
 // decodes into a struct as nothing), duplicate keys (last wins, a parser
 // differential attackers use), excessive depth and trailing data.
 func checkJSONShape(body []byte) error {
-	if !utf8.Valid(body) {
-		return errMalformedJSON.WithMessage("the request body must be valid UTF-8")
-	}
-	trimmed := bytes.TrimLeft(body, " \t\r\n")
-	if len(trimmed) == 0 {
-		return errMalformedJSON.WithMessage("the request body must not be empty")
-	}
-	if trimmed[0] != '{' {
-		return errMalformedJSON.WithMessage("the request body must be a JSON object")
-	}
-	dec := json.NewDecoder(bytes.NewReader(body))
-	dec.UseNumber() // numbers are only checked here, not converted
-	if err := walkJSON(dec, 0); err != nil {
+	err := jsonshape.Check(body, maxJSONDepth)
+	var e *jsonshape.Error
+	if !errors.As(err, &e) {
 		return err
 	}
-	if _, err := dec.Token(); err != io.EOF {
-		return errMalformedJSON.WithMessage("the request body must hold exactly one JSON value")
+	var msg string
+	switch e.Problem {
+	case jsonshape.InvalidUTF8:
+		msg = "the request body must be valid UTF-8"
+	case jsonshape.Empty:
+		msg = "the request body must not be empty"
+	case jsonshape.NotObject:
+		msg = "the request body must be a JSON object"
+	case jsonshape.Trailing:
+		msg = "the request body must hold exactly one JSON value"
+	case jsonshape.DuplicateKey:
+		msg = fmt.Sprintf("the request body repeats the key %q", e.Key)
+	case jsonshape.TooDeep:
+		msg = fmt.Sprintf("the request body is nested deeper than %d levels", maxJSONDepth)
+	case jsonshape.Truncated:
+		msg = "the request body ends before the JSON value does"
+	default:
+		msg = fmt.Sprintf("the request body is not valid JSON (at byte %d)", e.Offset)
 	}
-	return nil
-}
-
-// walkJSON consumes one JSON value from dec, failing on duplicate keys in
-// any object and on nesting deeper than maxJSONDepth.
-func walkJSON(dec *json.Decoder, depth int) error {
-	tok, err := dec.Token()
-	if err != nil {
-		return syntaxError(err)
-	}
-	delim, ok := tok.(json.Delim)
-	if !ok {
-		return nil
-	}
-	if depth >= maxJSONDepth {
-		return errMalformedJSON.WithMessage(fmt.Sprintf("the request body is nested deeper than %d levels", maxJSONDepth))
-	}
-	switch delim {
-	case '{':
-		seen := make(map[string]struct{})
-		for dec.More() {
-			keyTok, err := dec.Token()
-			if err != nil {
-				return syntaxError(err)
-			}
-			key, _ := keyTok.(string)
-			if _, dup := seen[key]; dup {
-				return errMalformedJSON.WithMessage(fmt.Sprintf("the request body repeats the key %q", key))
-			}
-			seen[key] = struct{}{}
-			if err := walkJSON(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	case '[':
-		for dec.More() {
-			if err := walkJSON(dec, depth+1); err != nil {
-				return err
-			}
-		}
-	}
-	if _, err := dec.Token(); err != nil { // the closing delimiter
-		return syntaxError(err)
-	}
-	return nil
-}
-
-func syntaxError(err error) error {
-	var se *json.SyntaxError
-	if errors.As(err, &se) {
-		return errMalformedJSON.WithMessage(fmt.Sprintf("the request body is not valid JSON (at byte %d)", se.Offset)).WithCause(err)
-	}
-	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
-		return errMalformedJSON.WithMessage("the request body ends before the JSON value does").WithCause(err)
-	}
-	return errMalformedJSON.WithCause(err)
+	return errMalformedJSON.WithMessage(msg)
 }
 
 // decodeError turns a json.Decoder error on a well-formed body (decoded
@@ -185,7 +136,7 @@ func decodeError(err error, body []byte, t reflect.Type) error {
 		}
 		return errInvalidBody.WithFields(errs.Fields{field: "is not a known field"}).WithCause(err)
 	}
-	return syntaxError(err)
+	return errMalformedJSON.WithCause(err)
 }
 
 // pointerEscaper escapes one JSON pointer segment (RFC 6901).
