@@ -4,11 +4,11 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -92,12 +92,14 @@ func seedApprovedAd(tb testing.TB, base string, env map[string]string) string {
 // BenchmarkIngestHTTP measures event ingest through the example server on
 // PostgreSQL, against baselines measured in the same run:
 //   - batches of 100 events per POST /events, in rows per second, against
-//     a bare CopyFrom loop of 100-row batches into a table with the events
-//     table's columns and key;
+//     a bare CopyFrom loop of 100-row batches into the events table;
 //   - single-event POST /events (each event committed before its answer),
-//     in requests per second, against a hello-world handler.
+//     in requests per second, against a hello-world handler, both at 64
+//     and at 256 concurrent connections: group commit needs requests in
+//     flight to fill its batches, and apps reporting events are many.
 //
-// Run it with -benchtime=1x.
+// Tokens are sealed before the clock starts, as a load tool sends
+// prepared requests. Run it with -benchtime=1x.
 func BenchmarkIngestHTTP(b *testing.B) {
 	dbURL := postgrestest.URL(b)
 	key := make([]byte, 32)
@@ -110,88 +112,100 @@ func BenchmarkIngestHTTP(b *testing.B) {
 	ownerID := uuid.MustParse(owner["user"].(map[string]any)["id"].(string))
 	sealer, err := analytics.NewSealer([][]byte{key}, nil)
 	require.NoError(b, err)
-	var minted atomic.Int64
-	token := func() string {
-		i := minted.Add(1)
+	seal := func(i int) string {
 		now := time.Now().UTC()
 		tok, err := sealer.Seal(analytics.Tracking{
-			ID: uuid.Must(uuid.NewV7()), Owner: ownerID, ViewerKey: strconv.FormatInt(i, 10), Placement: "main", Source: "local",
-			AdID: "ad-" + strconv.FormatInt(i%50, 10), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
+			ID: uuid.Must(uuid.NewV7()), Owner: ownerID, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
+			AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
 			IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour),
 		})
 		require.NoError(b, err)
 		return tok
 	}
-	const batchSize = 100
+	tokens := make(chan string, 1<<20)
+	mint := func(n int) {
+		for i := range n {
+			tokens <- seal(i)
+		}
+	}
+	next := func() string { // a prepared token, or a fresh one should they run out
+		select {
+		case tok := <-tokens:
+			return tok
+		default:
+			return seal(0)
+		}
+	}
+	const (
+		batchSize = 100
+		phase     = 5 * time.Second
+	)
 	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
 		_, _ = w.Write([]byte(`{"hello":"world"}`))
 	}))
 	defer hello.Close()
+	post := func(url, body string) (*http.Request, error) {
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		if err == nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		return req, err
+	}
+	load := func(concurrency int, request func() (*http.Request, error)) loadgen.Result {
+		res, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: concurrency, Duration: phase,
+			Request: func(worker, i int) (*http.Request, error) { return request() }})
+		require.NoError(b, err)
+		return res
+	}
 
 	for b.Loop() {
-		copyRows := copyFromBaseline(b, dbURL, batchSize, 5*time.Second)
-		batches, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: 16, Duration: 5 * time.Second,
-			Request: func(worker, i int) (*http.Request, error) {
-				var sb strings.Builder
-				sb.WriteString(`{"events":[`)
-				for j := range batchSize {
-					if j > 0 {
-						sb.WriteByte(',')
-					}
-					sb.WriteString(`{"type":"impression","token":"` + token() + `"}`)
+		b.StopTimer()
+		mint(cap(tokens) - len(tokens))
+		b.StartTimer()
+		copyRows := copyFromBaseline(b, dbURL, batchSize, phase)
+		batches := load(16, func() (*http.Request, error) {
+			var sb strings.Builder
+			sb.WriteString(`{"events":[`)
+			for j := range batchSize {
+				if j > 0 {
+					sb.WriteByte(',')
 				}
-				sb.WriteString(`]}`)
-				req, err := http.NewRequest(http.MethodPost, base+"/events", strings.NewReader(sb.String()))
-				if err == nil {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				return req, err
-			}})
-		require.NoError(b, err)
+				sb.WriteString(`{"type":"impression","token":"` + next() + `"}`)
+			}
+			sb.WriteString(`]}`)
+			return post(base+"/events", sb.String())
+		})
 		httpRows := batches.RPS * batchSize
-
-		baseline, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: 64, Duration: 5 * time.Second,
-			Request: func(worker, i int) (*http.Request, error) {
-				req, err := http.NewRequest(http.MethodPost, hello.URL, strings.NewReader(`{"type":"impression"}`))
-				if err == nil {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				return req, err
-			}})
-		require.NoError(b, err)
-		single, err := loadgen.Run(context.Background(), loadgen.Config{Concurrency: 64, Duration: 5 * time.Second,
-			Request: func(worker, i int) (*http.Request, error) {
-				req, err := http.NewRequest(http.MethodPost, base+"/events", strings.NewReader(`{"type":"impression","token":"`+token()+`"}`))
-				if err == nil {
-					req.Header.Set("Content-Type", "application/json")
-				}
-				return req, err
-			}})
-		require.NoError(b, err)
-
 		b.Logf("CopyFrom baseline:   %.0f rows/s", copyRows)
 		b.Logf("HTTP batches of %d: %.0f rows/s (%v)", batchSize, httpRows, batches)
-		b.Logf("hello-world:         %v", baseline)
-		b.Logf("single-event POST:   %v", single)
 		b.ReportMetric(httpRows/copyRows, "batch/copy")
-		b.ReportMetric(single.RPS/baseline.RPS, "single/hello")
 		b.ReportMetric(httpRows, "batch-rows/s")
-		b.ReportMetric(single.RPS, "single-req/s")
+
+		b.StopTimer()
+		mint(cap(tokens) - len(tokens))
+		b.StartTimer()
+		for _, c := range []int{64, 256} {
+			baseline := load(c, func() (*http.Request, error) { return post(hello.URL, `{"type":"impression"}`) })
+			single := load(c, func() (*http.Request, error) {
+				return post(base+"/events", `{"type":"impression","token":"`+next()+`"}`)
+			})
+			b.Logf("%d connections: hello-world: %v", c, baseline)
+			b.Logf("%d connections: single-event POST: %v", c, single)
+			b.ReportMetric(single.RPS/baseline.RPS, fmt.Sprintf("single/hello@%d", c))
+			b.ReportMetric(single.RPS, fmt.Sprintf("single-req/s@%d", c))
+		}
 	}
 }
 
-// copyFromBaseline copies batches of rows shaped like events into a
-// scratch table with the events table's columns and primary key for d,
-// and returns rows per second.
+// copyFromBaseline copies batches of rows shaped like events into the
+// events table for d, and returns rows per second.
 func copyFromBaseline(tb testing.TB, dbURL string, batchSize int, d time.Duration) float64 {
 	tb.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, dbURL)
 	require.NoError(tb, err)
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `CREATE TABLE copy_baseline (LIKE events INCLUDING DEFAULTS); ALTER TABLE copy_baseline ADD PRIMARY KEY (issued_at, tracking_id, type, name)`)
-	require.NoError(tb, err)
 	cols := []string{"issued_at", "tracking_id", "type", "owner_id", "viewer_key", "placement", "source", "ad_id",
 		"advertiser_id", "price_model", "price_micros", "occurred_at", "received_at", "billable", "valid", "spend_micros",
 		"owner_earnings_micros", "owner_share_bp"}
@@ -204,7 +218,7 @@ func copyFromBaseline(tb testing.TB, dbURL string, batchSize int, d time.Duratio
 			batch[i] = []any{now, pgtype.UUID{Bytes: uuid.Must(uuid.NewV7()), Valid: true}, "impression", owner, "v", "main", "local", "ad-1",
 				"adv-1", "cpm", int64(2_000_000), now, now, true, true, int64(2000), int64(1000), 5000}
 		}
-		n, err := conn.CopyFrom(ctx, pgx.Identifier{"copy_baseline"}, cols, pgx.CopyFromRows(batch))
+		n, err := conn.CopyFrom(ctx, pgx.Identifier{"events"}, cols, pgx.CopyFromRows(batch))
 		require.NoError(tb, err)
 		rows += int(n)
 	}
