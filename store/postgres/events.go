@@ -6,9 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
-	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -23,119 +21,109 @@ import (
 
 var _ analytics.Store = (*DB)(nil)
 
-// unnestOf returns "unnest($first::types[0][], $first+1::types[1][], …)":
-// a batch passed as one array per column.
-func unnestOf(first int, types ...string) string {
-	args := make([]string, len(types))
-	for i, t := range types {
-		args[i] = fmt.Sprintf("$%d::%s[]", first+i, t)
-	}
-	return "unnest(" + strings.Join(args, ", ") + ")"
-}
-
-// eventTypes are the column types of the events table, in the order of
-// insertEventsSQL's columns and eventArgs' arrays.
-var eventTypes = []string{"timestamptz", "uuid", "text", "text", "uuid", "uuid", "text", "text", "text",
-	"text", "text", "text", "text", "text", "bigint", "timestamptz", "timestamptz", "boolean", "boolean", "text",
-	"bigint", "bigint", "integer", "bigint", "text", "text"}
-
-// insertEventsFrom inserts events given as arrays; a key already stored is
-// skipped (ON CONFLICT DO NOTHING), and a concurrent insert of the same key
-// waits for the other transaction and is then skipped, so each event is new
-// exactly once.
-func insertEventsFrom(arrays string) string {
-	return `INSERT INTO events (issued_at, tracking_id, type, name, owner_id, viewer_id, viewer_key, placement, source,
-	ad_id, creative_id, campaign_id, advertiser_id, price_model, price_micros, occurred_at, received_at,
-	billable, valid, rule, spend_micros, owner_earnings_micros, owner_share_bp, value_micros, client_prefix, user_agent)
-SELECT * FROM ` + arrays + `
-ON CONFLICT DO NOTHING`
-}
-
-// rollupTypes, invalidTypes and adTotalTypes are the columns of
-// rollupArgs' three sets of arrays.
-var (
-	rollupTypes = []string{"timestamptz", "uuid", "text", "text", "bigint", "bigint", "bigint", "bigint", "bigint",
-		"bigint", "bigint", "bigint", "bigint"}
-	invalidTypes = []string{"timestamptz", "uuid", "text", "text", "text", "bigint"}
-	adTotalTypes = []string{"text", "date", "bigint", "bigint", "bigint", "bigint"}
-)
-
-// upsertRollupsFrom adds event counters to the hourly rollups.
-func upsertRollupsFrom(arrays string) string {
-	return `INSERT INTO rollups_hourly AS r (hour, owner_id, ad_key, advertiser_id, impressions, valid_impressions,
-	billable_impressions, clicks, valid_clicks, billable_clicks, conversions, spend_micros, owner_earnings_micros)
-SELECT * FROM ` + arrays + `
-ON CONFLICT (hour, owner_id, ad_key, advertiser_id) DO UPDATE SET
-	impressions = r.impressions + EXCLUDED.impressions,
-	valid_impressions = r.valid_impressions + EXCLUDED.valid_impressions,
-	billable_impressions = r.billable_impressions + EXCLUDED.billable_impressions,
-	clicks = r.clicks + EXCLUDED.clicks,
-	valid_clicks = r.valid_clicks + EXCLUDED.valid_clicks,
-	billable_clicks = r.billable_clicks + EXCLUDED.billable_clicks,
-	conversions = r.conversions + EXCLUDED.conversions,
-	spend_micros = r.spend_micros + EXCLUDED.spend_micros,
-	owner_earnings_micros = r.owner_earnings_micros + EXCLUDED.owner_earnings_micros`
-}
-
-// upsertInvalidFrom adds invalid-traffic counts per rule.
-func upsertInvalidFrom(arrays string) string {
-	return `INSERT INTO rollup_invalid_hourly AS r (hour, owner_id, ad_key, advertiser_id, rule, count)
-SELECT * FROM ` + arrays + `
-ON CONFLICT (hour, owner_id, ad_key, advertiser_id, rule) DO UPDATE SET count = r.count + EXCLUDED.count`
-}
-
-// upsertAdTotalsFrom adds local ads' delivery, with rollup.AdRow.Merge's
-// rule for the day's spend.
-func upsertAdTotalsFrom(arrays string) string {
-	return `INSERT INTO ad_totals AS a (ad_id, spend_day, spend_today, spend_total, impressions, clicks)
-SELECT * FROM ` + arrays + `
-ON CONFLICT (ad_id) DO UPDATE SET
-	spend_day = GREATEST(a.spend_day, EXCLUDED.spend_day),
-	spend_today = CASE
-		WHEN EXCLUDED.spend_day > a.spend_day THEN EXCLUDED.spend_today
-		WHEN EXCLUDED.spend_day = a.spend_day THEN a.spend_today + EXCLUDED.spend_today
-		ELSE a.spend_today END,
-	spend_total = a.spend_total + EXCLUDED.spend_total,
-	impressions = a.impressions + EXCLUDED.impressions,
-	clicks = a.clicks + EXCLUDED.clicks`
-}
-
-// The statements of WriteEvents.
-var (
-	// writeAllNewSQL is the one-statement path: it inserts the batch and
-	// adds the rollups of the whole batch (folded by the caller as though
-	// every event were new), in one round trip and atomically without an
-	// explicit transaction. Its last parameter is the batch's size: when
-	// fewer rows were inserted (some were stored before), the guard
-	// events_expect_all_new aborts the statement with codeNotAllNew and
-	// leaves nothing behind.
-	writeAllNewSQL = func() string {
-		rollupsAt := 1 + len(eventTypes)
-		invalidAt := rollupsAt + len(rollupTypes)
-		adsAt := invalidAt + len(invalidTypes)
-		return `WITH inserted AS (
-` + insertEventsFrom(unnestOf(1, eventTypes...)) + `
-RETURNING 1
+// writeEventsSQL stores a batch in one statement: one round trip, atomic
+// without an explicit transaction, and the same whether or not some events
+// were stored before. The batch comes as one array per column of the
+// events table (eventArgs).
+//
+// The events not stored yet are inserted: a key already stored is skipped
+// (ON CONFLICT DO NOTHING), and a concurrent insert of the same key waits
+// for the other transaction and is then skipped, so each event is new
+// exactly once. What exactly the inserted rows contribute is summed into
+// the hourly rollups, the invalid-traffic rollups and the local ads'
+// totals. The contribution of one event (the "fresh" CTE) is rollup.Of's
+// rule, written in SQL so that it reads the rows the insert returns
+// instead of a second copy of the batch; TestRollupsAgreeWithMemory holds
+// the two to the same results. Ad totals follow rollup.AdRow.Merge: the
+// batch's latest day per ad, that day's spend, and all spend in the total.
+//
+// Every upsert takes its rows in key order (bytewise, as rollup.Key orders
+// them) and the events arrive in primary key order, so concurrent batches
+// lock shared rows in the same order and cannot deadlock.
+//
+// The statement returns the 1-based positions of the events it did not
+// insert (stored before): usually none.
+//
+// It replaced a transaction of BEGIN, the insert, the upserts (pipelined)
+// and COMMIT: four round trips. BenchmarkWriteEvents measures it.
+const writeEventsSQL = `
+WITH inserted AS (
+	INSERT INTO events (issued_at, tracking_id, type, name, owner_id, viewer_id, viewer_key, placement, source,
+		ad_id, creative_id, campaign_id, advertiser_id, price_model, price_micros, occurred_at, received_at,
+		billable, valid, rule, spend_micros, owner_earnings_micros, owner_share_bp, value_micros, client_prefix, user_agent)
+	SELECT * FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
+		$8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[], $14::text[], $15::bigint[],
+		$16::timestamptz[], $17::timestamptz[], $18::boolean[], $19::boolean[], $20::text[], $21::bigint[],
+		$22::bigint[], $23::integer[], $24::bigint[], $25::text[], $26::text[])
+	ON CONFLICT DO NOTHING
+	RETURNING tracking_id, type, name, owner_id, advertiser_id, rule, ad_id, occurred_at, source, valid, billable,
+		spend_micros, owner_earnings_micros
+), fresh AS (
+	SELECT owner_id, advertiser_id, rule, ad_id,
+		date_trunc('hour', occurred_at, 'UTC') AS hour, source || ':' || ad_id AS ad_key,
+		(type = 'impression')::int AS impressions,
+		(type = 'impression' AND valid)::int AS valid_impressions,
+		(type = 'impression' AND valid AND billable)::int AS billable_impressions,
+		(type = 'click')::int AS clicks,
+		(type = 'click' AND valid)::int AS valid_clicks,
+		(type = 'click' AND valid AND billable)::int AS billable_clicks,
+		(type = 'conversion')::int AS conversions,
+		CASE WHEN valid AND billable THEN spend_micros ELSE 0 END AS spend_micros,
+		CASE WHEN valid AND billable THEN owner_earnings_micros ELSE 0 END AS owner_earnings_micros,
+		NOT valid AS invalid, valid AND billable AND source = '` + rollup.LocalSource + `' AS counts_for_ad,
+		(occurred_at AT TIME ZONE 'UTC')::date AS ad_day
+	FROM inserted
 ), rollups AS (
-` + upsertRollupsFrom(unnestOf(rollupsAt, rollupTypes...)) + `
+	INSERT INTO rollups_hourly AS r (hour, owner_id, ad_key, advertiser_id, impressions, valid_impressions,
+		billable_impressions, clicks, valid_clicks, billable_clicks, conversions, spend_micros, owner_earnings_micros)
+	SELECT hour, owner_id, ad_key, advertiser_id, sum(impressions), sum(valid_impressions), sum(billable_impressions),
+		sum(clicks), sum(valid_clicks), sum(billable_clicks), sum(conversions), sum(spend_micros),
+		sum(owner_earnings_micros)
+	FROM fresh
+	GROUP BY hour, owner_id, ad_key, advertiser_id
+	ORDER BY hour, owner_id, ad_key COLLATE "C", advertiser_id COLLATE "C"
+	ON CONFLICT (hour, owner_id, ad_key, advertiser_id) DO UPDATE SET
+		impressions = r.impressions + EXCLUDED.impressions,
+		valid_impressions = r.valid_impressions + EXCLUDED.valid_impressions,
+		billable_impressions = r.billable_impressions + EXCLUDED.billable_impressions,
+		clicks = r.clicks + EXCLUDED.clicks,
+		valid_clicks = r.valid_clicks + EXCLUDED.valid_clicks,
+		billable_clicks = r.billable_clicks + EXCLUDED.billable_clicks,
+		conversions = r.conversions + EXCLUDED.conversions,
+		spend_micros = r.spend_micros + EXCLUDED.spend_micros,
+		owner_earnings_micros = r.owner_earnings_micros + EXCLUDED.owner_earnings_micros
 ), invalid AS (
-` + upsertInvalidFrom(unnestOf(invalidAt, invalidTypes...)) + `
+	INSERT INTO rollup_invalid_hourly AS r (hour, owner_id, ad_key, advertiser_id, rule, count)
+	SELECT hour, owner_id, ad_key, advertiser_id, rule, count(*)
+	FROM fresh
+	WHERE invalid
+	GROUP BY hour, owner_id, ad_key, advertiser_id, rule
+	ORDER BY hour, owner_id, ad_key COLLATE "C", advertiser_id COLLATE "C", rule COLLATE "C"
+	ON CONFLICT (hour, owner_id, ad_key, advertiser_id, rule) DO UPDATE SET count = r.count + EXCLUDED.count
 ), ads AS (
-` + upsertAdTotalsFrom(unnestOf(adsAt, adTotalTypes...)) + `
+	INSERT INTO ad_totals AS a (ad_id, spend_day, spend_today, spend_total, impressions, clicks)
+	SELECT ad_id, max(ad_day), (array_agg(day_spend ORDER BY ad_day DESC))[1], sum(day_spend),
+		sum(impressions), sum(clicks)
+	FROM (
+		SELECT ad_id, ad_day, sum(spend_micros) AS day_spend, sum(impressions) AS impressions, sum(clicks) AS clicks
+		FROM fresh
+		WHERE counts_for_ad
+		GROUP BY ad_id, ad_day
+	) AS by_day
+	GROUP BY ad_id
+	ORDER BY ad_id COLLATE "C"
+	ON CONFLICT (ad_id) DO UPDATE SET
+		spend_day = GREATEST(a.spend_day, EXCLUDED.spend_day),
+		spend_today = CASE
+			WHEN EXCLUDED.spend_day > a.spend_day THEN EXCLUDED.spend_today
+			WHEN EXCLUDED.spend_day = a.spend_day THEN a.spend_today + EXCLUDED.spend_today
+			ELSE a.spend_today END,
+		spend_total = a.spend_total + EXCLUDED.spend_total,
+		impressions = a.impressions + EXCLUDED.impressions,
+		clicks = a.clicks + EXCLUDED.clicks
 )
-SELECT events_expect_all_new((SELECT count(*) FROM inserted), $` + strconv.Itoa(adsAt+len(adTotalTypes)) + `)`
-	}()
-
-	// The transactional path's statements: the insert returns the keys it
-	// inserted, and only those events are folded into the rollups.
-	insertEventsSQL   = insertEventsFrom(unnestOf(1, eventTypes...)) + "\nRETURNING tracking_id, type, name"
-	upsertRollupsSQL  = upsertRollupsFrom(unnestOf(1, rollupTypes...))
-	upsertInvalidSQL  = upsertInvalidFrom(unnestOf(1, invalidTypes...))
-	upsertAdTotalsSQL = upsertAdTotalsFrom(unnestOf(1, adTotalTypes...))
-)
-
-// codeNotAllNew is the SQLSTATE events_expect_all_new raises.
-const codeNotAllNew = "AS001"
+SELECT k.position FROM unnest($2::uuid[], $3::text[], $4::text[]) WITH ORDINALITY AS k (tracking_id, type, name, position)
+WHERE NOT EXISTS (SELECT FROM inserted i WHERE i.tracking_id = k.tracking_id AND i.type = k.type AND i.name = k.name)`
 
 // upsertFillsSQL adds fill counts to the hourly rollups.
 const upsertFillsSQL = `
@@ -145,21 +133,10 @@ ON CONFLICT (hour, owner_id, ad_key, advertiser_id) DO UPDATE SET
 	requested = r.requested + EXCLUDED.requested,
 	filled = r.filled + EXCLUDED.filled`
 
-// WriteEvents implements analytics.Store. The events not stored yet are
-// inserted and only those are folded into the rollups, atomically. Rows
-// are written in key order (events by primary key, rollups by rollup.Key),
-// so concurrent batches take their row locks in the same order and cannot
-// deadlock. A batch that breaks a storage rule is refused whole with
-// analytics.ErrInvalidReport.
-//
-// A batch is first written in one statement that assumes every event is
-// new (writeAllNewSQL), the common case: one round trip instead of the
-// four of a transaction (BEGIN, insert, upserts, COMMIT). When some event
-// was stored before, that statement aborts and the batch is written again
-// in a transaction that inserts, sees which rows were new and folds those.
-// The failed attempt doubles a batch's cost, so while most recent batches
-// held a retry (apps resending a backlog after an outage), batches go
-// straight to the transaction.
+// WriteEvents implements analytics.Store in one statement
+// (writeEventsSQL): the events not stored yet are inserted and only those
+// are folded into the rollups, atomically. A batch that breaks a storage
+// rule is refused whole with analytics.ErrInvalidReport.
 //
 // Deduplication relies on a tracking id's events all carrying its token's
 // IssuedAt (the partition key is part of the primary key): the analytics
@@ -174,80 +151,26 @@ func (db *DB) WriteEvents(ctx context.Context, events []analytics.Event) ([]bool
 	}
 	unique := rollup.Unique(events)
 	slices.SortFunc(unique, func(a, b int) int { return compareEventPK(events[a], events[b]) })
-	batch := make([]analytics.Event, len(unique)) // in primary key order
-	for k, i := range unique {
-		batch[k] = events[i]
-	}
-
-	if db.retries.likely() {
-		if err := db.writeEventsTx(ctx, unique, batch, isNew); err != nil {
-			return nil, err
-		}
-		return isNew, nil
-	}
-	args := append(eventArgs(batch), rollupArgs(rollup.Fold(batch))...)
-	_, err := db.pool.Exec(ctx, writeAllNewSQL, append(args, len(batch))...)
-	var pgErr *pgconn.PgError
-	switch {
-	case err == nil:
-		db.retries.observe(false)
-		for _, i := range unique {
-			isNew[i] = true
-		}
-		return isNew, nil
-	case !errors.As(err, &pgErr) || pgErr.Code != codeNotAllNew:
+	rows, err := db.pool.Query(ctx, writeEventsSQL, eventArgs(events, unique)...)
+	if err != nil {
 		return nil, translate(err, nil)
 	}
-	if err := db.writeEventsTx(ctx, unique, batch, isNew); err != nil {
-		return nil, err
+	for _, i := range unique {
+		isNew[i] = true
+	}
+	var position int
+	_, err = pgx.ForEachRow(rows, []any{&position}, func() error {
+		if position < 1 || position > len(unique) {
+			return fmt.Errorf("postgres: write events: no event at position %d", position)
+		}
+		isNew[unique[position-1]] = false
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, nil)
 	}
 	return isNew, nil
 }
-
-// writeEventsTx is WriteEvents' transactional path: it writes batch (the
-// events at the indexes unique, in primary key order) and marks isNew.
-func (db *DB) writeEventsTx(ctx context.Context, unique []int, batch []analytics.Event, isNew []bool) error {
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
-		inserted, err := insertEvents(ctx, tx, batch)
-		if err != nil {
-			return err
-		}
-		fresh := make([]analytics.Event, 0, len(inserted))
-		for k, e := range batch {
-			if _, ok := inserted[e.Key()]; ok {
-				isNew[unique[k]] = true
-				fresh = append(fresh, e)
-			}
-		}
-		db.retries.observe(len(fresh) < len(batch))
-		return foldRollups(ctx, tx, rollup.Fold(fresh))
-	})
-	return translate(err, nil)
-}
-
-// retryEstimate is a moving average of how many event batches held an
-// event stored before: each batch moves it 1/16 of the way to 0 or 1. It
-// is safe for concurrent use.
-type retryEstimate struct {
-	share atomic.Uint32 // in 1/65536ths
-}
-
-func (r *retryEstimate) observe(retried bool) {
-	for {
-		old := r.share.Load()
-		target := uint32(0)
-		if retried {
-			target = 1 << 16
-		}
-		next := int64(old) + (int64(target)-int64(old))/16
-		if r.share.CompareAndSwap(old, uint32(next)) {
-			return
-		}
-	}
-}
-
-// likely reports whether most recent batches held a retried event.
-func (r *retryEstimate) likely() bool { return r.share.Load() > 1<<15 }
 
 // pgUUID wraps id for pgx, which encodes a uuid.UUID through its
 // driver.Valuer (as text, then parsed back): in arrays of a thousand that
@@ -276,10 +199,10 @@ func compareEventPK(a, b analytics.Event) int {
 	return strings.Compare(a.Name, b.Name)
 }
 
-// eventArgs returns the events as one array per column of the events
-// table (eventTypes).
-func eventArgs(batch []analytics.Event) []any {
-	n := len(batch)
+// eventArgs returns writeEventsSQL's arguments for events[order[0]],
+// events[order[1]], …: one array per column of the events table.
+func eventArgs(events []analytics.Event, order []int) []any {
+	n := len(order)
 	var (
 		issued, occurred, received          = make([]time.Time, n), make([]time.Time, n), make([]time.Time, n)
 		trackingIDs, owners, viewers        = make([]pgtype.UUID, n), make([]pgtype.UUID, n), make([]pgtype.UUID, n)
@@ -291,8 +214,8 @@ func eventArgs(batch []analytics.Event) []any {
 		shares                              = make([]int32, n)
 		billable, valid                     = make([]bool, n), make([]bool, n)
 	)
-	for k := range batch {
-		e := &batch[k]
+	for k, i := range order {
+		e := &events[i]
 		issued[k], occurred[k], received[k] = utc(e.IssuedAt), utc(e.OccurredAt), utc(e.ReceivedAt)
 		trackingIDs[k], owners[k] = pgUUID(e.TrackingID), pgUUID(e.Owner)
 		viewers[k] = pgtype.UUID{Bytes: e.Viewer, Valid: e.Viewer != uuid.Nil}
@@ -307,86 +230,6 @@ func eventArgs(batch []analytics.Event) []any {
 	return []any{issued, trackingIDs, types, names, owners, viewers, viewerKeys,
 		placements, sources, adIDs, creatives, campaigns, advertisers, priceModels, prices, occurred, received,
 		billable, valid, rules, spends, earnings, shares, values, prefixes, agent}
-}
-
-// insertEvents inserts the batch and returns the keys of the events that
-// were new.
-func insertEvents(ctx context.Context, tx pgx.Tx, batch []analytics.Event) (map[analytics.EventKey]struct{}, error) {
-	rows, err := tx.Query(ctx, insertEventsSQL, eventArgs(batch)...)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	inserted := make(map[analytics.EventKey]struct{}, len(batch))
-	for rows.Next() {
-		var (
-			id   pgtype.UUID
-			typ  string
-			name string
-		)
-		if err := rows.Scan(&id, &typ, &name); err != nil {
-			return nil, err
-		}
-		inserted[analytics.EventKey{TrackingID: id.Bytes, Type: analytics.EventType(typ), Name: name}] = struct{}{}
-	}
-	return inserted, rows.Err()
-}
-
-// rollupArgs returns a delta as the arrays of rollupTypes, invalidTypes
-// and adTotalTypes, one set after the other, each in key order.
-func rollupArgs(d rollup.Delta) []any {
-	n := len(d.Rows)
-	hours, owners, adKeys, advertisers := make([]time.Time, n), make([]pgtype.UUID, n), make([]string, n), make([]string, n)
-	cols := make([][]int64, 9)
-	for c := range cols {
-		cols[c] = make([]int64, n)
-	}
-	for i, r := range d.Rows {
-		hours[i], owners[i], adKeys[i], advertisers[i] = r.Hour, pgUUID(r.Owner), r.AdKey, r.Advertiser
-		for c, v := range [...]int64{r.Impressions, r.ValidImpressions, r.BillableImpressions, r.Clicks,
-			r.ValidClicks, r.BillableClicks, r.Conversions, r.SpendMicros, r.OwnerEarningsMicros} {
-			cols[c][i] = v
-		}
-	}
-	args := []any{hours, owners, adKeys, advertisers, cols[0], cols[1], cols[2], cols[3], cols[4], cols[5], cols[6], cols[7], cols[8]}
-
-	n = len(d.Invalid)
-	iHours, iOwners, iAdKeys, iAdvertisers := make([]time.Time, n), make([]pgtype.UUID, n), make([]string, n), make([]string, n)
-	rules, counts := make([]string, n), make([]int64, n)
-	for i, r := range d.Invalid {
-		iHours[i], iOwners[i], iAdKeys[i], iAdvertisers[i] = r.Hour, pgUUID(r.Owner), r.AdKey, r.Advertiser
-		rules[i], counts[i] = r.Rule, r.Count
-	}
-	args = append(args, iHours, iOwners, iAdKeys, iAdvertisers, rules, counts)
-
-	n = len(d.Ads)
-	ids, days := make([]string, n), make([]time.Time, n)
-	daySpend, total, impressions, clicks := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-	for i, a := range d.Ads {
-		ids[i], days[i] = a.AdID, a.Day
-		daySpend[i], total[i], impressions[i], clicks[i] = a.DaySpend, a.TotalSpend, a.Impressions, a.Clicks
-	}
-	return append(args, ids, days, daySpend, total, impressions, clicks)
-}
-
-// foldRollups upserts a delta in one round trip.
-func foldRollups(ctx context.Context, tx pgx.Tx, d rollup.Delta) error {
-	args := rollupArgs(d)
-	rows, invalid, ads := args[:len(rollupTypes)], args[len(rollupTypes):len(rollupTypes)+len(invalidTypes)], args[len(rollupTypes)+len(invalidTypes):]
-	b := &pgx.Batch{}
-	if len(d.Rows) > 0 {
-		b.Queue(upsertRollupsSQL, rows...)
-	}
-	if len(d.Invalid) > 0 {
-		b.Queue(upsertInvalidSQL, invalid...)
-	}
-	if len(d.Ads) > 0 {
-		b.Queue(upsertAdTotalsSQL, ads...)
-	}
-	if b.Len() == 0 {
-		return nil
-	}
-	return tx.SendBatch(ctx, b).Close()
 }
 
 // ImpressionTimes implements analytics.Store with one primary-key probe

@@ -54,9 +54,6 @@ type DB struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
 	audit  *batch.Batcher[auth.AuditEvent]
-	// retries estimates how often event batches hold retried events; it
-	// picks WriteEvents' path.
-	retries retryEstimate
 	// Now is the clock used for timestamps the store sets itself.
 	Now func() time.Time
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -57,57 +56,6 @@ func TestAuditLog(t *testing.T) {
 func TestEventStore(t *testing.T) {
 	t.Parallel()
 	storetest.RunEventStore(t, func(t *testing.T) analytics.Store { return postgrestest.New(t) })
-}
-
-// The event store's transactional path, which WriteEvents takes first
-// while most batches hold retried events, keeps the same contract.
-func TestEventStoreExpectingRetries(t *testing.T) {
-	t.Parallel()
-	storetest.RunEventStore(t, func(t *testing.T) analytics.Store {
-		db := postgrestest.New(t)
-		postgres.ExpectRetries(db)
-		return db
-	})
-}
-
-// WriteEvents switches to its transactional path while most batches hold
-// a retried event, and back once they stop.
-func TestWriteEventsAdaptsToRetries(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	db := postgrestest.New(t)
-	owner := uuid.New()
-	now := time.Now()
-	var previous analytics.Event
-	write := func(retry bool) {
-		t.Helper()
-		batch := []analytics.Event{storetest.NewEvent(owner, analytics.Impression, now), storetest.NewEvent(owner, analytics.Impression, now)}
-		if retry {
-			batch[0] = previous
-		}
-		previous = batch[1]
-		isNew, err := db.WriteEvents(ctx, batch)
-		require.NoError(t, err)
-		require.Equal(t, []bool{!retry, true}, isNew)
-	}
-	write(false)
-	require.False(t, postgres.RetriesLikely(db))
-	for range 16 {
-		write(true)
-	}
-	require.True(t, postgres.RetriesLikely(db), "after 16 batches with a retry each")
-	for range 16 {
-		write(false)
-	}
-	require.False(t, postgres.RetriesLikely(db), "after 16 batches without")
-
-	rows, err := db.Report(ctx, analytics.Query{Granularity: analytics.Day, From: now.Add(-24 * time.Hour), To: now.Add(24 * time.Hour)})
-	require.NoError(t, err)
-	var impressions int64
-	for _, r := range rows {
-		impressions += r.Impressions
-	}
-	require.Equal(t, int64(1+1+16+16*2), impressions, "each event counts once, on either path")
 }
 
 func TestUserStats(t *testing.T) {

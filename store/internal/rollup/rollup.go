@@ -163,56 +163,81 @@ func Hour(t time.Time) time.Time { return t.UTC().Truncate(time.Hour) }
 // Day is the UTC day (midnight) holding t.
 func Day(t time.Time) time.Time { return t.UTC().Truncate(24 * time.Hour) }
 
-// Fold returns what the events add to the rollups. The caller passes only
-// events that were new (never stored before, no duplicates among them).
+// Contribution is what one new event adds to the rollups.
+type Contribution struct {
+	// Row is the event's hourly rollup row and its counts.
+	Row
+	// Invalid is true when the event counts once more, under Rule, in the
+	// invalid-traffic rollup of Row.Key.
+	Invalid bool
+	Rule    string
+	// CountsForAd is true when the event adds Ad to its local ad's totals.
+	CountsForAd bool
+	Ad          AdRow
+}
+
+// Of returns what one new event adds to the rollups.
 //
-// Per event: an impression counts in Impressions, and in ValidImpressions
-// when Valid, and in BillableImpressions when Valid and Billable; clicks
-// likewise; a conversion counts in Conversions. Spend and owner earnings
-// count only for valid, billable events (the analytics service never
-// prices others; the store makes sure a stray figure cannot bill). An
-// invalid event counts once more under its rule. Events of local ads
-// (Source "local") that are valid and billable add to their ad's totals.
+// An impression counts in Impressions, and in ValidImpressions when Valid,
+// and in BillableImpressions when Valid and Billable; clicks likewise; a
+// conversion counts in Conversions. Spend and owner earnings count only for
+// valid, billable events (the analytics service never prices others; the
+// store makes sure a stray figure cannot bill). An invalid event counts
+// once more under its rule. Events of local ads (Source "local") that are
+// valid and billable add to their ad's totals.
+func Of(e analytics.Event) Contribution {
+	c := Contribution{Row: Row{Key: Key{Hour: Hour(e.OccurredAt), Owner: e.Owner, AdKey: AdKey(e.Source, e.AdID), Advertiser: e.AdvertiserID}}}
+	billable := e.Valid && e.Billable
+	switch e.Type {
+	case analytics.Impression:
+		c.Impressions = 1
+		c.ValidImpressions = b2i(e.Valid)
+		c.BillableImpressions = b2i(billable)
+	case analytics.Click:
+		c.Clicks = 1
+		c.ValidClicks = b2i(e.Valid)
+		c.BillableClicks = b2i(billable)
+	case analytics.Conversion:
+		c.Conversions = 1
+	}
+	if billable {
+		c.SpendMicros = e.SpendMicros
+		c.OwnerEarningsMicros = e.OwnerEarningsMicros
+	}
+	c.Invalid, c.Rule = !e.Valid, e.Rule
+	if billable && e.Source == LocalSource {
+		c.CountsForAd = true
+		c.Ad = AdRow{AdID: e.AdID, Day: Day(e.OccurredAt), DaySpend: e.SpendMicros, TotalSpend: e.SpendMicros,
+			Impressions: b2i(e.Type == analytics.Impression), Clicks: b2i(e.Type == analytics.Click)}
+	}
+	return c
+}
+
+// Fold returns what the events add to the rollups: the sum of their
+// contributions (Of), one row per key. The caller passes only events that
+// were new (never stored before, no duplicates among them).
 func Fold(events []analytics.Event) Delta {
 	rows := map[Key]*Counts{}
 	invalid := map[InvalidKey]int64{}
 	ads := map[string]*AdRow{}
 	for _, e := range events {
-		k := Key{Hour: Hour(e.OccurredAt), Owner: e.Owner, AdKey: AdKey(e.Source, e.AdID), Advertiser: e.AdvertiserID}
-		c := rows[k]
-		if c == nil {
-			c = &Counts{}
-			rows[k] = c
+		c := Of(e)
+		sum := rows[c.Key]
+		if sum == nil {
+			sum = &Counts{}
+			rows[c.Key] = sum
 		}
-		billable := e.Valid && e.Billable
-		switch e.Type {
-		case analytics.Impression:
-			c.Impressions++
-			c.ValidImpressions += b2i(e.Valid)
-			c.BillableImpressions += b2i(billable)
-		case analytics.Click:
-			c.Clicks++
-			c.ValidClicks += b2i(e.Valid)
-			c.BillableClicks += b2i(billable)
-		case analytics.Conversion:
-			c.Conversions++
+		sum.Add(c.Counts)
+		if c.Invalid {
+			invalid[InvalidKey{c.Key, c.Rule}]++
 		}
-		if billable {
-			c.SpendMicros += e.SpendMicros
-			c.OwnerEarningsMicros += e.OwnerEarningsMicros
-		}
-		if !e.Valid {
-			invalid[InvalidKey{k, e.Rule}]++
-		}
-		if billable && e.Source == LocalSource {
-			day := Day(e.OccurredAt)
-			a := ads[e.AdID]
+		if c.CountsForAd {
+			a := ads[c.Ad.AdID]
 			if a == nil {
-				a = &AdRow{AdID: e.AdID, Day: day}
-				ads[e.AdID] = a
+				a = &AdRow{AdID: c.Ad.AdID, Day: c.Ad.Day}
+				ads[c.Ad.AdID] = a
 			}
-			*a = a.Merge(AdRow{Day: day, DaySpend: e.SpendMicros, TotalSpend: e.SpendMicros,
-				Impressions: b2i(e.Type == analytics.Impression), Clicks: b2i(e.Type == analytics.Click)})
+			*a = a.Merge(c.Ad)
 		}
 	}
 	var d Delta
