@@ -174,18 +174,8 @@ func (s *scanner) object(depth int) error {
 		if err := s.value(depth); err != nil {
 			return err
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return s.fail()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case '}':
-			s.i++
-			return nil
-		default:
-			return s.fail()
+		if done, err := s.next('}'); done || err != nil {
+			return err
 		}
 	}
 }
@@ -205,20 +195,27 @@ func (s *scanner) array(depth int) error {
 		if err := s.value(depth); err != nil {
 			return err
 		}
-		s.space()
-		if s.i >= len(s.b) {
-			return s.fail()
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
-			return nil
-		default:
-			return s.fail()
+		if done, err := s.next(']'); done || err != nil {
+			return err
 		}
 	}
+}
+
+// next scans what follows a member or element: a comma (more to come) or
+// the closing delimiter (done).
+func (s *scanner) next(closing byte) (done bool, err error) {
+	s.space()
+	switch {
+	case s.i >= len(s.b):
+		return false, s.fail()
+	case s.b[s.i] == ',':
+		s.i++
+		return false, nil
+	case s.b[s.i] == closing:
+		s.i++
+		return true, nil
+	}
+	return false, s.fail()
 }
 
 // str scans a string and returns it raw, quotes included.
