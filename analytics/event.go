@@ -89,6 +89,14 @@ type EventKey struct {
 	Name       string
 }
 
+// Verdict is a stored event's judgement: valid or flagged by Rule, and what
+// it spent.
+type Verdict struct {
+	Valid       bool
+	Rule        string
+	SpendMicros int64
+}
+
 // FillCount is how many fills a space got and how many found an ad, in
 // one hour.
 type FillCount struct {
@@ -173,6 +181,11 @@ type Store interface {
 	// ImpressionTimes returns, for each served ad with a stored
 	// impression, when that impression occurred, by tracking id.
 	ImpressionTimes(ctx context.Context, ads []ServedAd) (map[uuid.UUID]time.Time, error)
+
+	// Verdicts returns what was stored of the given events that are
+	// stored, by key: how the filters judged them when they were new. An
+	// event's IssuedAt locates it, as in ImpressionTimes.
+	Verdicts(ctx context.Context, events []Event) (map[EventKey]Verdict, error)
 
 	// WriteEvents stores the events and adds them to the hourly rollups
 	// (bucketed by OccurredAt, in UTC), atomically: both or neither. An

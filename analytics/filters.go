@@ -1,12 +1,9 @@
 package analytics
 
 import (
-	"context"
 	"net/netip"
 	"regexp"
 	"time"
-
-	"github.com/adshare/adshare/auth"
 )
 
 // Names of the invalid-traffic rules. Each is one filter; an event that
@@ -33,11 +30,13 @@ type FilterConfig struct {
 	// DataCenters are networks whose traffic is not human (cloud
 	// providers' ranges, as the host knows them). Empty: the rule is off.
 	DataCenters []netip.Prefix
-	// ViewerLimit and IPLimit bound the events of one type per viewer and
-	// per client network. Defaults: 30 a minute (bursts of 20) per viewer,
-	// 300 a minute (bursts of 100) per network.
-	ViewerLimit auth.Limit
-	IPLimit     auth.Limit
+	// ViewerPerMinute and NetworkPerMinute bound the events of one type
+	// that one viewer and one client network (/24, /48) make in a minute
+	// (by when they occurred); more are flagged as bursts. Defaults: 30
+	// per viewer; 3000 per network, high because mobile carriers put many
+	// users behind few addresses (carrier-grade NAT).
+	ViewerPerMinute  int
+	NetworkPerMinute int
 	// MinClickDelay is the least time between an impression and its click
 	// that a human needs. Defaults to 500 ms.
 	MinClickDelay time.Duration
@@ -48,11 +47,11 @@ type FilterConfig struct {
 }
 
 func (c FilterConfig) withDefaults() FilterConfig {
-	if c.ViewerLimit == (auth.Limit{}) {
-		c.ViewerLimit = auth.Limit{Rate: 30, Period: time.Minute, Burst: 20}
+	if c.ViewerPerMinute <= 0 {
+		c.ViewerPerMinute = 30
 	}
-	if c.IPLimit == (auth.Limit{}) {
-		c.IPLimit = auth.Limit{Rate: 300, Period: time.Minute, Burst: 100}
+	if c.NetworkPerMinute <= 0 {
+		c.NetworkPerMinute = 3000
 	}
 	if c.MinClickDelay == 0 {
 		c.MinClickDelay = 500 * time.Millisecond
@@ -71,14 +70,16 @@ type signals struct {
 }
 
 // filters applies the rules in a fixed order; the first that fires names
-// the event's invalidity.
+// the event's invalidity. The burst rules come last, over the whole batch
+// (Service.judgeBursts): they count, so only events that passed everything
+// else spend an allowance.
 type filters struct {
-	cfg     FilterConfig
-	limiter auth.Limiter
+	cfg FilterConfig
 }
 
-// classify returns the name of the first rule e trips, or "".
-func (f *filters) classify(ctx context.Context, e *Event, s signals) string {
+// classify returns the name of the first rule before the burst rules that
+// e trips, or "".
+func (f *filters) classify(e *Event, s signals) string {
 	switch {
 	case e.Viewer != [16]byte{} && e.Viewer == e.Owner:
 		return RuleOwnerView
@@ -104,14 +105,6 @@ func (f *filters) classify(ctx context.Context, e *Event, s signals) string {
 			return RuleConversionNoImp
 		}
 	}
-	// Bursts last: they count, so only events that passed everything else
-	// spend the viewer's and the network's allowance.
-	if e.ViewerKey != "" && !f.allow(ctx, "ivt:viewer:"+string(e.Type)+":"+e.ViewerKey, f.cfg.ViewerLimit) {
-		return RuleViewerBurst
-	}
-	if s.ip.IsValid() && !f.allow(ctx, "ivt:ip:"+string(e.Type)+":"+networkOf(s.ip), f.cfg.IPLimit) {
-		return RuleIPBurst
-	}
 	return ""
 }
 
@@ -125,17 +118,6 @@ func (f *filters) inDataCenter(ip netip.Addr) bool {
 		}
 	}
 	return false
-}
-
-// allow counts one event against a burst limit; when the limiter cannot
-// answer, the event passes (bursts are a heuristic: failing closed would
-// make a Redis outage cost every owner their earnings).
-func (f *filters) allow(ctx context.Context, key string, l auth.Limit) bool {
-	if f.limiter == nil {
-		return true
-	}
-	res, err := f.limiter.Allow(ctx, key, l)
-	return err != nil || res.Allowed
 }
 
 // networkOf is the client's network: /24 for IPv4, /48 for IPv6 (a

@@ -68,9 +68,10 @@ type Config struct {
 	Sealer *Sealer
 	// Tiers gives owners' revenue shares. Required.
 	Tiers TierSource
-	// Limiter counts bursts for the invalid-traffic rules; nil turns the
-	// burst rules off.
-	Limiter auth.Limiter
+	// Bursts counts events for the burst rules (store/redis shares the
+	// counts between instances, store/memory keeps them per process); nil
+	// turns the burst rules off.
+	Bursts BurstCounter
 	// Filters configures the invalid-traffic rules.
 	Filters FilterConfig
 	// Pixels fires upstream (Kevel) pixels after commit; nil: none.
@@ -147,7 +148,7 @@ func NewService(cfg Config) (*Service, error) {
 	cfg.FillFlush = cmp.Or(cfg.FillFlush, DefaultFillFlush)
 	cfg.Filters = cfg.Filters.withDefaults()
 	s := &Service{
-		cfg: cfg, filters: &filters{cfg: cfg.Filters, limiter: cfg.Limiter}, logger: cfg.Logger, now: cfg.Now,
+		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
 		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{},
 		stop: make(chan struct{}), done: make(chan struct{}),
 	}
@@ -240,10 +241,12 @@ const (
 type Result struct {
 	TrackingID uuid.UUID
 	Status     Status
-	// Valid and Rule say what the filters decided (Accepted only).
+	// Valid and Rule say what the filters decided: for a Duplicate, when
+	// the event was first stored.
 	Valid bool
 	Rule  string
-	// Billable is true when the event earns (Accepted only).
+	// Billable is true when the event earns (for a Duplicate, when it
+	// was first stored).
 	Billable bool
 	// Error says why a report was rejected.
 	Error *errs.Error
@@ -284,25 +287,51 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 		if err := s.classify(ctx, events, ip); err != nil {
 			return nil, err
 		}
-		for i, j := range repeats {
-			results[i] = Result{TrackingID: events[j].TrackingID, Status: Duplicate, Valid: events[j].Valid, Rule: events[j].Rule}
-		}
 		p := &pendingWrite{events: events}
 		if err := s.writer.Do(ctx, p); err != nil {
 			return nil, fmt.Errorf("analytics: write events: %w", err)
 		}
-		var fresh []Event
+		var fresh, retried []Event
 		for j, e := range events {
-			r := Result{TrackingID: e.TrackingID, Status: Duplicate, Valid: e.Valid, Rule: e.Rule, Billable: e.SpendMicros > 0}
 			if p.isNew[j] {
-				r.Status = Accepted
 				fresh = append(fresh, e)
+			} else {
+				retried = append(retried, e)
+			}
+		}
+		stored := s.storedVerdicts(ctx, retried)
+		for j, e := range events {
+			r := Result{TrackingID: e.TrackingID, Status: Accepted, Valid: e.Valid, Rule: e.Rule, Billable: e.SpendMicros > 0}
+			if !p.isNew[j] {
+				r.Status = Duplicate
+				if v, ok := stored[e.Key()]; ok {
+					r.Valid, r.Rule, r.Billable = v.Valid, v.Rule, v.SpendMicros > 0
+				}
 			}
 			results[index[j]] = r
+		}
+		for i, j := range repeats {
+			r := results[index[j]]
+			r.Status = Duplicate
+			results[i] = r
 		}
 		s.afterCommit(ctx, fresh)
 	}
 	return results, nil
+}
+
+// storedVerdicts returns how the retried events were judged when they were
+// new, for their answers. It fails soft: without them a retry is answered
+// with this attempt's judgement, and nothing stored changes either way.
+func (s *Service) storedVerdicts(ctx context.Context, retried []Event) map[EventKey]Verdict {
+	if len(retried) == 0 {
+		return nil
+	}
+	stored, err := s.cfg.Store.Verdicts(ctx, retried)
+	if err != nil {
+		s.logger.WarnContext(ctx, "analytics: stored verdicts of retried events unavailable", slog.Any("error", err))
+	}
+	return stored
 }
 
 // event checks a report and builds its event from the token.
@@ -387,10 +416,13 @@ func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) e
 	}
 	for i := range events {
 		e := &events[i]
-		if rule := s.filters.classify(ctx, e, signals{ip: ip, userAgent: e.UserAgent, impressedAt: impressed[e.TrackingID]}); rule != "" {
+		if rule := s.filters.classify(e, signals{ip: ip, userAgent: e.UserAgent, impressedAt: impressed[e.TrackingID]}); rule != "" {
 			e.Valid, e.Rule = false, rule
 		}
-		if err := s.price(ctx, e); err != nil {
+	}
+	s.judgeBursts(ctx, events)
+	for i := range events {
+		if err := s.price(ctx, &events[i]); err != nil {
 			return err
 		}
 	}
@@ -443,12 +475,14 @@ func (s *Service) ownerShare(ctx context.Context, owner uuid.UUID, at time.Time)
 	return tier.RevenueShareBP, nil
 }
 
-// afterCommit fires upstream pixels once for new, valid, billable events
-// and tells Live. Failures are logged: the events are stored regardless.
+// afterCommit counts the new, valid events for the burst rules, fires
+// upstream pixels once for the new, valid, billable ones and tells Live.
+// Failures are logged: the events are stored regardless.
 func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 	if len(fresh) == 0 {
 		return
 	}
+	s.countBursts(ctx, fresh)
 	if s.cfg.Pixels != nil {
 		for _, e := range fresh {
 			if !e.Valid || !e.Billable {

@@ -79,7 +79,7 @@ func setup(t *testing.T, mutate ...func(*analytics.Config)) *testBundle {
 	require.NoError(t, err)
 	b := &testBundle{store: &countingStore{Store: memory.New(), delay: time.Millisecond}, sealer: sealer, pixels: &pixels{}}
 	cfg := analytics.Config{
-		Store: b.store, Sealer: sealer, Tiers: fixedTiers{bp: 6000}, Limiter: memory.NewLimiter(), Pixels: b.pixels,
+		Store: b.store, Sealer: sealer, Tiers: fixedTiers{bp: 6000}, Bursts: memory.NewBurstCounter(), Pixels: b.pixels,
 		Filters: analytics.FilterConfig{DataCenters: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
 	}
 	for _, m := range mutate {
@@ -234,20 +234,85 @@ func TestInvalidTrafficRules(t *testing.T) {
 	t.Run("bursts from one viewer, then one network", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, func(c *analytics.Config) {
-			c.Filters.ViewerLimit = auth.Limit{Rate: 3, Period: time.Minute, Burst: 3}
-			c.Filters.IPLimit = auth.Limit{Rate: 5, Period: time.Minute, Burst: 5}
+			c.Filters.ViewerPerMinute, c.Filters.NetworkPerMinute = 3, 5
 		})
+		minute := pastMinute()
 		var rules []string
 		for i := range 7 {
 			tok, _ := b.served(t, func(tr *analytics.Tracking) {
+				tr.IssuedAt = minute
 				if i < 4 {
 					tr.ViewerKey = "same-viewer"
 				}
 			})
-			res := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
+			res := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok, OccurredAt: minute.Add(time.Duration(2+i) * time.Second)})
 			rules = append(rules, res.Rule)
 		}
 		require.Equal(t, []string{"", "", "", analytics.RuleViewerBurst, "", "", analytics.RuleIPBurst}, rules)
+	})
+}
+
+// pastMinute is the start of a minute that has passed, so that events of a
+// test fall in one burst window whatever the clock says.
+func pastMinute() time.Time { return time.Now().UTC().Add(-2 * time.Minute).Truncate(time.Minute) }
+
+// Bursts are counted by the minute events occurred in, from events that
+// were new: an app's batch of a morning's events is not a burst, a retry
+// spends nothing, and a burst within one batch is caught.
+func TestBurstsCountWhenEventsHappened(t *testing.T) {
+	t.Parallel()
+	limit := func(c *analytics.Config) { c.Filters.ViewerPerMinute = 3 }
+	report := func(b *testBundle, at time.Time) analytics.Report {
+		tok, _ := b.served(t, func(tr *analytics.Tracking) { tr.IssuedAt, tr.ViewerKey = at.Add(-2*time.Second), "one-viewer" })
+		return analytics.Report{Type: analytics.Impression, Token: tok, OccurredAt: at}
+	}
+	rulesOf := func(res []analytics.Result) []string {
+		var rules []string
+		for _, r := range res {
+			rules = append(rules, r.Rule)
+		}
+		return rules
+	}
+
+	t.Run("a batch spread over minutes", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, limit)
+		start := pastMinute().Add(-20 * time.Minute)
+		var batch []analytics.Report
+		for i := range 10 { // two a minute for five minutes
+			batch = append(batch, report(b, start.Add(time.Duration(i/2)*time.Minute+time.Duration(i)*time.Second)))
+		}
+		res, err := b.svc.Ingest(app, batch)
+		require.NoError(t, err)
+		require.Equal(t, make([]string, 10), rulesOf(res))
+	})
+
+	t.Run("a burst within one batch", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, limit)
+		minute := pastMinute()
+		var batch []analytics.Report
+		for i := range 5 {
+			batch = append(batch, report(b, minute.Add(time.Duration(10+i)*time.Second)))
+		}
+		res, err := b.svc.Ingest(app, batch)
+		require.NoError(t, err)
+		require.Equal(t, []string{"", "", "", analytics.RuleViewerBurst, analytics.RuleViewerBurst}, rulesOf(res))
+	})
+
+	t.Run("retries spend nothing", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, limit)
+		minute := pastMinute()
+		first := []analytics.Report{report(b, minute.Add(10*time.Second)), report(b, minute.Add(11*time.Second))}
+		for range 3 { // sent, then retried twice
+			res, err := b.svc.Ingest(app, first)
+			require.NoError(t, err)
+			require.Equal(t, []string{"", ""}, rulesOf(res))
+		}
+		res, err := b.svc.Ingest(app, []analytics.Report{report(b, minute.Add(12*time.Second)), report(b, minute.Add(13*time.Second))})
+		require.NoError(t, err)
+		require.Equal(t, []string{"", analytics.RuleViewerBurst}, rulesOf(res), "the third event is the viewer's third")
 	})
 }
 

@@ -113,16 +113,21 @@ func (a appUserAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 	return a.next.RoundTrip(r)
 }
 
-// newAnalyticsService returns an analytics.Service on b's stores, user
-// system and limiter, closed when t ends.
+// newAnalyticsService returns an analytics.Service on b's stores and user
+// system, counting bursts in Redis on PostgreSQL+Redis and in memory
+// otherwise, closed when t ends.
 func newAnalyticsService(t *testing.T, b *authBundle, sealer *analytics.Sealer, pixels analytics.Pixels, opts analyticsOpts) *analytics.Service {
 	t.Helper()
 	store, ok := b.users.(analytics.Store)
 	require.True(t, ok, "the %s store does not implement analytics.Store", b.backend)
 	users, ok := b.users.(analytics.UserStats)
 	require.True(t, ok, "the %s store does not implement analytics.UserStats", b.backend)
+	var bursts analytics.BurstCounter = memory.NewBurstCounter()
+	if b.redis != nil {
+		bursts = b.redis.BurstCounter()
+	}
 	svc, err := analytics.NewService(analytics.Config{
-		Store: store, Sealer: sealer, Tiers: b.svc, Limiter: b.limiter, Filters: opts.filters,
+		Store: store, Sealer: sealer, Tiers: b.svc, Bursts: bursts, Filters: opts.filters,
 		Pixels: pixels, Auth: b.svc, Users: users,
 	})
 	require.NoError(t, err)

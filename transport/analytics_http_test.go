@@ -118,7 +118,7 @@ func TestAnalyticsEventBatchesOverHTTP(t *testing.T) {
 			{TrackingID: &good.ID, Status: "accepted", Valid: true, Billable: true},
 			{Status: "rejected", Error: &eventError{Code: "invalid_tracking_token", Detail: analytics.ErrInvalidToken.Message}},
 			{TrackingID: &expiredTracking.ID, Status: "rejected", Error: &eventError{Code: "expired_tracking_token", Detail: analytics.ErrExpiredToken.Message}},
-			{TrackingID: &good.ID, Status: "duplicate", Valid: true},
+			{TrackingID: &good.ID, Status: "duplicate", Valid: true, Billable: true}, // as its first
 			{Status: "rejected", Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message}},
 			{TrackingID: &other.ID, Status: "accepted", Valid: true, Billable: true},
 		}, out.Results)
@@ -251,17 +251,22 @@ func TestAnalyticsInvalidTrafficOverHTTP(t *testing.T) {
 // makes are flagged.
 func TestAnalyticsViewerBurstOverHTTP(t *testing.T) {
 	t.Parallel()
-	opts := analyticsOpts{filters: analytics.FilterConfig{ViewerLimit: auth.Limit{Rate: 2, Period: time.Minute, Burst: 2}}}
+	opts := analyticsOpts{filters: analytics.FilterConfig{ViewerPerMinute: 2}}
 	forEachAnalyticsBackendWith(t, opts, func(t *testing.T, b *analyticsBundle) {
 		owner := b.register(t, "owner@example.com")
 		adv := b.role(t, "adv@example.com", auth.RoleAdvertiser)
 		mod := b.role(t, "mod@example.com", auth.RoleModerator)
 		b.approvedContent(t, adv.AccessToken, mod.AccessToken, contentBody("Fresh beans"))
 
-		var rules []string
+		var tokens []string
 		for _, device := range []string{"install-1", "install-1", "install-1", "install-2"} {
-			ad := b.servedAd(t, owner.User.ID, "?gdpr_consent=true&device="+device, "")
-			res := b.report(t, "", impression(ad.Tracking.Token, time.Time{}), nil)
+			tokens = append(tokens, b.servedAd(t, owner.User.ID, "?gdpr_consent=true&device="+device, "").Tracking.Token)
+		}
+		// All seen at one moment: one minute's window, whatever the clock.
+		seen := time.Now()
+		var rules []string
+		for _, tok := range tokens {
+			res := b.report(t, "", impression(tok, seen), nil)
 			require.Equal(t, "accepted", res.Status)
 			rules = append(rules, res.Rule)
 		}

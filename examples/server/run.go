@@ -147,7 +147,7 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		return nil, err
 	}
 	var closers []func()
-	if d.spaces, d.events, closers, err = newAdSpaces(ctx, cfg, logger, reg, stores, d.auth, bus, rc, d.limiter); err != nil {
+	if d.spaces, d.events, closers, err = newAdSpaces(ctx, cfg, logger, reg, stores, d.auth, bus, rc); err != nil {
 		return nil, err
 	}
 	d.closers = append(d.closers, closers...)
@@ -157,7 +157,7 @@ func openDeps(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 // newAdSpaces builds the ad space system and analytics on the configured
 // decider: Kevel (cached) when configured, else the local engine.
 func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, stores authStores,
-	authSvc *auth.Service, bus adspace.Broadcaster, rc *redis.Client, limiter auth.Limiter) (*adspace.Service, *analytics.Service, []func(), error) {
+	authSvc *auth.Service, bus adspace.Broadcaster, rc *redis.Client) (*adspace.Service, *analytics.Service, []func(), error) {
 	var closers []func()
 	fail := func(err error) (*adspace.Service, *analytics.Service, []func(), error) {
 		for i := len(closers) - 1; i >= 0; i-- {
@@ -188,12 +188,15 @@ func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, reg prome
 	}
 	closers = append(closers, dec.close)
 
-	var live analytics.Live // running figures in Redis, when there is one
+	var (
+		live   analytics.Live                                    // running figures in Redis, when there is one
+		bursts analytics.BurstCounter = memory.NewBurstCounter() // shared through Redis, when there is one
+	)
 	if rc != nil {
-		live = rc.LiveCounters(logger)
+		live, bursts = rc.LiveCounters(logger), rc.BurstCounter()
 	}
 	events, err := analytics.NewService(analytics.Config{
-		Store: stores, Sealer: sealer, Tiers: authSvc, Limiter: limiter, Pixels: dec.pixels,
+		Store: stores, Sealer: sealer, Tiers: authSvc, Bursts: bursts, Pixels: dec.pixels,
 		Live: live, Auth: authSvc, Users: stores, Logger: logger,
 	})
 	if err != nil {

@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/storetest"
@@ -215,4 +216,9 @@ func TestOneTimeStoreFollowsTheClock(t *testing.T) {
 		require.NoError(t, b.s.PutOnce(ctx, "k3", []byte("v"), time.Second))
 		require.Equal(t, 1, b.s.Len())
 	})
+}
+
+func TestBurstCounter(t *testing.T) {
+	t.Parallel()
+	storetest.RunBurstCounter(t, func(*testing.T) analytics.BurstCounter { return memory.NewBurstCounter() })
 }

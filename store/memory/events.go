@@ -27,7 +27,7 @@ var _ analytics.Store = (*Store)(nil)
 // store/postgres, which partitions events by day and drops old days.
 type eventState struct {
 	mu          sync.RWMutex
-	keys        map[analytics.EventKey]struct{}
+	keys        map[analytics.EventKey]analytics.Verdict
 	impressions map[uuid.UUID]impression
 	rows        map[rollup.Key]*rollup.Counts
 	invalid     map[rollup.InvalidKey]int64
@@ -41,7 +41,7 @@ type impression struct {
 
 func newEventState() eventState {
 	return eventState{
-		keys:        map[analytics.EventKey]struct{}{},
+		keys:        map[analytics.EventKey]analytics.Verdict{},
 		impressions: map[uuid.UUID]impression{},
 		rows:        map[rollup.Key]*rollup.Counts{},
 		invalid:     map[rollup.InvalidKey]int64{},
@@ -73,7 +73,7 @@ func (s *Store) WriteEvents(ctx context.Context, events []analytics.Event) ([]bo
 		if _, dup := st.keys[e.Key()]; dup {
 			continue
 		}
-		st.keys[e.Key()] = struct{}{}
+		st.keys[e.Key()] = analytics.Verdict{Valid: e.Valid, Rule: e.Rule, SpendMicros: e.SpendMicros}
 		isNew[i] = true
 		if e.Type == analytics.Impression { // new, so the token's only one
 			st.impressions[e.TrackingID] = impression{issued: rollup.Micro(e.IssuedAt), occurred: rollup.Micro(e.OccurredAt)}
@@ -117,6 +117,23 @@ func (s *Store) ImpressionTimes(ctx context.Context, ads []analytics.ServedAd) (
 	for _, ad := range ads {
 		if imp, ok := st.impressions[ad.TrackingID]; ok && imp.issued.Equal(rollup.Micro(ad.IssuedAt)) {
 			out[ad.TrackingID] = imp.occurred
+		}
+	}
+	return out, nil
+}
+
+// Verdicts implements analytics.Store.
+func (s *Store) Verdicts(ctx context.Context, events []analytics.Event) (map[analytics.EventKey]analytics.Verdict, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	st := &s.events
+	st.mu.RLock()
+	defer st.mu.RUnlock()
+	out := make(map[analytics.EventKey]analytics.Verdict, len(events))
+	for _, e := range events {
+		if v, ok := st.keys[e.Key()]; ok {
+			out[e.Key()] = v
 		}
 	}
 	return out, nil

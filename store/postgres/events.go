@@ -268,6 +268,44 @@ func (db *DB) ImpressionTimes(ctx context.Context, ads []analytics.ServedAd) (ma
 	return out, nil
 }
 
+// Verdicts implements analytics.Store with one primary-key probe per
+// event, in the partition of its issue day only (LIMIT keeps the lateral
+// subquery a per-event probe rather than a join the planner may turn into
+// a scan).
+func (db *DB) Verdicts(ctx context.Context, events []analytics.Event) (map[analytics.EventKey]analytics.Verdict, error) {
+	out := make(map[analytics.EventKey]analytics.Verdict, len(events))
+	if len(events) == 0 {
+		return out, nil
+	}
+	issued, ids := make([]time.Time, len(events)), make([]pgtype.UUID, len(events))
+	types, names := make([]string, len(events)), make([]string, len(events))
+	for i, e := range events {
+		issued[i], ids[i], types[i], names[i] = utc(e.IssuedAt), pgUUID(e.TrackingID), string(e.Type), e.Name
+	}
+	rows, err := db.pool.Query(ctx, `
+		SELECT k.tracking_id, k.type, k.name, v.valid, v.rule, v.spend_micros
+		FROM unnest($1::timestamptz[], $2::uuid[], $3::text[], $4::text[]) AS k (issued_at, tracking_id, type, name),
+		LATERAL (SELECT e.valid, e.rule, e.spend_micros FROM events e
+			WHERE e.issued_at = k.issued_at AND e.tracking_id = k.tracking_id AND e.type = k.type AND e.name = k.name
+			LIMIT 1) AS v`, issued, ids, types, names)
+	if err != nil {
+		return nil, translate(err, nil)
+	}
+	var (
+		id        uuid.UUID
+		typ, name string
+		v         analytics.Verdict
+	)
+	_, err = pgx.ForEachRow(rows, []any{&id, &typ, &name, &v.Valid, &v.Rule, &v.SpendMicros}, func() error {
+		out[analytics.EventKey{TrackingID: id, Type: analytics.EventType(typ), Name: name}] = v
+		return nil
+	})
+	if err != nil {
+		return nil, translate(err, nil)
+	}
+	return out, nil
+}
+
 // RecordFills implements analytics.Store in one statement. Negative
 // counts, or more filled than requested, are refused with
 // analytics.ErrInvalidReport.

@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/storetest"
@@ -67,6 +68,11 @@ func deadClient(t *testing.T) *Client {
 func TestLimiter(t *testing.T) {
 	t.Parallel()
 	storetest.RunLimiter(t, func(t *testing.T) auth.Limiter { return openClient(t).Limiter() })
+}
+
+func TestBurstCounter(t *testing.T) {
+	t.Parallel()
+	storetest.RunBurstCounter(t, func(t *testing.T) analytics.BurstCounter { return openClient(t).BurstCounter() })
 }
 
 func TestRevocationList(t *testing.T) {

@@ -111,6 +111,20 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		require.NoError(t, err)
 		require.Empty(t, isNew)
 
+		// A retry is answered with what was stored, not what it says.
+		misdated := c
+		misdated.IssuedAt = misdated.IssuedAt.Add(time.Second)
+		verdicts, err := s.Verdicts(ctx, []analytics.Event{aAgain, aClick, c, misdated, NewEvent(ownerA, analytics.Impression, h)})
+		require.NoError(t, err)
+		require.Equal(t, map[analytics.EventKey]analytics.Verdict{
+			a.Key():      {Valid: true, SpendMicros: 10},
+			aClick.Key(): {Valid: true, SpendMicros: 10},
+			c.Key():      {Valid: true, SpendMicros: 10},
+		}, verdicts)
+		none, err := s.Verdicts(ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, none)
+
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Hour, From: h, To: h.Add(time.Hour)})
 		require.NoError(t, err)
 		RequireRows(t, []analytics.Row{{Bucket: h, Totals: analytics.Totals{

@@ -1,0 +1,130 @@
+package analytics
+
+import (
+	"context"
+	"log/slog"
+	"strconv"
+	"time"
+)
+
+// BurstCounter keeps the counts behind the burst rules: how many accepted
+// events each viewer and each client network made, per type and per
+// minute in which they occurred. store/redis shares them between
+// instances; store/memory keeps them in the process.
+type BurstCounter interface {
+	// Counts returns the count of each key (0 for a key never added or
+	// expired).
+	Counts(ctx context.Context, keys []string) ([]int64, error)
+	// Add adds one to each key (a key listed twice gets two) and keeps
+	// each for at least ttl.
+	Add(ctx context.Context, keys []string, ttl time.Duration) error
+}
+
+// burstWindow is the span the burst limits count in, by when events
+// occurred on the device: an app that sends a morning's events in one
+// batch is judged by the minutes they happened in, not by the one moment
+// they arrived.
+const burstWindow = time.Minute
+
+// burstKeyTTL is how long a window's count is kept: events reported later
+// than that (long-offline apps) start a fresh count for their window.
+const burstKeyTTL = 15 * time.Minute
+
+// burstKeys are the counter keys of an event: its viewer's and its
+// client network's, for its type and the minute it occurred in. Either is
+// "" when the event has no viewer key (no consent) or no network.
+func burstKeys(e *Event) (viewer, network string) {
+	window := strconv.FormatInt(e.OccurredAt.UTC().Truncate(burstWindow).Unix(), 10)
+	if e.ViewerKey != "" {
+		viewer = "ivt:v:" + string(e.Type) + ":" + window + ":" + e.ViewerKey
+	}
+	if e.ClientPrefix != "" {
+		network = "ivt:n:" + string(e.Type) + ":" + window + ":" + e.ClientPrefix
+	}
+	return viewer, network
+}
+
+// judgeBursts applies the burst rules, last of all rules, to the events
+// still valid: one is flagged when its viewer (RuleViewerBurst) or its
+// network (RuleIPBurst) already has its limit's worth of events in the
+// event's minute, counting those accepted before (from counter) and the
+// earlier ones of this batch that pass. Only events that pass count, and
+// they are added to the counter after commit, only when new (see
+// countBursts): a retry never spends an allowance twice.
+//
+// Requests racing from one viewer each see the counts from before the
+// other, so a burst spread over concurrent requests is caught up to a
+// request late; the counter failing lets the events pass (bursts are a
+// heuristic: failing closed would cost every owner their earnings while
+// Redis is down).
+func (s *Service) judgeBursts(ctx context.Context, events []Event) {
+	if s.cfg.Bursts == nil {
+		return
+	}
+	keys := validBurstKeys(events)
+	if len(keys) == 0 {
+		return
+	}
+	counts := make(map[string]int64, len(keys))
+	stored, err := s.cfg.Bursts.Counts(ctx, keys)
+	if err != nil || len(stored) != len(keys) {
+		s.logger.WarnContext(ctx, "analytics: burst counts unavailable; judging this batch on its own", slog.Any("error", err))
+		stored = nil
+	}
+	for i, k := range keys {
+		if stored != nil {
+			counts[k] = stored[i]
+		}
+	}
+	limits := s.cfg.Filters
+	for i := range events {
+		e := &events[i]
+		if !e.Valid {
+			continue
+		}
+		v, n := burstKeys(e)
+		switch {
+		case v != "" && counts[v] >= int64(limits.ViewerPerMinute):
+			e.Valid, e.Rule = false, RuleViewerBurst
+		case n != "" && counts[n] >= int64(limits.NetworkPerMinute):
+			e.Valid, e.Rule = false, RuleIPBurst
+		default:
+			counts[v]++
+			counts[n]++
+		}
+	}
+}
+
+// countBursts adds the new events that passed the burst rules to the
+// counter. A failure is logged: the counts run low for a minute, nothing
+// else.
+func (s *Service) countBursts(ctx context.Context, fresh []Event) {
+	if s.cfg.Bursts == nil {
+		return
+	}
+	keys := validBurstKeys(fresh)
+	if len(keys) == 0 {
+		return
+	}
+	if err := s.cfg.Bursts.Add(ctx, keys, burstKeyTTL); err != nil {
+		s.logger.WarnContext(ctx, "analytics: burst counts not added", slog.Any("error", err))
+	}
+}
+
+// validBurstKeys lists the burst keys of the valid events.
+func validBurstKeys(events []Event) []string {
+	var keys []string
+	for i := range events {
+		if !events[i].Valid {
+			continue
+		}
+		v, n := burstKeys(&events[i])
+		if v != "" {
+			keys = append(keys, v)
+		}
+		if n != "" {
+			keys = append(keys, n)
+		}
+	}
+	return keys
+}
