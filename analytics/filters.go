@@ -2,7 +2,7 @@ package analytics
 
 import (
 	"net/netip"
-	"regexp"
+	"strings"
 	"time"
 )
 
@@ -20,10 +20,55 @@ const (
 	RuleConversionNoImp = "conversion_without_impression"
 )
 
-// botUserAgent matches the user agents of known crawlers, HTTP libraries
-// and automation. Mobile apps send their own agent (or the platform's);
-// none of these words appear in a real one.
-var botUserAgent = regexp.MustCompile(`(?i)(bot\b|bot/|crawler|spider|slurp|curl/|wget/|python-requests|python-urllib|go-http-client|java/|okhttp/2|libwww|httpclient|headless|phantomjs|selenium|webdriver|puppeteer|playwright|lighthouse|facebookexternalhit|preview|monitor|pingdom|uptime)`)
+// botUserAgentMarks are found (lowercase) in the user agents of known
+// crawlers, HTTP libraries and automation. Mobile apps send their own
+// agent (or the platform's); none of these appear in a real one. A word
+// ending in "bot" (Googlebot, bingbot) marks one too (isBotUserAgent).
+var botUserAgentMarks = []string{
+	"crawler", "spider", "slurp", "curl/", "wget/", "python-requests", "python-urllib", "go-http-client", "java/",
+	"okhttp/2", "libwww", "httpclient", "headless", "phantomjs", "selenium", "webdriver", "puppeteer", "playwright",
+	"lighthouse", "facebookexternalhit", "preview", "monitor", "pingdom", "uptime",
+}
+
+// isBotUserAgent reports whether ua is a crawler's, a script's or an
+// automated browser's, ignoring ASCII case. It is plain substring search: a
+// regular expression over these alternatives took 35 times as long on an
+// app's agent, which matches none and so is read whole.
+func isBotUserAgent(ua string) bool {
+	lower := asciiLower(ua)
+	for _, m := range botUserAgentMarks {
+		if strings.Contains(lower, m) {
+			return true
+		}
+	}
+	for rest := lower; ; {
+		i := strings.Index(rest, "bot")
+		if i < 0 {
+			return false
+		}
+		rest = rest[i+len("bot"):]
+		if rest == "" || !isWordByte(rest[0]) {
+			return true
+		}
+	}
+}
+
+// asciiLower returns s with its ASCII capitals made small; other bytes
+// (UTF-8 sequences included) stay as they are.
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + ('a' - 'A')
+		}
+	}
+	return string(b)
+}
+
+// isWordByte reports whether c is an ASCII letter, digit or underscore.
+func isWordByte(c byte) bool {
+	return c == '_' || '0' <= c && c <= '9' || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z'
+}
 
 // FilterConfig configures the invalid-traffic rules.
 type FilterConfig struct {
@@ -62,10 +107,12 @@ func (c FilterConfig) withDefaults() FilterConfig {
 	return c
 }
 
-// signals are what the filters know about a report beyond its token.
+// signals are what the filters know about a report beyond its token:
+// about the request that carried it (judged once per request) and about
+// its token's impression.
 type signals struct {
-	ip          netip.Addr
-	userAgent   string
+	bot         bool      // the user agent is a bot's
+	dataCenter  bool      // the client is in a configured data-centre network
 	impressedAt time.Time // the stored impression of a click's or conversion's token, if any
 }
 
@@ -83,9 +130,9 @@ func (f *filters) classify(e *Event, s signals) string {
 	switch {
 	case e.Viewer != [16]byte{} && e.Viewer == e.Owner:
 		return RuleOwnerView
-	case botUserAgent.MatchString(s.userAgent):
+	case s.bot:
 		return RuleBotUserAgent
-	case f.inDataCenter(s.ip):
+	case s.dataCenter:
 		return RuleDataCenter
 	}
 	switch e.Type {

@@ -414,9 +414,13 @@ func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) e
 			}
 		}
 	}
+	// The events of one request share its client.
+	request := signals{bot: isBotUserAgent(events[0].UserAgent), dataCenter: s.filters.inDataCenter(ip)}
 	for i := range events {
 		e := &events[i]
-		if rule := s.filters.classify(e, signals{ip: ip, userAgent: e.UserAgent, impressedAt: impressed[e.TrackingID]}); rule != "" {
+		sig := request
+		sig.impressedAt = impressed[e.TrackingID]
+		if rule := s.filters.classify(e, sig); rule != "" {
 			e.Valid, e.Rule = false, rule
 		}
 	}

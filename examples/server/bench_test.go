@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -99,13 +100,18 @@ func seedApprovedAd(tb testing.TB, base string, env map[string]string) string {
 //     flight to fill its batches, and apps reporting events are many.
 //
 // Tokens are sealed before the clock starts, as a load tool sends
-// prepared requests. Run it with -benchtime=1x.
+// prepared requests. Each request comes from its own client network
+// (X-Forwarded-For through a trusted proxy, as behind a load balancer) and
+// each token names its own viewer, so the traffic is what many devices
+// send and the events are valid and billable: the full write path. Run
+// it with -benchtime=1x.
 func BenchmarkIngestHTTP(b *testing.B) {
 	dbURL := postgrestest.URL(b)
 	key := make([]byte, 32)
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "60000000",
-		"ADSHARE_TRACKING_KEYS": base64.StdEncoding.EncodeToString(key),
+		"ADSHARE_TRACKING_KEYS":   base64.StdEncoding.EncodeToString(key),
+		"ADSHARE_TRUSTED_PROXIES": "127.0.0.1/32",
 	}
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner := postJSON(b, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
@@ -145,10 +151,14 @@ func BenchmarkIngestHTTP(b *testing.B) {
 		_, _ = w.Write([]byte(`{"hello":"world"}`))
 	}))
 	defer hello.Close()
+	var devices atomic.Uint32
 	post := func(url, body string) (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
 		if err == nil {
+			d := devices.Add(1)
 			req.Header.Set("Content-Type", "application/json")
+			req.Header.Set("User-Agent", "AdshareApp/2.1 (iPhone; iOS 18.1)") // Go's own is a script's
+			req.Header.Set("X-Forwarded-For", fmt.Sprintf("10.%d.%d.1", d>>8&0xff, d&0xff))
 		}
 		return req, err
 	}
@@ -196,6 +206,26 @@ func BenchmarkIngestHTTP(b *testing.B) {
 			b.ReportMetric(single.RPS, fmt.Sprintf("single-req/s@%d", c))
 		}
 	}
+	// The load is what real devices send: the events pass the filters.
+	var all, invalid int64
+	conn, err := pgx.Connect(context.Background(), dbURL)
+	require.NoError(b, err)
+	defer conn.Close(context.Background())
+	require.NoError(b, conn.QueryRow(context.Background(),
+		`SELECT count(*), count(*) FILTER (WHERE NOT valid) FROM events WHERE source = 'local' AND ad_id <> 'ad-1'`).Scan(&all, &invalid))
+	rules, err := conn.Query(context.Background(), `SELECT rule, count(*) FROM events WHERE NOT valid GROUP BY rule`)
+	require.NoError(b, err)
+	for rules.Next() {
+		var (
+			rule string
+			n    int64
+		)
+		require.NoError(b, rules.Scan(&rule, &n))
+		b.Logf("  flagged %s: %d", rule, n)
+	}
+	require.NoError(b, rules.Err())
+	b.Logf("events stored through HTTP: %d, of which invalid traffic: %d", all, invalid)
+	require.Less(b, float64(invalid), 0.01*float64(all))
 }
 
 // copyFromBaseline copies batches of rows shaped like events into the
