@@ -45,30 +45,36 @@ func burstKeys(e *Event) (viewer, network string) {
 }
 
 // judgeBursts applies the burst rules, last of all rules, to the events
-// still valid: one is flagged when its viewer (RuleViewerBurst) or its
-// network (RuleIPBurst) already has its limit's worth of events in the
-// event's minute, counting those accepted before (from counter) and the
-// earlier ones of this batch that pass. Only events that pass count, and
-// they are added to the counter after commit, only when new (see
-// countBursts): a retry never spends an allowance twice.
+// of one group commit still valid, in place: one is flagged when its
+// viewer (RuleViewerBurst) or its network (RuleIPBurst) already has its
+// limit's worth of events in the event's minute, counting those accepted
+// before (from the counter) and the earlier ones of this group that pass.
+// A flagged event costs nothing. Only events that pass count, and they are
+// added to the counter after commit, only when new (see countBursts): a
+// retry never spends an allowance twice.
 //
-// Requests racing from one viewer each see the counts from before the
-// other, so a burst spread over concurrent requests is caught up to a
-// request late; the counter failing lets the events pass (bursts are a
-// heuristic: failing closed would cost every owner their earnings while
-// Redis is down).
-func (s *Service) judgeBursts(ctx context.Context, events []Event) {
+// Judging a whole group at once costs one counter round trip per commit
+// rather than per request, and catches a burst a viewer spreads over
+// concurrent requests within the group; only groups committed at the same
+// moment (Config.Flushers) see the counts from before each other, so such
+// a burst is caught up to a group late. The counter failing lets the
+// events pass (bursts are a heuristic: failing closed would cost every
+// owner their earnings while Redis is down).
+func (s *Service) judgeBursts(ctx context.Context, pending []*pendingWrite) {
 	if s.cfg.Bursts == nil {
 		return
 	}
-	keys := validBurstKeys(events)
+	var keys []string
+	for _, p := range pending {
+		keys = appendBurstKeys(keys, p.events, nil)
+	}
 	if len(keys) == 0 {
 		return
 	}
 	counts := make(map[string]int64, len(keys))
 	stored, err := s.cfg.Bursts.Counts(ctx, keys)
 	if err != nil || len(stored) != len(keys) {
-		s.logger.WarnContext(ctx, "analytics: burst counts unavailable; judging this batch on its own", slog.Any("error", err))
+		s.logger.WarnContext(ctx, "analytics: burst counts unavailable; judging this group on its own", slog.Any("error", err))
 		stored = nil
 	}
 	for i, k := range keys {
@@ -77,32 +83,37 @@ func (s *Service) judgeBursts(ctx context.Context, events []Event) {
 		}
 	}
 	limits := s.cfg.Filters
-	for i := range events {
-		e := &events[i]
-		if !e.Valid {
-			continue
-		}
-		v, n := burstKeys(e)
-		switch {
-		case v != "" && counts[v] >= int64(limits.ViewerPerMinute):
-			e.Valid, e.Rule = false, RuleViewerBurst
-		case n != "" && counts[n] >= int64(limits.NetworkPerMinute):
-			e.Valid, e.Rule = false, RuleIPBurst
-		default:
-			counts[v]++
-			counts[n]++
+	for _, p := range pending {
+		for i := range p.events {
+			e := &p.events[i]
+			if !e.Valid {
+				continue
+			}
+			v, n := burstKeys(e)
+			switch {
+			case v != "" && counts[v] >= int64(limits.ViewerPerMinute):
+				e.flag(RuleViewerBurst)
+			case n != "" && counts[n] >= int64(limits.NetworkPerMinute):
+				e.flag(RuleIPBurst)
+			default:
+				counts[v]++
+				counts[n]++
+			}
 		}
 	}
 }
 
-// countBursts adds the new events that passed the burst rules to the
-// counter. A failure is logged: the counts run low for a minute, nothing
-// else.
-func (s *Service) countBursts(ctx context.Context, fresh []Event) {
+// countBursts adds the group's new events that passed the burst rules to
+// the counter, in one call. A failure is logged: the counts run low for a
+// minute, nothing else.
+func (s *Service) countBursts(ctx context.Context, pending []*pendingWrite) {
 	if s.cfg.Bursts == nil {
 		return
 	}
-	keys := validBurstKeys(fresh)
+	var keys []string
+	for _, p := range pending {
+		keys = appendBurstKeys(keys, p.events, p.isNew)
+	}
 	if len(keys) == 0 {
 		return
 	}
@@ -111,11 +122,11 @@ func (s *Service) countBursts(ctx context.Context, fresh []Event) {
 	}
 }
 
-// validBurstKeys lists the burst keys of the valid events.
-func validBurstKeys(events []Event) []string {
-	var keys []string
+// appendBurstKeys appends the burst keys of the valid events to keys and
+// returns the extended slice; with isNew, only of the events it marks new.
+func appendBurstKeys(keys []string, events []Event, isNew []bool) []string {
 	for i := range events {
-		if !events[i].Valid {
+		if !events[i].Valid || isNew != nil && !isNew[i] {
 			continue
 		}
 		v, n := burstKeys(&events[i])

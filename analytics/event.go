@@ -82,6 +82,13 @@ type Event struct {
 // Key identifies an event for deduplication.
 func (e Event) Key() EventKey { return EventKey{e.TrackingID, e.Type, e.Name} }
 
+// flag marks e invalid traffic under rule: it is kept, and costs and earns
+// nothing.
+func (e *Event) flag(rule string) {
+	e.Valid, e.Rule = false, rule
+	e.SpendMicros, e.OwnerEarningsMicros, e.OwnerShareBP = 0, 0, 0
+}
+
 // EventKey identifies an event: a token, a type and (for conversions) a name.
 type EventKey struct {
 	TrackingID uuid.UUID

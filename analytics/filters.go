@@ -117,9 +117,9 @@ type signals struct {
 }
 
 // filters applies the rules in a fixed order; the first that fires names
-// the event's invalidity. The burst rules come last, over the whole batch
-// (Service.judgeBursts): they count, so only events that passed everything
-// else spend an allowance.
+// the event's invalidity. The burst rules come last, over each group
+// commit's events (Service.judgeBursts): they count, so only events that
+// passed everything else spend an allowance.
 type filters struct {
 	cfg FilterConfig
 }

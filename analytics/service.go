@@ -166,6 +166,7 @@ func NewService(cfg Config) (*Service, error) {
 // flushEvents writes the events of many requests in one store call (group
 // commit) and hands each request its share of the answer.
 func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) error {
+	s.judgeBursts(ctx, pending)
 	var all []Event
 	for _, p := range pending {
 		all = append(all, p.events...)
@@ -177,6 +178,7 @@ func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) erro
 	for _, p := range pending {
 		p.isNew, isNew = isNew[:len(p.events)], isNew[len(p.events):]
 	}
+	s.countBursts(ctx, pending)
 	return nil
 }
 
@@ -421,10 +423,9 @@ func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) e
 		sig := request
 		sig.impressedAt = impressed[e.TrackingID]
 		if rule := s.filters.classify(e, sig); rule != "" {
-			e.Valid, e.Rule = false, rule
+			e.flag(rule)
 		}
 	}
-	s.judgeBursts(ctx, events)
 	for i := range events {
 		if err := s.price(ctx, &events[i]); err != nil {
 			return err
@@ -479,14 +480,13 @@ func (s *Service) ownerShare(ctx context.Context, owner uuid.UUID, at time.Time)
 	return tier.RevenueShareBP, nil
 }
 
-// afterCommit counts the new, valid events for the burst rules, fires
-// upstream pixels once for the new, valid, billable ones and tells Live.
+// afterCommit fires upstream pixels once for the new, valid, billable
+// events and tells Live (the flush counted them for the burst rules).
 // Failures are logged: the events are stored regardless.
 func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 	if len(fresh) == 0 {
 		return
 	}
-	s.countBursts(ctx, fresh)
 	if s.cfg.Pixels != nil {
 		for _, e := range fresh {
 			if !e.Valid || !e.Billable {

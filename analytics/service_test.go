@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
@@ -313,6 +314,39 @@ func TestBurstsCountWhenEventsHappened(t *testing.T) {
 		res, err := b.svc.Ingest(app, []analytics.Report{report(b, minute.Add(12*time.Second)), report(b, minute.Add(13*time.Second))})
 		require.NoError(t, err)
 		require.Equal(t, []string{"", analytics.RuleViewerBurst}, rulesOf(res), "the third event is the viewer's third")
+	})
+
+	t.Run("a burst spread over concurrent requests", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, limit)
+		minute := pastMinute()
+		const requests = 24
+		reports := make([]analytics.Report, requests)
+		for i := range reports {
+			reports[i] = report(b, minute.Add(time.Duration(10+i)*time.Second))
+		}
+		results := make([]analytics.Result, requests)
+		var wg sync.WaitGroup
+		for i := range reports {
+			wg.Go(func() {
+				res, err := b.svc.Ingest(app, reports[i:i+1])
+				assert.NoError(t, err)
+				results[i] = res[0]
+			})
+		}
+		wg.Wait()
+		passed := 0
+		for _, r := range results {
+			require.Equal(t, analytics.Accepted, r.Status)
+			if r.Valid {
+				passed++
+				require.True(t, r.Billable)
+				continue
+			}
+			require.Equal(t, analytics.RuleViewerBurst, r.Rule)
+			require.False(t, r.Billable, "a burst costs the advertiser nothing")
+		}
+		require.Equal(t, 3, passed, "requests in flight together are judged together: the limit holds exactly")
 	})
 }
 
