@@ -14,10 +14,21 @@ import (
 type BurstCounter interface {
 	// Counts returns the count of each key (0 for a key never added or
 	// expired).
-	Counts(ctx context.Context, keys []string) ([]int64, error)
+	Counts(ctx context.Context, keys []BurstKey) ([]int64, error)
 	// Add adds one to each key (a key listed twice gets two) and keeps
 	// each for at least ttl.
-	Add(ctx context.Context, keys []string, ttl time.Duration) error
+	Add(ctx context.Context, keys []BurstKey, ttl time.Duration) error
+}
+
+// BurstKey names one count: Window is the span and population counted
+// together (viewers' or networks' events of one type in one minute),
+// Member whose count it is within it. A store may keep a window's counts
+// together (store/redis keeps each window in a few hashes rather than a
+// key per viewer, so the key space stays small however many viewers
+// there are).
+type BurstKey struct {
+	Window string
+	Member string
 }
 
 // burstWindow is the span the burst limits count in, by when events
@@ -30,16 +41,16 @@ const burstWindow = time.Minute
 // than that (long-offline apps) start a fresh count for their window.
 const burstKeyTTL = 15 * time.Minute
 
-// burstKeys are the counter keys of an event: its viewer's and its
-// client network's, for its type and the minute it occurred in. Either is
-// "" when the event has no viewer key (no consent) or no network.
-func burstKeys(e *Event) (viewer, network string) {
-	window := strconv.FormatInt(e.OccurredAt.UTC().Truncate(burstWindow).Unix(), 10)
+// burstKeys are the counter keys of an event: its viewer's and its client
+// network's, for its type and the minute it occurred in. Either is the
+// zero key when the event has no viewer key (no consent) or no network.
+func burstKeys(e *Event) (viewer, network BurstKey) {
+	window := string(e.Type) + ":" + strconv.FormatInt(e.OccurredAt.UTC().Truncate(burstWindow).Unix(), 10)
 	if e.ViewerKey != "" {
-		viewer = "ivt:v:" + string(e.Type) + ":" + window + ":" + e.ViewerKey
+		viewer = BurstKey{Window: "v:" + window, Member: e.ViewerKey}
 	}
 	if e.ClientPrefix != "" {
-		network = "ivt:n:" + string(e.Type) + ":" + window + ":" + e.ClientPrefix
+		network = BurstKey{Window: "n:" + window, Member: e.ClientPrefix}
 	}
 	return viewer, network
 }
@@ -55,29 +66,36 @@ func burstKeys(e *Event) (viewer, network string) {
 //
 // Judging a whole group at once costs one counter round trip per commit
 // rather than per request, and catches a burst a viewer spreads over
-// concurrent requests within the group; only groups committed at the same
-// moment (Config.Flushers) see the counts from before each other, so such
-// a burst is caught up to a group late. The counter failing lets the
+// concurrent requests within the group; only groups committed side by side
+// (when the queue backs up, see internal/batch) see the counts from before
+// each other, so such a burst is caught up to a group late. The counter failing lets the
 // events pass (bursts are a heuristic: failing closed would cost every
 // owner their earnings while Redis is down).
 func (s *Service) judgeBursts(ctx context.Context, pending []*pendingWrite) {
 	if s.cfg.Bursts == nil {
 		return
 	}
-	var keys []string
+	var keys []BurstKey
 	for _, p := range pending {
 		keys = appendBurstKeys(keys, p.events, nil)
 	}
 	if len(keys) == 0 {
 		return
 	}
-	counts := make(map[string]int64, len(keys))
-	stored, err := s.cfg.Bursts.Counts(ctx, keys)
-	if err != nil || len(stored) != len(keys) {
+	counts := make(map[BurstKey]int64, len(keys))
+	unique := keys[:0] // a network's key is listed once per event
+	for _, k := range keys {
+		if _, ok := counts[k]; !ok {
+			counts[k] = 0
+			unique = append(unique, k)
+		}
+	}
+	stored, err := s.cfg.Bursts.Counts(ctx, unique)
+	if err != nil || len(stored) != len(unique) {
 		s.logger.WarnContext(ctx, "analytics: burst counts unavailable; judging this group on its own", slog.Any("error", err))
 		stored = nil
 	}
-	for i, k := range keys {
+	for i, k := range unique {
 		if stored != nil {
 			counts[k] = stored[i]
 		}
@@ -91,9 +109,9 @@ func (s *Service) judgeBursts(ctx context.Context, pending []*pendingWrite) {
 			}
 			v, n := burstKeys(e)
 			switch {
-			case v != "" && counts[v] >= int64(limits.ViewerPerMinute):
+			case v != (BurstKey{}) && counts[v] >= int64(limits.ViewerPerMinute):
 				e.flag(RuleViewerBurst)
-			case n != "" && counts[n] >= int64(limits.NetworkPerMinute):
+			case n != (BurstKey{}) && counts[n] >= int64(limits.NetworkPerMinute):
 				e.flag(RuleIPBurst)
 			default:
 				counts[v]++
@@ -110,7 +128,7 @@ func (s *Service) countBursts(ctx context.Context, pending []*pendingWrite) {
 	if s.cfg.Bursts == nil {
 		return
 	}
-	var keys []string
+	var keys []BurstKey
 	for _, p := range pending {
 		keys = appendBurstKeys(keys, p.events, p.isNew)
 	}
@@ -124,16 +142,16 @@ func (s *Service) countBursts(ctx context.Context, pending []*pendingWrite) {
 
 // appendBurstKeys appends the burst keys of the valid events to keys and
 // returns the extended slice; with isNew, only of the events it marks new.
-func appendBurstKeys(keys []string, events []Event, isNew []bool) []string {
+func appendBurstKeys(keys []BurstKey, events []Event, isNew []bool) []BurstKey {
 	for i := range events {
 		if !events[i].Valid || isNew != nil && !isNew[i] {
 			continue
 		}
 		v, n := burstKeys(&events[i])
-		if v != "" {
+		if v != (BurstKey{}) {
 			keys = append(keys, v)
 		}
-		if n != "" {
+		if n != (BurstKey{}) {
 			keys = append(keys, n)
 		}
 	}

@@ -163,8 +163,11 @@ func NewService(cfg Config) (*Service, error) {
 	return s, nil
 }
 
-// flushEvents writes the events of many requests in one store call (group
-// commit) and hands each request its share of the answer.
+// flushEvents is a group commit: it judges the burst rules over the
+// events of many requests, writes them in one store call, hands each
+// request its share of the answer, and then does once for the group what
+// follows a commit (burst counts, pixels, live figures). Nothing after the
+// write fails the flush: the events are committed.
 func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) error {
 	s.judgeBursts(ctx, pending)
 	var all []Event
@@ -175,10 +178,17 @@ func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) erro
 	if err != nil {
 		return err
 	}
+	var fresh []Event
 	for _, p := range pending {
 		p.isNew, isNew = isNew[:len(p.events)], isNew[len(p.events):]
+		for i, e := range p.events {
+			if p.isNew[i] {
+				fresh = append(fresh, e)
+			}
+		}
 	}
 	s.countBursts(ctx, pending)
+	s.afterCommit(ctx, fresh)
 	return nil
 }
 
@@ -293,11 +303,9 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 		if err := s.writer.Do(ctx, p); err != nil {
 			return nil, fmt.Errorf("analytics: write events: %w", err)
 		}
-		var fresh, retried []Event
+		var retried []Event
 		for j, e := range events {
-			if p.isNew[j] {
-				fresh = append(fresh, e)
-			} else {
+			if !p.isNew[j] {
 				retried = append(retried, e)
 			}
 		}
@@ -317,7 +325,6 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 			r.Status = Duplicate
 			results[i] = r
 		}
-		s.afterCommit(ctx, fresh)
 	}
 	return results, nil
 }
@@ -481,7 +488,9 @@ func (s *Service) ownerShare(ctx context.Context, owner uuid.UUID, at time.Time)
 }
 
 // afterCommit fires upstream pixels once for the new, valid, billable
-// events and tells Live (the flush counted them for the burst rules).
+// events of a group commit and tells Live, once per group (the flush
+// counted them for the burst rules). It runs before the group's requests
+// are answered, so an answer follows its side effects.
 // Failures are logged: the events are stored regardless.
 func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 	if len(fresh) == 0 {

@@ -2,6 +2,7 @@ package analytics_test
 
 import (
 	"context"
+	"maps"
 	"net/netip"
 	"strconv"
 	"sync"
@@ -66,11 +67,35 @@ func (c *countingStore) WriteEvents(ctx context.Context, e []analytics.Event) ([
 	return c.Store.WriteEvents(ctx, e)
 }
 
+// liveRecorder is an analytics.Live that counts its calls and how often
+// it was told of each event.
+type liveRecorder struct {
+	mu     sync.Mutex
+	calls  int
+	events map[uuid.UUID]int
+}
+
+func (l *liveRecorder) Accepted(_ context.Context, events []analytics.Event) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.calls++
+	for _, e := range events {
+		l.events[e.TrackingID]++
+	}
+}
+
+func (l *liveRecorder) seen() (calls int, events map[uuid.UUID]int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.calls, maps.Clone(l.events)
+}
+
 type testBundle struct {
 	svc    *analytics.Service
 	store  *countingStore
 	sealer *analytics.Sealer
 	pixels *pixels
+	live   *liveRecorder
 	now    time.Time
 }
 
@@ -78,9 +103,10 @@ func setup(t *testing.T, mutate ...func(*analytics.Config)) *testBundle {
 	t.Helper()
 	sealer, err := analytics.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
 	require.NoError(t, err)
-	b := &testBundle{store: &countingStore{Store: memory.New(), delay: time.Millisecond}, sealer: sealer, pixels: &pixels{}}
+	b := &testBundle{store: &countingStore{Store: memory.New(), delay: time.Millisecond}, sealer: sealer, pixels: &pixels{},
+		live: &liveRecorder{events: map[uuid.UUID]int{}}}
 	cfg := analytics.Config{
-		Store: b.store, Sealer: sealer, Tiers: fixedTiers{bp: 6000}, Bursts: memory.NewBurstCounter(), Pixels: b.pixels,
+		Store: b.store, Sealer: sealer, Tiers: fixedTiers{bp: 6000}, Bursts: memory.NewBurstCounter(), Pixels: b.pixels, Live: b.live,
 		Filters: analytics.FilterConfig{DataCenters: []netip.Prefix{netip.MustParsePrefix("192.0.2.0/24")}},
 	}
 	for _, m := range mutate {
@@ -442,24 +468,45 @@ func TestNotBillableTokensNeverEarn(t *testing.T) {
 	require.Zero(t, b.pixels.count(), "no upstream pixel for what we do not bill")
 }
 
-// Concurrent single-event requests share commits.
+// Concurrent single-event requests share commits, and what follows a
+// commit happens once per group: each new event reaches Live and fires its
+// pixel exactly once, a retry never.
 func TestGroupCommit(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	const n = 64
-	var wg sync.WaitGroup
 	owner := uuid.New()
-	for i := range n {
-		tok, _ := b.served(t, func(tr *analytics.Tracking) { tr.Owner = owner; tr.ViewerKey = "v" + strconv.Itoa(i) })
-		wg.Go(func() {
-			res, err := b.svc.Ingest(client("203.0.113."+strconv.Itoa(i%200), "App/1"), []analytics.Report{{Type: analytics.Impression, Token: tok}})
-			require.NoError(t, err)
-			require.Equal(t, analytics.Accepted, res[0].Status)
-		})
+	reports := make([]analytics.Report, n)
+	ids := map[uuid.UUID]int{}
+	for i := range reports {
+		tok, tr := b.served(t, func(tr *analytics.Tracking) { tr.Owner = owner; tr.ViewerKey = "v" + strconv.Itoa(i) })
+		reports[i] = analytics.Report{Type: analytics.Impression, Token: tok}
+		ids[tr.ID] = 1
 	}
-	wg.Wait()
+	send := func(want analytics.Status) {
+		var wg sync.WaitGroup
+		for i := range reports {
+			wg.Go(func() {
+				res, err := b.svc.Ingest(client("203.0.113."+strconv.Itoa(i%200), "App/1"), reports[i:i+1])
+				assert.NoError(t, err)
+				assert.Equal(t, want, res[0].Status)
+			})
+		}
+		wg.Wait()
+	}
+	send(analytics.Accepted)
 	require.Equal(t, int64(n), b.report(t, owner).Impressions)
-	require.Less(t, b.store.writes.Load(), int64(n), "requests were grouped into fewer writes")
+	writes := b.store.writes.Load()
+	require.Less(t, writes, int64(n), "requests were grouped into fewer writes")
+	calls, told := b.live.seen()
+	require.Equal(t, ids, told, "Live hears of each new event once")
+	require.Equal(t, int(writes), calls, "once per group commit")
+	require.Equal(t, n, b.pixels.count())
+
+	send(analytics.Duplicate) // every one retried
+	_, told = b.live.seen()
+	require.Equal(t, ids, told, "retries are not news")
+	require.Equal(t, n, b.pixels.count(), "nor fire pixels again")
 }
 
 func TestClickRedirect(t *testing.T) {

@@ -103,15 +103,27 @@ func seedApprovedAd(tb testing.TB, base string, env map[string]string) string {
 // prepared requests. Each request comes from its own client network
 // (X-Forwarded-For through a trusted proxy, as behind a load balancer) and
 // each token names its own viewer, so the traffic is what many devices
-// send and the events are valid and billable: the full write path. Run
-// it with -benchtime=1x.
+// send and the events are valid and billable: the full write path.
+//
+// It runs twice: on PostgreSQL alone (one instance: burst counts in
+// memory, no live figures) and with Redis too (burst counts shared between
+// instances and live figures kept, one round trip each per group commit).
+// Run it with -benchtime=1x.
 func BenchmarkIngestHTTP(b *testing.B) {
+	b.Run("postgres", func(b *testing.B) { benchmarkIngestHTTP(b, false) })
+	b.Run("postgres+redis", func(b *testing.B) { benchmarkIngestHTTP(b, true) })
+}
+
+func benchmarkIngestHTTP(b *testing.B, withRedis bool) {
 	dbURL := postgrestest.URL(b)
 	key := make([]byte, 32)
 	env := map[string]string{
 		"DATABASE_URL": dbURL, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "60000000",
 		"ADSHARE_TRACKING_KEYS":   base64.StdEncoding.EncodeToString(key),
 		"ADSHARE_TRUSTED_PROXIES": "127.0.0.1/32",
+	}
+	if withRedis {
+		env["REDIS_URL"], env["ADSHARE_REDIS_PREFIX"] = testenv.Redis(b)
 	}
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner := postJSON(b, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)

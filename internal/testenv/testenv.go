@@ -213,9 +213,20 @@ func Redis(tb testing.TB) (redisURL, prefix string) {
 		defer rdb.Close()
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()
-		iter := rdb.Scan(ctx, 0, prefix+"*", 500).Iterator()
-		for iter.Next(ctx) {
-			rdb.Del(ctx, iter.Val())
+		// A page of keys per SCAN and one UNLINK per page: a benchmark
+		// can leave hundreds of thousands of keys, and every cleanup
+		// walks the whole key space to find its own.
+		for cursor := uint64(0); ; {
+			keys, next, err := rdb.Scan(ctx, cursor, prefix+"*", 10_000).Result()
+			if err != nil {
+				return
+			}
+			if len(keys) > 0 {
+				rdb.Unlink(ctx, keys...)
+			}
+			if cursor = next; cursor == 0 {
+				return
+			}
 		}
 	})
 	return u, prefix

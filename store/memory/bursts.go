@@ -16,7 +16,7 @@ type BurstCounter struct {
 	Now func() time.Time
 
 	mu        sync.Mutex
-	counts    map[string]burstCount
+	counts    map[analytics.BurstKey]burstCount
 	nextSweep time.Time
 }
 
@@ -29,11 +29,11 @@ var _ analytics.BurstCounter = (*BurstCounter)(nil)
 
 // NewBurstCounter returns an empty counter.
 func NewBurstCounter() *BurstCounter {
-	return &BurstCounter{Now: time.Now, counts: map[string]burstCount{}}
+	return &BurstCounter{Now: time.Now, counts: map[analytics.BurstKey]burstCount{}}
 }
 
 // Counts implements analytics.BurstCounter.
-func (b *BurstCounter) Counts(ctx context.Context, keys []string) ([]int64, error) {
+func (b *BurstCounter) Counts(ctx context.Context, keys []analytics.BurstKey) ([]int64, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
@@ -50,7 +50,7 @@ func (b *BurstCounter) Counts(ctx context.Context, keys []string) ([]int64, erro
 }
 
 // Add implements analytics.BurstCounter.
-func (b *BurstCounter) Add(ctx context.Context, keys []string, ttl time.Duration) error {
+func (b *BurstCounter) Add(ctx context.Context, keys []analytics.BurstKey, ttl time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}

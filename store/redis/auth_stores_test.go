@@ -75,6 +75,27 @@ func TestBurstCounter(t *testing.T) {
 	storetest.RunBurstCounter(t, func(t *testing.T) analytics.BurstCounter { return openClient(t).BurstCounter() })
 }
 
+// A window's counts take a few keys however many viewers it has, each
+// expiring: the key space (which SCAN walks) does not grow with traffic.
+func TestBurstWindowIsAFewExpiringKeys(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+	var keys []analytics.BurstKey
+	for i := range 2000 {
+		keys = append(keys, analytics.BurstKey{Window: "v:impression:1795801740", Member: "viewer-" + strconv.Itoa(i)})
+	}
+	require.NoError(t, c.BurstCounter().Add(ctx, keys, time.Minute))
+	stored, err := c.rdb.Keys(ctx, c.prefix+"bursts:*").Result()
+	require.NoError(t, err)
+	require.Len(t, stored, burstShards, "2,000 viewers spread over the window's hashes")
+	for _, k := range stored {
+		ttl, err := c.rdb.PTTL(ctx, k).Result()
+		require.NoError(t, err)
+		require.Greater(t, ttl, 50*time.Second, "%s expires with its window", k)
+	}
+}
+
 func TestRevocationList(t *testing.T) {
 	t.Parallel()
 	storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList { return startedList(t, openClient(t)) })

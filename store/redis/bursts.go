@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -12,9 +13,21 @@ import (
 	"github.com/adshare/adshare/analytics"
 )
 
+// burstShards is how many hashes hold one burst window's counts. A key per
+// viewer would put millions of short-lived keys in the key space, which
+// every SCAN (the revocation list's loads) must then walk; one hash per
+// window would grow so large that its expiry (a blocking delete unless
+// lazyfree-lazy-expire is on) stalls the server. Split in 32, a window
+// seen by a million viewers is 32 hashes of some 30,000 fields.
+const burstShards = 32
+
 // BurstCounter is analytics.BurstCounter in Redis, shared by every
-// instance: one MGET to read a batch's counts, one pipeline of INCR and
-// PEXPIRE to add them.
+// instance. A window's counts are fields of burstShards hashes (a member's
+// shard chosen by a hash of its name) whose expiry every add extends:
+// reading a batch's counts is one pipeline of an HMGET per hash touched,
+// adding them one pipeline of an HINCRBY per distinct key and a PEXPIRE
+// per hash. Each hash is one key, so a Redis Cluster spreads a window over
+// its nodes.
 type BurstCounter struct {
 	rdb    goredis.UniversalClient
 	prefix string
@@ -24,51 +37,98 @@ var _ analytics.BurstCounter = (*BurstCounter)(nil)
 
 // BurstCounter returns the burst counter on this client.
 func (c *Client) BurstCounter() *BurstCounter {
-	return &BurstCounter{rdb: c.rdb, prefix: c.prefix + "ivt:"}
+	return &BurstCounter{rdb: c.rdb, prefix: c.prefix + "bursts:"}
+}
+
+// hashOf is the Redis key of the hash holding k's count.
+func (b *BurstCounter) hashOf(k analytics.BurstKey) string {
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(k.Member))
+	return b.prefix + k.Window + ":" + strconv.Itoa(int(h.Sum32()%burstShards))
+}
+
+// byHash groups keys by the hash holding them, in first-seen order of the
+// hashes; each group lists its keys' positions in keys.
+func (b *BurstCounter) byHash(keys []analytics.BurstKey) (hashes []string, positions map[string][]int) {
+	positions = map[string][]int{}
+	for i, k := range keys {
+		h := b.hashOf(k)
+		if _, ok := positions[h]; !ok {
+			hashes = append(hashes, h)
+		}
+		positions[h] = append(positions[h], i)
+	}
+	return hashes, positions
 }
 
 // Counts implements analytics.BurstCounter.
-func (b *BurstCounter) Counts(ctx context.Context, keys []string) ([]int64, error) {
+func (b *BurstCounter) Counts(ctx context.Context, keys []analytics.BurstKey) ([]int64, error) {
 	if len(keys) == 0 {
 		return nil, nil
 	}
-	full := make([]string, len(keys))
-	for i, k := range keys {
-		full[i] = b.prefix + k
-	}
-	vals, err := b.rdb.MGet(ctx, full...).Result()
+	hashes, positions := b.byHash(keys)
+	cmds := make([]*goredis.SliceCmd, len(hashes))
+	_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+		for i, h := range hashes {
+			members := make([]string, len(positions[h]))
+			for j, at := range positions[h] {
+				members[j] = keys[at].Member
+			}
+			cmds[i] = p.HMGet(ctx, h, members...)
+		}
+		return nil
+	})
 	if err != nil {
 		return nil, fmt.Errorf("redis: burst counts: %w", err)
 	}
 	out := make([]int64, len(keys))
-	for i, v := range vals {
-		switch v := v.(type) {
-		case nil:
-		case string:
-			n, err := strconv.ParseInt(v, 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("redis: burst count %q: %w", keys[i], err)
+	for i, h := range hashes {
+		vals := cmds[i].Val()
+		if len(vals) != len(positions[h]) {
+			return nil, fmt.Errorf("redis: burst counts: %d values for %d fields", len(vals), len(positions[h]))
+		}
+		for j, v := range vals {
+			k := keys[positions[h][j]]
+			switch v := v.(type) {
+			case nil:
+			case string:
+				n, err := strconv.ParseInt(v, 10, 64)
+				if err != nil {
+					return nil, fmt.Errorf("redis: burst count of %q in %q: %w", k.Member, k.Window, err)
+				}
+				out[positions[h][j]] = n
+			default:
+				return nil, fmt.Errorf("redis: burst count of %q in %q: unexpected %T", k.Member, k.Window, v)
 			}
-			out[i] = n
-		default:
-			return nil, fmt.Errorf("redis: burst count %q: unexpected %T", keys[i], v)
 		}
 	}
 	return out, nil
 }
 
 // Add implements analytics.BurstCounter.
-func (b *BurstCounter) Add(ctx context.Context, keys []string, ttl time.Duration) error {
+func (b *BurstCounter) Add(ctx context.Context, keys []analytics.BurstKey, ttl time.Duration) error {
 	if len(keys) == 0 {
 		return nil
 	}
 	if ttl < time.Millisecond {
 		return errors.New("redis: burst counts need a ttl of at least a millisecond")
 	}
+	// A key listed n times (a network's, once per event) is one HINCRBY n.
+	adds := make(map[analytics.BurstKey]int64, len(keys))
+	var distinct []analytics.BurstKey
+	for _, k := range keys {
+		if adds[k] == 0 {
+			distinct = append(distinct, k)
+		}
+		adds[k]++
+	}
+	hashes, positions := b.byHash(distinct)
 	_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, k := range keys {
-			p.Incr(ctx, b.prefix+k)
-			p.PExpire(ctx, b.prefix+k, ttl)
+		for _, h := range hashes {
+			for _, at := range positions[h] {
+				p.HIncrBy(ctx, h, distinct[at].Member, adds[distinct[at]])
+			}
+			p.PExpire(ctx, h, ttl)
 		}
 		return nil
 	})

@@ -37,29 +37,44 @@ func (l *LiveCounters) key(owner uuid.UUID, day time.Time) string {
 	return l.prefix + owner.String() + ":" + day.UTC().Format("20060102")
 }
 
-// Accepted implements analytics.Live: one pipeline per batch. A failure is
-// logged: the events are stored regardless, and reports read the rollups.
+// Accepted implements analytics.Live: the events' figures are summed per
+// owner and day first, so a group commit costs one pipeline of a few
+// commands per owner, however many events it holds. A failure is logged:
+// the events are stored regardless, and reports read the rollups.
 func (l *LiveCounters) Accepted(ctx context.Context, events []analytics.Event) {
+	sums := map[string]*LiveFigures{}
+	var keys []string // in first-seen order
+	for _, e := range events {
+		k := l.key(e.Owner, e.OccurredAt)
+		f := sums[k]
+		if f == nil {
+			f = &LiveFigures{}
+			sums[k] = f
+			keys = append(keys, k)
+		}
+		switch e.Type {
+		case analytics.Impression:
+			f.Impressions++
+			if e.Valid {
+				f.ValidImpressions++
+			}
+		case analytics.Click:
+			f.Clicks++
+		}
+		f.EarningsMicros += e.OwnerEarningsMicros
+	}
 	_, err := l.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		touched := map[string]bool{}
-		for _, e := range events {
-			k := l.key(e.Owner, e.OccurredAt)
-			switch e.Type {
-			case analytics.Impression:
-				p.HIncrBy(ctx, k, "impressions", 1)
-				if e.Valid {
-					p.HIncrBy(ctx, k, "valid_impressions", 1)
+		for _, k := range keys {
+			f := sums[k]
+			for _, field := range []struct {
+				name string
+				n    int64
+			}{{"impressions", f.Impressions}, {"valid_impressions", f.ValidImpressions}, {"clicks", f.Clicks}, {"earnings_micros", f.EarningsMicros}} {
+				if field.n > 0 {
+					p.HIncrBy(ctx, k, field.name, field.n)
 				}
-			case analytics.Click:
-				p.HIncrBy(ctx, k, "clicks", 1)
 			}
-			if e.OwnerEarningsMicros > 0 {
-				p.HIncrBy(ctx, k, "earnings_micros", e.OwnerEarningsMicros)
-			}
-			if !touched[k] {
-				touched[k] = true
-				p.Expire(ctx, k, 48*time.Hour)
-			}
+			p.Expire(ctx, k, 48*time.Hour)
 		}
 		return nil
 	})
