@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/netip"
 	"strings"
 	"sync"
@@ -234,6 +235,11 @@ type Report struct {
 	// Name and ValueMicros describe a conversion.
 	Name        string
 	ValueMicros int64
+	// Unreadable says, by field, what an adapter could not decode of this
+	// report (e.g. "occurred_at": "must be an RFC 3339 date-time"): the
+	// report is rejected with these messages, in its own place in the
+	// batch, so that one bad field costs its event and not its batch.
+	Unreadable map[string]string
 }
 
 // Status of one reported event.
@@ -345,7 +351,7 @@ func (s *Service) storedVerdicts(ctx context.Context, retried []Event) map[Event
 
 // event checks a report and builds its event from the token.
 func (s *Service) event(ctx context.Context, r Report, now time.Time, client auth.Client) (Event, error) {
-	var f errs.Fields
+	f := errs.Fields(maps.Clone(r.Unreadable))
 	f.Check(r.Type.Valid(), "type", "must be impression, click or conversion")
 	f.Check(r.Token != "", "token", "is required")
 	if r.Type == Conversion {

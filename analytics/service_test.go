@@ -411,6 +411,8 @@ func TestBadReportsAreRejectedAndChangeNothing(t *testing.T) {
 		{"conversion with an odd name", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "drop table;"}, "invalid_event"},
 		{"negative value", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "buy", ValueMicros: -1}, "invalid_event"},
 		{"a name on an impression", app, analytics.Report{Type: analytics.Impression, Token: good, Name: "x"}, "invalid_event"},
+		{"a field the adapter could not read", app, analytics.Report{Type: analytics.Impression, Token: good,
+			Unreadable: map[string]string{"occurred_at": "must be an RFC 3339 date-time"}}, "invalid_event"},
 	}
 	for _, tt := range tests {
 		res, err := b.svc.Ingest(tt.ctx, []analytics.Report{tt.report})

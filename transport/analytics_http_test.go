@@ -111,6 +111,8 @@ func TestAnalyticsEventBatchesOverHTTP(t *testing.T) {
 			impression(good.Tracking.Token, time.Time{}),
 			{"type": "view", "token": good.Tracking.Token},
 			impression(other.Tracking.Token, time.Time{}),
+			{"type": "impression", "token": other.Tracking.Token, "occurred_at": "yesterday"},
+			{"type": "impression", "token": other.Tracking.Token, "occurred_at": 1795801740},
 		}}, nil).requireStatus(t, http.StatusOK).decode(t, &out)
 		expiredTracking, err := b.sealer.Open(expired)
 		require.ErrorIs(t, err, analytics.ErrExpiredToken)
@@ -119,8 +121,14 @@ func TestAnalyticsEventBatchesOverHTTP(t *testing.T) {
 			{Status: "rejected", Error: &eventError{Code: "invalid_tracking_token", Detail: analytics.ErrInvalidToken.Message}},
 			{TrackingID: &expiredTracking.ID, Status: "rejected", Error: &eventError{Code: "expired_tracking_token", Detail: analytics.ErrExpiredToken.Message}},
 			{TrackingID: &good.ID, Status: "duplicate", Valid: true, Billable: true}, // as its first
-			{Status: "rejected", Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message}},
+			{Status: "rejected", Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message,
+				Errors: []FieldProblem{{Pointer: "#/events/4/type", Detail: "must be impression, click or conversion"}}}},
 			{TrackingID: &other.ID, Status: "accepted", Valid: true, Billable: true},
+			// A time the device garbled rejects its own event, not the batch.
+			{Status: "rejected", Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message,
+				Errors: []FieldProblem{{Pointer: "#/events/6/occurred_at", Detail: "must be an RFC 3339 date-time, such as 2026-11-27T09:30:00.250Z"}}}},
+			{Status: "rejected", Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message,
+				Errors: []FieldProblem{{Pointer: "#/events/7/occurred_at", Detail: "must be an RFC 3339 date-time, such as 2026-11-27T09:30:00.250Z"}}}},
 		}, out.Results)
 
 		// A repeat within a batch answers as its first did, flagged or not.
@@ -158,6 +166,9 @@ func TestAnalyticsEventBatchesOverHTTP(t *testing.T) {
 		b.postEvents(t, "", impression(forged, time.Time{}), nil).problem(t, http.StatusUnprocessableEntity, "invalid_tracking_token")
 		b.postEvents(t, "", impression(expired, time.Time{}), nil).problem(t, http.StatusUnprocessableEntity, "expired_tracking_token")
 		p = b.postEvents(t, "", impression(other.Tracking.Token, time.Now().Add(time.Hour)), nil).
+			problem(t, http.StatusUnprocessableEntity, "invalid_event")
+		require.Equal(t, []string{"#/occurred_at"}, pointers(p))
+		p = b.postEvents(t, "", map[string]any{"type": "impression", "token": other.Tracking.Token, "occurred_at": "27/11/2026 10:00"}, nil).
 			problem(t, http.StatusUnprocessableEntity, "invalid_event")
 		require.Equal(t, []string{"#/occurred_at"}, pointers(p))
 

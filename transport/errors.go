@@ -102,10 +102,18 @@ func problemFor(ctx context.Context, err error) Problem {
 		Code:      e.Code,
 		RequestID: RequestIDFromContext(ctx),
 	}
-	for _, field := range slices.Sorted(maps.Keys(e.Fields)) {
-		p.Errors = append(p.Errors, FieldProblem{Pointer: "#/" + strings.TrimPrefix(field, "/"), Detail: e.Fields[field]})
-	}
+	p.Errors = fieldProblems("#", e.Fields)
 	return p
+}
+
+// fieldProblems lists fields' messages in field order, each field's
+// pointer relative to base (a URI fragment: "#" for the request body).
+func fieldProblems(base string, fields map[string]string) []FieldProblem {
+	var out []FieldProblem
+	for _, field := range slices.Sorted(maps.Keys(fields)) {
+		out = append(out, FieldProblem{Pointer: base + "/" + strings.TrimPrefix(field, "/"), Detail: fields[field]})
+	}
+	return out
 }
 
 // writeError answers with the problem document for err and logs what the

@@ -2,7 +2,9 @@ package transport
 
 import (
 	"context"
+	"encoding/json"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -16,17 +18,46 @@ import (
 type eventJSON struct {
 	Type        string     `json:"type"`
 	Token       string     `json:"token"`
-	OccurredAt  *time.Time `json:"occurred_at"`
+	OccurredAt  deviceTime `json:"occurred_at"`
 	Name        string     `json:"name"`
 	ValueMicros int64      `json:"value_micros"`
 }
 
 func (e eventJSON) report() analytics.Report {
-	r := analytics.Report{Type: analytics.EventType(e.Type), Token: e.Token, Name: e.Name, ValueMicros: e.ValueMicros}
-	if e.OccurredAt != nil {
-		r.OccurredAt = *e.OccurredAt
+	r := analytics.Report{Type: analytics.EventType(e.Type), Token: e.Token, OccurredAt: e.OccurredAt.t, Name: e.Name, ValueMicros: e.ValueMicros}
+	if e.OccurredAt.unreadable {
+		r.Unreadable = map[string]string{"occurred_at": "must be an RFC 3339 date-time, such as 2026-11-27T09:30:00.250Z"}
 	}
 	return r
+}
+
+// deviceTime is an event's occurred_at: an RFC 3339 date-time, or null.
+// A device's clock and formatting are the least trustworthy part of a
+// report, so anything else decodes too, marked unreadable, and rejects its
+// own event rather than failing the request and with it the batch.
+type deviceTime struct {
+	t          time.Time
+	unreadable bool
+}
+
+// UnmarshalJSON implements json.Unmarshaler; it never fails.
+func (d *deviceTime) UnmarshalJSON(b []byte) error {
+	*d = deviceTime{}
+	if string(b) == "null" {
+		return nil
+	}
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		d.unreadable = true
+		return nil
+	}
+	t, err := time.Parse(time.RFC3339Nano, s)
+	if err != nil {
+		d.unreadable = true
+		return nil
+	}
+	d.t = t
+	return nil
 }
 
 // eventsRequest is the body of POST /events: one event, or a batch in
@@ -54,20 +85,25 @@ type resultJSON struct {
 	Error      *eventError `json:"error,omitempty"`
 }
 
-// eventError is a rejected event's reason within a batch answer.
+// eventError is a rejected event's reason within a batch answer; Errors
+// points at the fields at fault, as a problem document's do.
 type eventError struct {
-	Code   string `json:"code"`
-	Detail string `json:"detail"`
+	Code   string         `json:"code"`
+	Detail string         `json:"detail"`
+	Errors []FieldProblem `json:"errors,omitempty"`
 }
 
-func resultOf(r analytics.Result) resultJSON {
+// resultOf is r's answer; at is the event's place in the request body, a
+// URI fragment ("#/events/2") that a rejection's field pointers start
+// from.
+func resultOf(r analytics.Result, at string) resultJSON {
 	out := resultJSON{Status: string(r.Status), Valid: r.Valid, Rule: r.Rule, Billable: r.Billable}
 	if r.TrackingID != uuid.Nil {
 		id := r.TrackingID
 		out.TrackingID = &id
 	}
 	if r.Error != nil {
-		out.Error = &eventError{Code: r.Error.Code, Detail: r.Error.Message}
+		out.Error = &eventError{Code: r.Error.Code, Detail: r.Error.Message, Errors: fieldProblems(at, r.Error.Fields)}
 	}
 	return out
 }
@@ -101,7 +137,7 @@ func (s *server) handleEvents() http.Handler {
 			if results[0].Status == analytics.Rejected {
 				return results[0].Error
 			}
-			writeJSON(w, http.StatusOK, resultOf(results[0]))
+			writeJSON(w, http.StatusOK, resultOf(results[0], "#"))
 			return nil
 		}
 		reports := make([]analytics.Report, len(req.Events))
@@ -114,7 +150,7 @@ func (s *server) handleEvents() http.Handler {
 		}
 		out := make([]resultJSON, len(results))
 		for i, res := range results {
-			out[i] = resultOf(res)
+			out[i] = resultOf(res, "#/events/"+strconv.Itoa(i))
 		}
 		writeJSON(w, http.StatusOK, map[string]any{"results": out})
 		return nil
