@@ -75,6 +75,23 @@ func TestBurstCounter(t *testing.T) {
 	storetest.RunBurstCounter(t, func(t *testing.T) analytics.BurstCounter { return openClient(t).BurstCounter() })
 }
 
+// A server that has lost the script (a restart, SCRIPT FLUSH) is sent it
+// whole, and every add counts exactly once.
+func TestBurstCountsSurviveAScriptFlush(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+	counter := c.BurstCounter()
+	keys := []analytics.BurstKey{{Window: "w", Member: "a"}, {Window: "w", Member: "b"}, {Window: "x", Member: "a"}}
+	for range 3 {
+		require.NoError(t, c.rdb.ScriptFlush(ctx).Err())
+		require.NoError(t, counter.Add(ctx, keys, time.Minute))
+	}
+	got, err := counter.Counts(ctx, keys)
+	require.NoError(t, err)
+	require.Equal(t, []int64{3, 3, 3}, got)
+}
+
 // A window's counts take a few keys however many viewers it has, each
 // expiring: the key space (which SCAN walks) does not grow with traffic.
 func TestBurstWindowIsAFewExpiringKeys(t *testing.T) {

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"hash/fnv"
 	"strconv"
+	"strings"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -25,8 +26,8 @@ const burstShards = 32
 // instance. A window's counts are fields of burstShards hashes (a member's
 // shard chosen by a hash of its name) whose expiry every add extends:
 // reading a batch's counts is one pipeline of an HMGET per hash touched,
-// adding them one pipeline of an HINCRBY per distinct key and a PEXPIRE
-// per hash. Each hash is one key, so a Redis Cluster spreads a window over
+// adding them one pipeline of a script call per hash (HINCRBY per member,
+// then PEXPIRE). Each hash is one key, so a Redis Cluster spreads a window over
 // its nodes.
 type BurstCounter struct {
 	rdb    goredis.UniversalClient
@@ -105,6 +106,23 @@ func (b *BurstCounter) Counts(ctx context.Context, keys []analytics.BurstKey) ([
 	return out, nil
 }
 
+// addBurstsScript adds to one hash's counts and extends its expiry:
+// KEYS[1] the hash, ARGV[1] the ttl in milliseconds, then member and
+// increment pairs. One call per hash instead of a command per viewer.
+var addBurstsScript = goredis.NewScript(`
+for i = 2, #ARGV, 2 do
+  redis.call('HINCRBY', KEYS[1], ARGV[i], ARGV[i + 1])
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+return 0
+`)
+
+// isNoScript reports whether err is Redis refusing an EVALSHA of a
+// script it does not hold.
+func isNoScript(err error) bool {
+	return err != nil && strings.HasPrefix(err.Error(), "NOSCRIPT")
+}
+
 // Add implements analytics.BurstCounter.
 func (b *BurstCounter) Add(ctx context.Context, keys []analytics.BurstKey, ttl time.Duration) error {
 	if len(keys) == 0 {
@@ -123,15 +141,36 @@ func (b *BurstCounter) Add(ctx context.Context, keys []analytics.BurstKey, ttl t
 		adds[k]++
 	}
 	hashes, positions := b.byHash(distinct)
+	ms := strconv.FormatInt(ttl.Milliseconds(), 10)
+	args := make([][]any, len(hashes))
+	for i, h := range hashes {
+		args[i] = append(make([]any, 0, 1+2*len(positions[h])), ms)
+		for _, at := range positions[h] {
+			args[i] = append(args[i], distinct[at].Member, adds[distinct[at]])
+		}
+	}
+	cmds := make([]*goredis.Cmd, len(hashes))
 	_, err := b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-		for _, h := range hashes {
-			for _, at := range positions[h] {
-				p.HIncrBy(ctx, h, distinct[at].Member, adds[distinct[at]])
-			}
-			p.PExpire(ctx, h, ttl)
+		for i, h := range hashes {
+			cmds[i] = addBurstsScript.EvalSha(ctx, p, []string{h}, args[i]...)
 		}
 		return nil
 	})
+	if err != nil && isNoScript(err) {
+		// The server has not seen the script yet, or has lost it: send
+		// it whole to the hashes it was refused for (an EVALSHA refused
+		// so ran nothing).
+		_, err = b.rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
+			for i, h := range hashes {
+				if isNoScript(cmds[i].Err()) {
+					addBurstsScript.Eval(ctx, p, []string{h}, args[i]...)
+				} else if err := cmds[i].Err(); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
 	if err != nil {
 		return fmt.Errorf("redis: add burst counts: %w", err)
 	}
