@@ -147,11 +147,22 @@ type ContentStore interface {
 	// when the new fingerprint collides with other live content.
 	UpdateContent(ctx context.Context, c Content) error
 
-	// ReviewQueue returns content pending review, longest waiting first,
-	// after the given submission time (zero: from the start).
-	ReviewQueue(ctx context.Context, after time.Time, limit int) ([]Content, error)
+	// ReviewQueue returns content pending review in (SubmittedAt, ID)
+	// order, longest waiting first, from just after the given place (the
+	// zero QueuePlace: from the start).
+	ReviewQueue(ctx context.Context, after QueuePlace, limit int) ([]Content, error)
 
 	// ServableContent returns approved content whose schedule covers now:
 	// the local engine's inventory.
 	ServableContent(ctx context.Context, now time.Time) ([]Content, error)
+}
+
+// QueuePlace is a place in the review queue, which is ordered by
+// submission time and then id: a page that ended with content c goes on
+// from QueuePlace{c.SubmittedAt, c.ID}, so that contents submitted in the
+// same instant are neither skipped nor repeated across pages. With a nil
+// ID it is just after everything submitted at SubmittedAt.
+type QueuePlace struct {
+	SubmittedAt time.Time
+	ID          uuid.UUID
 }

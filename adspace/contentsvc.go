@@ -215,7 +215,7 @@ func (s *Service) move(ctx context.Context, p auth.Principal, c Content, action 
 
 // ReviewQueue returns content waiting for review, longest waiting first,
 // for moderators.
-func (s *Service) ReviewQueue(ctx context.Context, p auth.Principal, after time.Time, limit int) ([]Content, error) {
+func (s *Service) ReviewQueue(ctx context.Context, p auth.Principal, after QueuePlace, limit int) ([]Content, error) {
 	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermContentModerate); err != nil {
 		return nil, err
 	}

@@ -198,10 +198,10 @@ func TestContentLifecycleAndModeration(t *testing.T) {
 	require.ErrorIs(t, err, adspace.ErrInvalidTransition, "drafts are not reviewed")
 	c, err = b.spaces.Transition(ctx, adv, c.ID, "submit")
 	require.NoError(t, err)
-	queue, err := b.spaces.ReviewQueue(ctx, mod, time.Time{}, 10)
+	queue, err := b.spaces.ReviewQueue(ctx, mod, adspace.QueuePlace{}, 10)
 	require.NoError(t, err)
 	require.Len(t, queue, 1)
-	_, err = b.spaces.ReviewQueue(ctx, adv, time.Time{}, 10)
+	_, err = b.spaces.ReviewQueue(ctx, adv, adspace.QueuePlace{}, 10)
 	require.ErrorIs(t, err, auth.ErrForbidden)
 
 	_, err = b.spaces.Reject(ctx, mod, c.ID, "   ")

@@ -451,7 +451,11 @@ func (s *server) handleContentAction(action string) http.Handler {
 func (s *server) handleReviewQueue() http.Handler {
 	return s.requirePermission(auth.PermContentModerate, func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
 		q := newQuery(r)
-		after, limit := q.time("after"), int(q.int("limit", 1, 200))
+		after := adspace.QueuePlace{SubmittedAt: q.time("after"), ID: q.uuid("after_id")}
+		limit := int(q.int("limit", 1, 200))
+		if after.ID != uuid.Nil && after.SubmittedAt.IsZero() {
+			q.fields.Add("query/after_id", "goes with after: the submission time and id of the last content seen")
+		}
 		if err := q.err(); err != nil {
 			return err
 		}

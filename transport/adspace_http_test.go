@@ -389,7 +389,11 @@ func TestModerationOverHTTP(t *testing.T) {
 		require.Equal(t, []uuid.UUID{first.ID, second.ID, own.ID}, queue(""), "oldest first")
 		require.Equal(t, []uuid.UUID{first.ID}, queue("?limit=1"))
 		require.Equal(t, []uuid.UUID{second.ID, own.ID}, queue("?after="+url.QueryEscape(first.SubmittedAt.Format(time.RFC3339Nano))))
-		p := b.do(t, http.MethodGet, "/moderation/queue?after=yesterday", mod.AccessToken, nil).problem(t, http.StatusUnprocessableEntity, "invalid_query")
+		require.Equal(t, []uuid.UUID{own.ID}, queue("?after="+url.QueryEscape(second.SubmittedAt.Format(time.RFC3339Nano))+"&after_id="+second.ID.String()),
+			"the next page goes on from the last content seen")
+		p := b.do(t, http.MethodGet, "/moderation/queue?after_id="+second.ID.String(), mod.AccessToken, nil).problem(t, http.StatusUnprocessableEntity, "invalid_query")
+		require.Equal(t, []string{"#/query/after_id"}, pointers(p))
+		p = b.do(t, http.MethodGet, "/moderation/queue?after=yesterday", mod.AccessToken, nil).problem(t, http.StatusUnprocessableEntity, "invalid_query")
 		require.Equal(t, []string{"#/query/after"}, pointers(p))
 
 		// Advertisers and users do not moderate.

@@ -125,18 +125,22 @@ func (s *Store) UpdateContent(ctx context.Context, c adspace.Content) error {
 }
 
 // ReviewQueue implements adspace.ContentStore, ordered by (submitted_at, id).
-func (s *Store) ReviewQueue(ctx context.Context, after time.Time, limit int) ([]adspace.Content, error) {
+func (s *Store) ReviewQueue(ctx context.Context, after adspace.QueuePlace, limit int) ([]adspace.Content, error) {
 	if err := ctx.Err(); err != nil {
 		return nil, err
 	}
-	after = storedTime(after)
+	after.SubmittedAt = storedTime(after.SubmittedAt)
+	if after.ID == uuid.Nil {
+		after.ID = uuid.Max // just after everything submitted at that time
+	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	bySubmitted := func(a, b adspace.Content) int {
 		return cmp.Or(a.SubmittedAt.Compare(b.SubmittedAt), bytes.Compare(a.ID[:], b.ID[:]))
 	}
 	return s.selectContents(contentLimit(limit), bySubmitted, func(c adspace.Content) bool {
-		return c.Status == adspace.StatusPendingReview && (after.IsZero() || c.SubmittedAt.After(after))
+		return c.Status == adspace.StatusPendingReview &&
+			(after.SubmittedAt.IsZero() || bySubmitted(c, adspace.Content{SubmittedAt: after.SubmittedAt, ID: after.ID}) > 0)
 	}), nil
 }
 

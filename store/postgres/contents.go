@@ -141,12 +141,16 @@ func (db *DB) UpdateContent(ctx context.Context, c adspace.Content) error {
 
 // ReviewQueue implements adspace.ContentStore, ordered by (submitted_at,
 // id) over the partial index ad_contents_review_idx.
-func (db *DB) ReviewQueue(ctx context.Context, after time.Time, limit int) ([]adspace.Content, error) {
+func (db *DB) ReviewQueue(ctx context.Context, after adspace.QueuePlace, limit int) ([]adspace.Content, error) {
+	id := after.ID
+	if id == uuid.Nil {
+		id = uuid.Max // just after everything submitted at that time
+	}
 	rows, err := db.pool.Query(ctx, `SELECT `+contentColumns+` FROM ad_contents
-		WHERE status = 'pending_review' AND ($1::timestamptz IS NULL OR submitted_at > $1)
+		WHERE status = 'pending_review' AND ($1::timestamptz IS NULL OR (submitted_at, id) > ($1, $2::uuid))
 		ORDER BY submitted_at, id
-		LIMIT $2`,
-		nullUTC(after), contentLimit(limit))
+		LIMIT $3`,
+		nullUTC(after.SubmittedAt), id, contentLimit(limit))
 	if err != nil {
 		return nil, translate(err, nil)
 	}

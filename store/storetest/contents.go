@@ -457,20 +457,20 @@ func RunContentStore(t *testing.T, newStore func(t *testing.T) ContentStores) {
 		require.NoError(t, s.CreateContent(ctx, approved))
 		update(t, s, approved, func(c *adspace.Content) { c.Status = adspace.StatusApproved })
 
-		queue, err := s.ReviewQueue(ctx, time.Time{}, 0)
+		queue, err := s.ReviewQueue(ctx, adspace.QueuePlace{}, 0)
 		require.NoError(t, err)
 		require.Equal(t, want, ids(queue))
 		for _, c := range queue {
 			require.Equal(t, adspace.StatusPendingReview, c.Status)
 		}
 
-		first, err := s.ReviewQueue(ctx, time.Time{}, 2)
+		first, err := s.ReviewQueue(ctx, adspace.QueuePlace{}, 2)
 		require.NoError(t, err)
 		require.Equal(t, want[:2], ids(first))
-		rest, err := s.ReviewQueue(ctx, first[1].SubmittedAt, 2)
+		rest, err := s.ReviewQueue(ctx, adspace.QueuePlace{SubmittedAt: first[1].SubmittedAt}, 2)
 		require.NoError(t, err)
 		require.Equal(t, want[2:], ids(rest))
-		end, err := s.ReviewQueue(ctx, rest[1].SubmittedAt, 2)
+		end, err := s.ReviewQueue(ctx, adspace.QueuePlace{SubmittedAt: rest[1].SubmittedAt}, 2)
 		require.NoError(t, err)
 		require.NotNil(t, end)
 		require.Empty(t, end)
@@ -486,12 +486,31 @@ func RunContentStore(t *testing.T, newStore func(t *testing.T) ContentStores) {
 			require.NoError(t, s.CreateContent(ctx, c))
 			queued = append(queued, c)
 		}
-		queue, err := s.ReviewQueue(ctx, time.Time{}, 10)
+		queue, err := s.ReviewQueue(ctx, adspace.QueuePlace{}, 10)
 		require.NoError(t, err)
 		require.Len(t, queue, 4)
 		for i := 1; i < len(queue); i++ {
 			require.Less(t, queue[i-1].ID.String(), queue[i].ID.String())
 		}
+
+		// Paging two at a time through the tie skips and repeats nothing.
+		var paged []adspace.Content
+		for place := (adspace.QueuePlace{}); ; {
+			page, err := s.ReviewQueue(ctx, place, 2)
+			require.NoError(t, err)
+			if len(page) == 0 {
+				break
+			}
+			paged = append(paged, page...)
+			last := page[len(page)-1]
+			place = adspace.QueuePlace{SubmittedAt: last.SubmittedAt, ID: last.ID}
+		}
+		require.Equal(t, ids(queue), ids(paged))
+
+		// A time alone goes on after everything submitted then.
+		after, err := s.ReviewQueue(ctx, adspace.QueuePlace{SubmittedAt: now}, 10)
+		require.NoError(t, err)
+		require.Empty(t, after)
 	})
 
 	t.Run("servable content: approved and scheduled now", func(t *testing.T) {
