@@ -2,6 +2,7 @@ package analytics
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"strconv"
 	"time"
@@ -90,7 +91,7 @@ func (s *Service) judgeBursts(ctx context.Context, pending []*pendingWrite) {
 			unique = append(unique, k)
 		}
 	}
-	stored, err := s.cfg.Bursts.Counts(ctx, unique)
+	stored, err := withinBudget(ctx, func(ctx context.Context) ([]int64, error) { return s.cfg.Bursts.Counts(ctx, unique) })
 	if err != nil || len(stored) != len(unique) {
 		s.logger.WarnContext(ctx, "analytics: burst counts unavailable; judging this group on its own", slog.Any("error", err))
 		stored = nil
@@ -135,7 +136,9 @@ func (s *Service) countBursts(ctx context.Context, pending []*pendingWrite) {
 	if len(keys) == 0 {
 		return
 	}
-	if err := s.cfg.Bursts.Add(ctx, keys, burstKeyTTL); err != nil {
+	if _, err := withinBudget(ctx, func(ctx context.Context) (struct{}, error) {
+		return struct{}{}, s.cfg.Bursts.Add(ctx, keys, burstKeyTTL)
+	}); err != nil {
 		s.logger.WarnContext(ctx, "analytics: burst counts not added", slog.Any("error", err))
 	}
 }
@@ -156,4 +159,40 @@ func appendBurstKeys(keys []BurstKey, events []Event, isNew []bool) []BurstKey {
 		}
 	}
 	return keys
+}
+
+// sideCallBudget bounds each call a group commit makes to the burst
+// counter and to Live. They run inside the flush that every waiting
+// request depends on, so a store that hangs (a Redis partitioned away
+// answers nothing until its client's timeouts and retries run out, which
+// is seconds) must cost a flush this much at most; the rules fail open.
+const sideCallBudget = 100 * time.Millisecond
+
+// errOverBudget reports a side call that did not answer within
+// sideCallBudget.
+var errOverBudget = errors.New("analytics: no answer within the budget")
+
+// withinBudget runs call and waits for its answer at most sideCallBudget.
+// A call still running then carries on in the background, its context
+// cancelled, until its client gives up, and its answer is dropped; the
+// caller goes on without it.
+func withinBudget[T any](ctx context.Context, call func(context.Context) (T, error)) (T, error) {
+	ctx, cancel := context.WithTimeout(ctx, sideCallBudget)
+	defer cancel()
+	type answer struct {
+		v   T
+		err error
+	}
+	done := make(chan answer, 1) // buffered: an abandoned call never blocks
+	go func() {
+		v, err := call(ctx)
+		done <- answer{v, err}
+	}()
+	select {
+	case a := <-done:
+		return a.v, a.err
+	case <-ctx.Done():
+		var zero T
+		return zero, errOverBudget
+	}
 }

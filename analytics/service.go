@@ -515,7 +515,12 @@ func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 		}
 	}
 	if s.cfg.Live != nil {
-		s.cfg.Live.Accepted(ctx, fresh)
+		if _, err := withinBudget(ctx, func(ctx context.Context) (struct{}, error) {
+			s.cfg.Live.Accepted(ctx, fresh)
+			return struct{}{}, nil
+		}); err != nil {
+			s.logger.WarnContext(ctx, "analytics: live figures not told in time", slog.Any("error", err))
+		}
 	}
 }
 

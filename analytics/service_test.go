@@ -2,6 +2,7 @@ package analytics_test
 
 import (
 	"context"
+	"errors"
 	"maps"
 	"net/netip"
 	"strconv"
@@ -374,6 +375,58 @@ func TestBurstsCountWhenEventsHappened(t *testing.T) {
 		}
 		require.Equal(t, 3, passed, "requests in flight together are judged together: the limit holds exactly")
 	})
+}
+
+// hangingCounter and hangingLive answer nothing until released, as a Redis
+// partitioned away does until its client's timeouts run out.
+type hangingCounter struct{ release chan struct{} }
+
+func (h hangingCounter) Counts(context.Context, []analytics.BurstKey) ([]int64, error) {
+	<-h.release
+	return nil, errors.New("timed out")
+}
+
+func (h hangingCounter) Add(context.Context, []analytics.BurstKey, time.Duration) error {
+	<-h.release
+	return errors.New("timed out")
+}
+
+type hangingLive struct{ release chan struct{} }
+
+func (h hangingLive) Accepted(context.Context, []analytics.Event) { <-h.release }
+
+// A counter or Live that hangs costs a group commit a bounded wait, not
+// the ingest: events are accepted, judged without the burst counts.
+func TestAHangingCounterDoesNotHoldUpIngest(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	b := setup(t, func(c *analytics.Config) {
+		c.Bursts, c.Live = hangingCounter{release}, hangingLive{release}
+	})
+	tokens := make([]string, 3)
+	for i := range tokens {
+		tokens[i], _ = b.served(t)
+	}
+	done := make(chan []analytics.Result, 1)
+	go func() {
+		var results []analytics.Result
+		for _, tok := range tokens { // three commits, each waiting on the side calls a bounded time
+			res, err := b.svc.Ingest(app, []analytics.Report{{Type: analytics.Impression, Token: tok}})
+			assert.NoError(t, err)
+			results = append(results, res...)
+		}
+		done <- results
+	}()
+	select {
+	case results := <-done:
+		for _, r := range results {
+			require.Equal(t, analytics.Accepted, r.Status)
+			require.True(t, r.Valid)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("ingest waited on a hanging counter")
+	}
 }
 
 func imp(tok string) []analytics.Report {
