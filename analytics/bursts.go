@@ -67,11 +67,12 @@ func burstKeys(e *Event) (viewer, network BurstKey) {
 //
 // Judging a whole group at once costs one counter round trip per commit
 // rather than per request, and catches a burst a viewer spreads over
-// concurrent requests within the group; only groups committed side by side
-// (when the queue backs up, see internal/batch) see the counts from before
-// each other, so such a burst is caught up to a group late. The counter failing lets the
-// events pass (bursts are a heuristic: failing closed would cost every
-// owner their earnings while Redis is down).
+// concurrent requests within the group; only groups committed side by
+// side (when the queue backs up, see internal/batch) see the counts from
+// before each other, so such a burst is caught up to a group late. A
+// counter that fails or is slow (withinBudget) lets the events pass:
+// bursts are a heuristic, and failing closed would cost every owner their
+// earnings while Redis is down.
 func (s *Service) judgeBursts(ctx context.Context, pending []*pendingWrite) {
 	if s.cfg.Bursts == nil {
 		return
