@@ -171,7 +171,11 @@ func NewService(cfg Config) (*Service, error) {
 // write fails the flush: the events are committed.
 func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) error {
 	s.judgeBursts(ctx, pending)
-	var all []Event
+	n := 0
+	for _, p := range pending {
+		n += len(p.events)
+	}
+	all := make([]Event, 0, n) // events are large: copy each once, no growing
 	for _, p := range pending {
 		all = append(all, p.events...)
 	}
@@ -179,7 +183,7 @@ func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) erro
 	if err != nil {
 		return err
 	}
-	var fresh []Event
+	fresh := make([]Event, 0, n)
 	for _, p := range pending {
 		p.isNew, isNew = isNew[:len(p.events)], isNew[len(p.events):]
 		for i, e := range p.events {
