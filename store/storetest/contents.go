@@ -2,9 +2,7 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -210,29 +208,11 @@ func RunContentStore(t *testing.T, newStore func(t *testing.T) ContentStores) {
 	t.Run("concurrent creates of one fingerprint: exactly one wins", func(t *testing.T) {
 		t.Parallel()
 		s, adv := withAdvertiser(t)
-		const n = 8
-		results := make(chan error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for range n {
-			c := NewContent(t, adv.ID, "Race", now)
-			wg.Go(func() {
-				<-start
-				results <- s.CreateContent(ctx, c)
-			})
+		contents := make([]adspace.Content, 8)
+		for i := range contents {
+			contents[i] = NewContent(t, adv.ID, "Race", now)
 		}
-		close(start)
-		wg.Wait()
-		close(results)
-		var won int
-		for err := range results {
-			if err == nil {
-				won++
-				continue
-			}
-			require.True(t, errors.Is(err, adspace.ErrDuplicateContent), "unexpected error: %v", err)
-		}
-		require.Equal(t, 1, won)
+		requireOneWins(t, len(contents), adspace.ErrDuplicateContent, func(i int) error { return s.CreateContent(ctx, contents[i]) })
 		count, err := s.CountLiveContent(ctx, adv.ID)
 		require.NoError(t, err)
 		require.Equal(t, 1, count)
@@ -289,31 +269,12 @@ func RunContentStore(t *testing.T, newStore func(t *testing.T) ContentStores) {
 		s, adv := withAdvertiser(t)
 		c := NewContent(t, adv.ID, "Contended", now)
 		require.NoError(t, s.CreateContent(ctx, c))
-		const n = 8
-		results := make(chan error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
+		requireOneWins(t, 8, adspace.ErrVersionConflict, func(i int) error {
 			next := c
 			next.Body = fmt.Sprintf("writer %d", i)
 			next.Version = 2
-			wg.Go(func() {
-				<-start
-				results <- s.UpdateContent(ctx, next)
-			})
-		}
-		close(start)
-		wg.Wait()
-		close(results)
-		var won int
-		for err := range results {
-			if err == nil {
-				won++
-				continue
-			}
-			require.True(t, errors.Is(err, adspace.ErrVersionConflict), "unexpected error: %v", err)
-		}
-		require.Equal(t, 1, won)
+			return s.UpdateContent(ctx, next)
+		})
 		got, err := s.Content(ctx, c.ID)
 		require.NoError(t, err)
 		require.Equal(t, int64(2), got.Version)

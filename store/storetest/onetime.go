@@ -152,26 +152,6 @@ func RunOneTimeStore(t *testing.T, newStore func(t *testing.T) auth.OneTimeStore
 	t.Run("of concurrent puts exactly one succeeds", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
-		errs := make(chan error, 20)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for range 20 {
-			wg.Go(func() {
-				<-start
-				errs <- s.PutOnce(ctx, "k", []byte("v"), time.Minute)
-			})
-		}
-		close(start)
-		wg.Wait()
-		close(errs)
-		ok := 0
-		for err := range errs {
-			if err == nil {
-				ok++
-				continue
-			}
-			require.ErrorIs(t, err, auth.ErrOneTimeKeyExists)
-		}
-		require.Equal(t, 1, ok)
+		requireOneWins(t, 20, auth.ErrOneTimeKeyExists, func(int) error { return s.PutOnce(ctx, "k", []byte("v"), time.Minute) })
 	})
 }

@@ -2,9 +2,7 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -200,31 +198,12 @@ func RunSpaceStore(t *testing.T, newStore func(t *testing.T) SpaceStores) {
 		t.Parallel()
 		s, owner := withOwner(t)
 		require.NoError(t, s.CreateSpace(ctx, NewSpace(t, owner.ID, adspace.DefaultSettings(), now)))
-		const n = 8
-		results := make(chan error, n)
-		start := make(chan struct{})
-		var wg sync.WaitGroup
-		for i := range n {
+		requireOneWins(t, 8, adspace.ErrVersionConflict, func(i int) error {
 			set := adspace.DefaultSettings()
 			set.MaxAdsPerView = 1 + i%adspace.MaxAdsPerViewLimit
-			wg.Go(func() {
-				<-start
-				_, err := s.UpdateSettings(ctx, owner.ID, set, 1, now)
-				results <- err
-			})
-		}
-		close(start)
-		wg.Wait()
-		close(results)
-		var won int
-		for err := range results {
-			if err == nil {
-				won++
-				continue
-			}
-			require.True(t, errors.Is(err, adspace.ErrVersionConflict), "unexpected error: %v", err)
-		}
-		require.Equal(t, 1, won)
+			_, err := s.UpdateSettings(ctx, owner.ID, set, 1, now)
+			return err
+		})
 		got, err := s.SpaceByOwner(ctx, owner.ID)
 		require.NoError(t, err)
 		require.Equal(t, int64(2), got.Version)

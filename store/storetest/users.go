@@ -2,9 +2,7 @@ package storetest
 
 import (
 	"context"
-	"errors"
 	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -94,33 +92,11 @@ func RunUserStore(t *testing.T, newStore func(t *testing.T) auth.UserStore) {
 	t.Run("concurrent creates of one email: exactly one wins", func(t *testing.T) {
 		t.Parallel()
 		s := newStore(t)
-		const n = 8
-		errsCh := make(chan error, n)
-		var wg sync.WaitGroup
-		start := make(chan struct{})
-		for range n {
-			u := NewUser(t, "race@example.com")
-			wg.Go(func() {
-				<-start
-				errsCh <- createUser(ctx, s, u)
-			})
+		users := make([]auth.User, 8)
+		for i := range users {
+			users[i] = NewUser(t, "race@example.com")
 		}
-		close(start)
-		wg.Wait()
-		close(errsCh)
-		var won, conflicts int
-		for err := range errsCh {
-			switch {
-			case err == nil:
-				won++
-			case errors.Is(err, auth.ErrEmailTaken):
-				conflicts++
-			default:
-				t.Fatalf("unexpected error: %v", err)
-			}
-		}
-		require.Equal(t, 1, won)
-		require.Equal(t, n-1, conflicts)
+		requireOneWins(t, len(users), auth.ErrEmailTaken, func(i int) error { return createUser(ctx, s, users[i]) })
 	})
 
 	t.Run("a cancelled context fails the call", func(t *testing.T) {
