@@ -97,10 +97,8 @@ func (s *Service) judgeBursts(ctx context.Context, pending []*pendingWrite) {
 		s.logger.WarnContext(ctx, "analytics: burst counts unavailable; judging this group on its own", slog.Any("error", err))
 		stored = nil
 	}
-	for i, k := range unique {
-		if stored != nil {
-			counts[k] = stored[i]
-		}
+	for i, n := range stored {
+		counts[unique[i]] = n
 	}
 	limits := s.cfg.Filters
 	for _, p := range pending {

@@ -2,7 +2,6 @@ package transport
 
 import (
 	"context"
-	"encoding/json"
 	"net/http"
 	"strconv"
 	"time"
@@ -43,20 +42,7 @@ type deviceTime struct {
 // UnmarshalJSON implements json.Unmarshaler; it never fails.
 func (d *deviceTime) UnmarshalJSON(b []byte) error {
 	*d = deviceTime{}
-	if string(b) == "null" {
-		return nil
-	}
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		d.unreadable = true
-		return nil
-	}
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		d.unreadable = true
-		return nil
-	}
-	d.t = t
+	d.unreadable = d.t.UnmarshalJSON(b) != nil // null leaves the zero time
 	return nil
 }
 

@@ -220,3 +220,25 @@ func TestConfigValidation(t *testing.T) {
 		require.Error(t, err, "%+v", cfg)
 	}
 }
+
+// The security headers' values are shared by every response: a handler
+// adding to one must not write into the shared slice.
+func TestSecurityHeadersAreNotSharedForWriting(t *testing.T) {
+	t.Parallel()
+	for _, f := range securityHeaders(time.Hour) {
+		require.Equal(t, http.CanonicalHeaderKey(f.key), f.key)
+		require.Equal(t, len(f.value), cap(f.value), "%s has spare capacity", f.key)
+	}
+	headers := securityHeaders(0)
+	h := http.Header{}
+	for _, f := range headers {
+		h[f.key] = f.value
+	}
+	h.Add("Cache-Control", "private")
+	require.Equal(t, []string{"no-store", "private"}, h.Values("Cache-Control"))
+	for _, f := range headers {
+		if f.key == "Cache-Control" {
+			require.Equal(t, []string{"no-store"}, f.value, "the shared value is untouched")
+		}
+	}
+}
