@@ -249,10 +249,21 @@ func (s *server) handleFill() http.Handler {
 
 // contentJSON is ad content as its advertiser (and moderators) see it.
 type contentJSON struct {
-	ID                uuid.UUID    `json:"id"`
-	AdvertiserID      uuid.UUID    `json:"advertiser_id"`
-	Status            string       `json:"status"`
-	RejectReason      string       `json:"reject_reason"`
+	ID           uuid.UUID `json:"id"`
+	AdvertiserID uuid.UUID `json:"advertiser_id"`
+	Status       string    `json:"status"`
+	RejectReason string    `json:"reject_reason"`
+	creativeJSON
+	Version     int64      `json:"version"`
+	CreatedAt   time.Time  `json:"created_at"`
+	UpdatedAt   time.Time  `json:"updated_at"`
+	SubmittedAt *time.Time `json:"submitted_at"`
+	ReviewedAt  *time.Time `json:"reviewed_at"`
+}
+
+// creativeJSON is what an advertiser writes of their content: the body of
+// a create or an edit, and part of every content answer.
+type creativeJSON struct {
 	Format            string       `json:"format"`
 	Title             string       `json:"title"`
 	Body              string       `json:"body"`
@@ -266,11 +277,6 @@ type contentJSON struct {
 	DailyBudgetMicros int64        `json:"daily_budget_micros"`
 	TotalBudgetMicros int64        `json:"total_budget_micros"`
 	Schedule          scheduleJSON `json:"schedule"`
-	Version           int64        `json:"version"`
-	CreatedAt         time.Time    `json:"created_at"`
-	UpdatedAt         time.Time    `json:"updated_at"`
-	SubmittedAt       *time.Time   `json:"submitted_at"`
-	ReviewedAt        *time.Time   `json:"reviewed_at"`
 }
 
 type imageJSON struct {
@@ -299,40 +305,30 @@ func timePtr(t time.Time) *time.Time {
 
 func contentOf(c adspace.Content) contentJSON {
 	return contentJSON{
-		ID: c.ID, AdvertiserID: c.AdvertiserID, Status: string(c.Status), RejectReason: c.RejectReason, Format: c.Format,
-		Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
-		Image:    imageJSON{MimeType: c.Image.MimeType, Width: c.Image.Width, Height: c.Image.Height, Bytes: c.Image.Bytes},
-		ClickURL: c.ClickURL, CallToAction: c.CallToAction, Categories: orEmpty(c.Categories), Keywords: orEmpty(c.Keywords),
-		Bid:               bidJSON{Model: string(c.Bid.Model), Micros: c.Bid.Micros},
-		DailyBudgetMicros: c.DailyBudgetMicros, TotalBudgetMicros: c.TotalBudgetMicros,
-		Schedule: scheduleJSON{Start: timePtr(c.Schedule.Start), End: timePtr(c.Schedule.End)},
-		Version:  c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		ID: c.ID, AdvertiserID: c.AdvertiserID, Status: string(c.Status), RejectReason: c.RejectReason,
+		creativeJSON: creativeJSON{
+			Format: c.Format, Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
+			Image:    imageJSON{MimeType: c.Image.MimeType, Width: c.Image.Width, Height: c.Image.Height, Bytes: c.Image.Bytes},
+			ClickURL: c.ClickURL, CallToAction: c.CallToAction, Categories: orEmpty(c.Categories), Keywords: orEmpty(c.Keywords),
+			Bid:               bidJSON{Model: string(c.Bid.Model), Micros: c.Bid.Micros},
+			DailyBudgetMicros: c.DailyBudgetMicros, TotalBudgetMicros: c.TotalBudgetMicros,
+			Schedule: scheduleJSON{Start: timePtr(c.Schedule.Start), End: timePtr(c.Schedule.End)},
+		},
+		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		SubmittedAt: timePtr(c.SubmittedAt), ReviewedAt: timePtr(c.ReviewedAt),
 	}
 }
 
 // contentRequest is the body of POST and PUT /ad-space/content.
 type contentRequest struct {
-	Format            string       `json:"format"`
-	Title             string       `json:"title"`
-	Body              string       `json:"body"`
-	ImageURL          string       `json:"image_url"`
-	Image             imageJSON    `json:"image"`
-	ClickURL          string       `json:"click_url"`
-	CallToAction      string       `json:"call_to_action"`
-	Categories        []string     `json:"categories"`
-	Keywords          []string     `json:"keywords"`
-	Bid               bidJSON      `json:"bid"`
-	DailyBudgetMicros int64        `json:"daily_budget_micros"`
-	TotalBudgetMicros int64        `json:"total_budget_micros"`
-	Schedule          scheduleJSON `json:"schedule"`
+	creativeJSON
 	// Submit sends the content to review; else it stays a draft.
 	Submit bool `json:"submit"`
 	// Version is required on PUT: the version being edited.
 	Version int64 `json:"version"`
 }
 
-func (c contentRequest) draft() adspace.ContentDraft {
+func (c creativeJSON) draft() adspace.ContentDraft {
 	d := adspace.ContentDraft{
 		Format: c.Format, Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
 		Image:    adspace.Image{MimeType: c.Image.MimeType, Width: c.Image.Width, Height: c.Image.Height, Bytes: c.Image.Bytes},

@@ -117,7 +117,7 @@ func checkJSONShape(body []byte) error {
 func decodeError(err error, body []byte, t reflect.Type) error {
 	var typeErr *json.UnmarshalTypeError
 	if errors.As(err, &typeErr) {
-		field := strings.ReplaceAll(typeErr.Field, ".", "/")
+		field := strings.Join(jsonPath(t, typeErr.Field), "/")
 		if field == "" {
 			field = "/"
 		}
@@ -137,6 +137,43 @@ func decodeError(err error, body []byte, t reflect.Type) error {
 		return errInvalidBody.WithFields(errs.Fields{field: "is not a known field"}).WithCause(err)
 	}
 	return errMalformedJSON.WithCause(err)
+}
+
+// jsonPath turns the dotted field path of a json.UnmarshalTypeError on a t
+// into the body's JSON path: encoding/json names an embedded struct in the
+// path ("creativeJSON.title") though its fields sit in the enclosing
+// object, so those segments go.
+func jsonPath(t reflect.Type, dotted string) []string {
+	if dotted == "" {
+		return nil
+	}
+	var path []string
+	for _, seg := range strings.Split(dotted, ".") {
+		for t != nil && (t.Kind() == reflect.Pointer || t.Kind() == reflect.Slice || t.Kind() == reflect.Array) {
+			t = t.Elem()
+		}
+		var next reflect.Type
+		embedded := false
+		if t != nil && t.Kind() == reflect.Struct {
+			for _, f := range reflect.VisibleFields(t) {
+				name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+				switch {
+				case f.Anonymous && name == "" && f.Name == seg:
+					next, embedded = f.Type, true
+				case !f.Anonymous && (name == seg || name == "" && f.Name == seg):
+					next = f.Type
+				}
+				if next != nil {
+					break
+				}
+			}
+		}
+		if !embedded {
+			path = append(path, seg)
+		}
+		t = next
+	}
+	return path
 }
 
 // pointerEscaper escapes one JSON pointer segment (RFC 6901).

@@ -21,6 +21,12 @@ type echoBody struct {
 		N int `json:"n"`
 	} `json:"inner"`
 	Tags []string `json:"tags"`
+	echoEmbedded
+}
+
+// echoEmbedded's fields sit in echoBody's object, as an embedded struct's do.
+type echoEmbedded struct {
+	Level int `json:"level"`
 }
 
 func (e *echoBody) Valid(context.Context) errs.Fields {
@@ -76,6 +82,7 @@ func TestStrictJSONDecoding(t *testing.T) {
 		{"unknown field", `{"name":"a","admin":true}`, jsonCT, 422, "invalid_body", "#/admin"},
 		{"wrong type", `{"name":"a","count":"3"}`, jsonCT, 422, "invalid_body", "#/count"},
 		{"wrong nested type", `{"name":"a","inner":{"n":"x"}}`, jsonCT, 422, "invalid_body", "#/inner/n"},
+		{"wrong type of an embedded struct's field", `{"name":"a","level":"x"}`, jsonCT, 422, "invalid_body", "#/level"},
 		{"fraction for an integer", `{"name":"a","count":1.5}`, jsonCT, 422, "invalid_body", "#/count"},
 		{"validation fails", `{"name":"","count":-1}`, jsonCT, 422, "invalid_body", "#/count"},
 		{"no content type", `{"name":"a"}`, nil, 415, "unsupported_media_type", ""},
