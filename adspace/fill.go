@@ -126,6 +126,7 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 	}
 	now := s.now().UTC()
 	for _, ad := range ads {
+		s.sizeByFormat(&ad.Creative)
 		billable := fill.Billable && !house && !(ad.Source == "kevel" && ad.Tracking.ImpressionURL == "")
 		t := analytics.Tracking{
 			ID: uuid.Must(uuid.NewV7()), Owner: r.Owner, ViewerKey: viewer.key, Placement: mainPlacement,
@@ -145,6 +146,22 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 		fill.Ads = append(fill.Ads, ServedAd{Ad: ad, Token: token, TrackingID: t.ID, House: house, Billable: billable, ExpiresAt: t.ExpiresAt})
 	}
 	return fill, nil
+}
+
+// sizeByFormat gives a creative without a size of its own (a user's image
+// of unknown size, an ad server's ad without one) its format's size, so
+// that the app can lay it out before the image loads.
+func (s *Service) sizeByFormat(c *decision.Creative) {
+	f, ok := s.formats[c.Format]
+	if !ok {
+		return
+	}
+	if c.Width == 0 {
+		c.Width = f.Width
+	}
+	if c.Height == 0 {
+		c.Height = f.Height
+	}
 }
 
 // mainPlacement names the one placement of a space's fill.
@@ -315,7 +332,7 @@ func (s *Service) houseAds(ctx context.Context, sp Space, n int) []decision.Ad {
 		if !slices.Contains(sp.Settings.Formats, c.Format) {
 			continue
 		}
-		cand := s.candidate(c)
+		cand := candidate(c)
 		out = append(out, decision.Ad{
 			ID: uuid.Must(uuid.NewV7()).String(), Source: "house", AdID: cand.ID, CreativeID: cand.ID,
 			AdvertiserID: cand.AdvertiserID, Creative: cand.Creative, Categories: cand.Categories,

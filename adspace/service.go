@@ -193,8 +193,9 @@ func (s *Service) Start(ctx context.Context) error {
 	return nil
 }
 
-// Stop ends the subscription. It is idempotent and safe before Start.
-func (s *Service) Stop() {
+// Stop ends the subscription and waits for its goroutine. It is
+// idempotent and safe before Start.
+func (s *Service) Stop(ctx context.Context) error {
 	s.mu.Lock()
 	stop := s.unsubscribe
 	s.unsubscribe = nil
@@ -202,6 +203,7 @@ func (s *Service) Stop() {
 	if stop != nil {
 		stop()
 	}
+	return nil
 }
 
 // Formats returns the configured formats.
@@ -213,8 +215,15 @@ func (s *Service) Formats() []Format {
 	return out
 }
 
+// AccountCreated gives a new account its ad space: it implements
+// auth.AccountObserver, so that auth tells adspace of every sign-up
+// without either depending on the other's service. It is idempotent.
+func (s *Service) AccountCreated(ctx context.Context, u auth.User) error {
+	return s.CreateSpace(ctx, u.ID)
+}
+
 // CreateSpace gives owner a space with the default settings, if they have
-// none. It is idempotent: the auth service's OnAccountCreated hook.
+// none. It is idempotent.
 func (s *Service) CreateSpace(ctx context.Context, owner uuid.UUID) error {
 	sp, err := NewSpace(owner, s.defaultSettings(), s.now())
 	if err != nil {

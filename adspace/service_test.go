@@ -58,13 +58,14 @@ func setup(t *testing.T, o opts) *testBundle {
 		Users: b.store, Sessions: b.store, Identities: b.store, Audit: b.store,
 		Limiter: memory.NewLimiter(), Revocations: memory.NewRevocationList(), OneTime: memory.NewOneTimeStore(),
 		Tokens: tokens, RefreshKey: secret, RegisterLimitPerClient: unlimited,
-		OnAccountCreated: func(ctx context.Context, u auth.User) error { return b.spaces.CreateSpace(ctx, u.ID) },
+		AccountObservers: []auth.AccountObserver{accountObserver(func(ctx context.Context, u auth.User) error { return b.spaces.AccountCreated(ctx, u) })},
 	})
 	require.NoError(t, err)
 	b.sealer, err = analytics.NewSealer([][]byte{secret}, nil)
 	require.NoError(t, err)
 	decider := o.decider
-	inv := &lateInventory{}
+	inv, err := adspace.NewInventory(b.store)
+	require.NoError(t, err)
 	if decider == nil {
 		b.engine, err = local.New(local.Config{Inventory: inv, Frequency: memory.NewFrequencyCounter(time.Hour)})
 		require.NoError(t, err)
@@ -75,13 +76,17 @@ func setup(t *testing.T, o opts) *testBundle {
 		Decider: decider, Sealer: b.sealer, ViewerKeySecret: secret, AllowAnonymous: true, Broadcaster: b.bus,
 	})
 	require.NoError(t, err)
-	inv.Inventory = b.spaces
 	require.NoError(t, b.spaces.Start(context.Background()))
-	t.Cleanup(b.spaces.Stop)
+	t.Cleanup(func() { require.NoError(t, b.spaces.Stop(context.Background())) })
 	return b
 }
 
-type lateInventory struct{ decision.Inventory }
+// accountObserver lets a test tell the service built after auth of new
+// accounts (the assembly in package adshare needs no such thing: it
+// builds ad spaces first).
+type accountObserver func(ctx context.Context, u auth.User) error
+
+func (f accountObserver) AccountCreated(ctx context.Context, u auth.User) error { return f(ctx, u) }
 
 // user registers someone with a role and returns their principal.
 func (b *testBundle) user(t *testing.T, email string, role auth.Role) auth.Principal {

@@ -223,6 +223,10 @@ var (
 	ErrTooManyEvents = errs.New(errs.TooLarge, "too_many_events", "too many events in one batch")
 	// ErrForeignToken: a signed-in reporter sent a token served to someone else.
 	ErrForeignToken = errs.New(errs.Forbidden, "foreign_tracking_token", "this ad was served to someone else")
+	// ErrStopped: the service is stopping (Service.Stop) and accepts no
+	// more reports; nothing of the request was stored, so the app retries
+	// (another instance takes it).
+	ErrStopped = errs.New(errs.Unavailable, "shutting_down", "this instance is shutting down; retry").WithRetryAfter(time.Second)
 	// ErrInvalidQuery: a report query breaks a rule; the error carries fields.
 	ErrInvalidQuery = errs.New(errs.Invalid, "invalid_report_query", "the report query is not valid")
 )

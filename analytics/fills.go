@@ -10,7 +10,7 @@ import (
 
 // RecordFill counts one fill of owner's space that asked for `requested`
 // ads and got `filled`, for the fill rate. Counts gather in memory and are
-// written every FillFlush (and on Close), so a fill costs no write; a crash
+// written every FillFlush (and by Stop), so a fill costs no write; a crash
 // loses at most one interval of fill counts (never an event).
 func (s *Service) RecordFill(owner uuid.UUID, requested, filled int) {
 	hour := s.now().UTC().Truncate(time.Hour)

@@ -18,6 +18,7 @@ import (
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/batch"
 	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/internal/periodic"
 )
 
 // Defaults of Config.
@@ -112,10 +113,7 @@ type Service struct {
 
 	fillsMu   sync.Mutex
 	fills     map[fillKey]*FillCount
-	stop      chan struct{}
-	done      chan struct{}
-	startOnce sync.Once
-	once      sync.Once
+	fillFlush *periodic.Task
 }
 
 type cachedTier struct {
@@ -135,8 +133,9 @@ type pendingWrite struct {
 	isNew  []bool
 }
 
-// NewService validates cfg and starts the writer. Call Start to flush fill
-// counts in the background, and Close to stop.
+// NewService validates cfg and returns the service; it starts nothing.
+// Events are written from the first report on; call Start to write fill
+// counts every FillFlush, and Stop to drain and stop.
 func NewService(cfg Config) (*Service, error) {
 	switch {
 	case cfg.Store == nil || cfg.Sealer == nil:
@@ -151,7 +150,6 @@ func NewService(cfg Config) (*Service, error) {
 	s := &Service{
 		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
 		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{},
-		stop: make(chan struct{}), done: make(chan struct{}),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -161,6 +159,7 @@ func NewService(cfg Config) (*Service, error) {
 	}
 	s.writer = batch.NewWeighted(s.flushEvents, func(p *pendingWrite) int { return len(p.events) },
 		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt})
+	s.fillFlush = periodic.New(cfg.FillFlush, s.flushFills)
 	return s, nil
 }
 
@@ -197,37 +196,28 @@ func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) erro
 	return nil
 }
 
-// Start flushes fill counts every FillFlush until Close.
-func (s *Service) Start(context.Context) error {
-	s.startOnce.Do(func() { go s.flushLoop() })
+// Start writes fill counts every FillFlush until Stop. It returns nil when
+// already started, and an error after Stop.
+func (s *Service) Start(ctx context.Context) error {
+	if err := s.fillFlush.Start(ctx); err != nil {
+		return fmt.Errorf("analytics: start: %w", err)
+	}
 	return nil
 }
 
-func (s *Service) flushLoop() {
-	defer close(s.done)
-	t := time.NewTicker(s.cfg.FillFlush)
-	defer t.Stop()
-	for {
-		select {
-		case <-s.stop:
-			s.flushFills(context.Background())
-			return
-		case <-t.C:
-			s.flushFills(context.Background())
-		}
+// Stop stops accepting reports (Ingest then fails with ErrStopped),
+// writes the events already queued and the fill counts gathered, and
+// returns once they are written or ctx ends (then with ctx's error; what
+// was not written by then is lost, except events, which are never
+// acknowledged before their commit). Call it before stopping the store. It
+// is idempotent and safe before Start.
+func (s *Service) Stop(ctx context.Context) error {
+	err := errors.Join(s.writer.Stop(ctx), s.fillFlush.Stop(ctx))
+	s.flushFills(ctx)
+	if err != nil {
+		return fmt.Errorf("analytics: stop: %w", err)
 	}
-}
-
-// Close writes what is queued (events and fill counts) and stops. It is
-// idempotent; call it before closing the store.
-func (s *Service) Close() {
-	s.once.Do(func() {
-		close(s.stop)
-		s.startOnce.Do(func() { close(s.done) }) // never started: nothing to wait for
-		s.writer.Close()
-		<-s.done
-		s.flushFills(context.Background())
-	})
+	return nil
 }
 
 // Report is what an app sends about one served ad.
@@ -311,6 +301,9 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 		}
 		p := &pendingWrite{events: events}
 		if err := s.writer.Do(ctx, p); err != nil {
+			if errors.Is(err, batch.ErrClosed) {
+				return nil, ErrStopped
+			}
 			return nil, fmt.Errorf("analytics: write events: %w", err)
 		}
 		var retried []Event

@@ -115,7 +115,7 @@ func setup(t *testing.T, mutate ...func(*analytics.Config)) *testBundle {
 	}
 	b.svc, err = analytics.NewService(cfg)
 	require.NoError(t, err)
-	t.Cleanup(b.svc.Close)
+	t.Cleanup(func() { require.NoError(t, b.svc.Stop(context.Background())) })
 	return b
 }
 
@@ -624,7 +624,7 @@ func TestReports(t *testing.T) {
 	perms := &permissions{allowed: map[auth.Permission]bool{auth.PermAdSpace: true}}
 	svc, err := analytics.NewService(analytics.Config{Store: store, Sealer: sealer, Tiers: fixedTiers{bp: 5000}, Auth: perms, Users: store})
 	require.NoError(t, err)
-	defer svc.Close()
+	defer func() { require.NoError(t, svc.Stop(context.Background())) }()
 	owner := auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}
 	now := time.Now().UTC()
 	tok, err := sealer.Seal(analytics.Tracking{ID: uuid.Must(uuid.NewV7()), Owner: owner.UserID, Source: "local", AdID: "a1",

@@ -77,11 +77,7 @@ func (s *Service) SetTier(ctx context.Context, p Principal, user uuid.UUID, tier
 // TierAt returns the tier a user was on at a moment, for settling earnings
 // made then.
 func (s *Service) TierAt(ctx context.Context, user uuid.UUID, at time.Time) (Tier, error) {
-	name, err := s.users.TierAt(ctx, user, at)
-	if err != nil {
-		return Tier{}, err
-	}
-	return s.tiers.Get(name)
+	return s.history.TierAt(ctx, user, at)
 }
 
 // SetRole changes a user's role. It needs PermUsersManage, is audited, and

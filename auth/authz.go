@@ -3,6 +3,7 @@ package auth
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"strconv"
 	"time"
 
@@ -32,15 +33,47 @@ func (s *Service) Authenticate(ctx context.Context, accessToken string) (Princip
 	return p, nil
 }
 
+// Authorizer answers whether a principal may do something, by role, and
+// audits every denial. It needs only the role table and the audit log, so
+// the services that check permissions (adspace, analytics) can be built
+// before the auth Service, which in turn tells them of new accounts. Safe
+// for concurrent use.
+type Authorizer struct {
+	rbac  *RBAC
+	audit auditor
+}
+
+// NewAuthorizer returns an authorizer over rbac (DefaultRolePermissions
+// when nil) that appends denials to audit. logger (nil: discard) receives
+// audit failures; now (nil: time.Now) stamps the events.
+func NewAuthorizer(rbac *RBAC, audit AuditLog, logger *slog.Logger, now func() time.Time) (*Authorizer, error) {
+	if audit == nil {
+		return nil, errors.New("auth: NewAuthorizer needs the AuditLog (store/memory.New() or store/postgres)")
+	}
+	if rbac == nil {
+		var err error
+		if rbac, err = NewRBAC(DefaultRolePermissions()); err != nil {
+			return nil, err
+		}
+	}
+	return &Authorizer{rbac: rbac, audit: newAuditor(audit, logger, now)}, nil
+}
+
+// Authorize returns nil when the principal's role has permission perm, and
+// otherwise audits the denial and returns ErrForbidden.
+func (a *Authorizer) Authorize(ctx context.Context, p Principal, perm Permission) error {
+	if p.UserID != uuid.Nil && a.rbac.Can(p.Role, perm) {
+		return nil
+	}
+	a.audit.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditAccessDenied, TargetType: "permission", TargetID: string(perm),
+		Outcome: OutcomeDenied, Reason: "missing_permission", Details: map[string]string{"role": string(p.Role)}})
+	return ErrForbidden
+}
+
 // Authorize returns nil when the principal's role has permission perm, and
 // otherwise audits the denial and returns ErrForbidden.
 func (s *Service) Authorize(ctx context.Context, p Principal, perm Permission) error {
-	if p.UserID != uuid.Nil && s.rbac.Can(p.Role, perm) {
-		return nil
-	}
-	s.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditAccessDenied, TargetType: "permission", TargetID: string(perm),
-		Outcome: OutcomeDenied, Reason: "missing_permission", Details: map[string]string{"role": string(p.Role)}})
-	return ErrForbidden
+	return s.authz.Authorize(ctx, p, perm)
 }
 
 // tokenRejectionAuditLimit bounds the audit events written for rejected

@@ -26,7 +26,7 @@ func benchService(b *testing.B) *auth.Service {
 	url, prefix := testenv.Redis(b)
 	rc, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
 	require.NoError(b, err)
-	b.Cleanup(func() { _ = rc.Close() })
+	b.Cleanup(func() { _ = rc.Stop(context.Background()) })
 	revs := rc.RevocationList(nil)
 	require.NoError(b, revs.Start(context.Background()))
 	b.Cleanup(func() { _ = revs.Stop(context.Background()) })

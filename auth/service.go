@@ -91,16 +91,23 @@ type Config struct {
 	AllowOIDCSignUp           *bool         // default true: first sign-in through a provider creates an account
 	AllowPasswordRegistration *bool         // default true
 
-	// OnAccountCreated, when set, runs after an account is created (by
-	// password sign-up or a first provider sign-in), for example to create
-	// the user's ad space. Its error is logged, not returned: the account
-	// exists either way, so the hook must be idempotent and its work
-	// ensured again later where it matters.
-	OnAccountCreated func(ctx context.Context, u User) error
+	// AccountObservers are told of every account created (by password
+	// sign-up or a first provider sign-in), in order: adspace.Service
+	// creates the user's ad space. An observer's error is logged, not
+	// returned: the account exists either way, so an observer must be
+	// idempotent and ensure its work again later where it matters.
+	AccountObservers []AccountObserver
 
 	// Logger defaults to discarding. Now defaults to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
+}
+
+// AccountObserver is told of new accounts. adspace.Service implements it;
+// so will whatever else keeps something per user.
+type AccountObserver interface {
+	// AccountCreated runs after u was created. It must be idempotent.
+	AccountCreated(ctx context.Context, u User) error
 }
 
 // Service is adshare's user system: accounts, sign-in, sessions, tokens,
@@ -118,6 +125,9 @@ type Service struct {
 	hasher    *Hasher
 	tiers     *Tiers
 	rbac      *RBAC
+	authz     *Authorizer
+	history   TierHistory
+	auditor   auditor
 	providers map[string]IdentityProvider
 	logger    *slog.Logger
 	now       func() time.Time
@@ -163,6 +173,9 @@ func NewService(cfg Config) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.auditor = newAuditor(s.audit, s.logger, s.now)
+	s.authz = &Authorizer{rbac: s.rbac, audit: s.auditor}
+	s.history = TierHistory{Users: s.users, Tiers: s.tiers}
 	for _, p := range cfg.Providers {
 		if _, dup := s.providers[p.Name()]; dup {
 			return nil, fmt.Errorf("auth: two identity providers are named %q", p.Name())
@@ -272,27 +285,46 @@ func (s *Service) tokenPair(user uuid.UUID, role Role, sess Session, refresh str
 	}, nil
 }
 
-// accountCreated runs the OnAccountCreated hook.
+// accountCreated tells the observers of u.
 func (s *Service) accountCreated(ctx context.Context, u User) {
-	if s.cfg.OnAccountCreated == nil {
-		return
+	for _, o := range s.cfg.AccountObservers {
+		if err := o.AccountCreated(ctx, u); err != nil {
+			s.logger.ErrorContext(ctx, "auth: an account observer failed", slog.String("user", u.ID.String()), slog.Any("error", err))
+		}
 	}
-	if err := s.cfg.OnAccountCreated(ctx, u); err != nil {
-		s.logger.ErrorContext(ctx, "auth: account-created hook failed", slog.String("user", u.ID.String()), slog.Any("error", err))
+}
+
+// record appends an audit event, filling in the time and client.
+func (s *Service) record(ctx context.Context, e AuditEvent) { s.auditor.record(ctx, e) }
+
+// auditor appends audit events for the auth Service and the Authorizer.
+type auditor struct {
+	log    AuditLog
+	logger *slog.Logger
+	now    func() time.Time
+}
+
+func newAuditor(log AuditLog, logger *slog.Logger, now func() time.Time) auditor {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
 	}
+	if now == nil {
+		now = time.Now
+	}
+	return auditor{log: log, logger: logger, now: now}
 }
 
 // record appends an audit event, filling in the time and client. A failure
 // to audit is logged, not returned: the action itself already happened.
-func (s *Service) record(ctx context.Context, e AuditEvent) {
+func (a auditor) record(ctx context.Context, e AuditEvent) {
 	c := ClientFromContext(ctx)
-	e.At = s.now().UTC()
+	e.At = a.now().UTC()
 	e.IP, e.UserAgent = c.IP, c.UserAgent
 	if e.Outcome == "" {
 		e.Outcome = OutcomeSuccess
 	}
-	if err := s.audit.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
-		s.logger.ErrorContext(ctx, "auth: audit append failed", slog.String("action", e.Action), slog.Any("error", err))
+	if err := a.log.AppendAudit(context.WithoutCancel(ctx), e); err != nil {
+		a.logger.ErrorContext(ctx, "auth: audit append failed", slog.String("action", e.Action), slog.Any("error", err))
 	}
 }
 

@@ -1,6 +1,7 @@
 package auth
 
 import (
+	"context"
 	"fmt"
 	"slices"
 	"time"
@@ -94,4 +95,27 @@ type TierChange struct {
 	// ChangedBy is the admin who made the change; uuid.Nil when the system
 	// did (for example, at sign-up).
 	ChangedBy uuid.UUID
+}
+
+// TierHistory tells which tier a user was on at a moment, from the tier
+// changes the store keeps and the tier table: what earnings are split by.
+// It needs no Service, so analytics can be built before the auth Service.
+type TierHistory struct {
+	// Users keeps the tier changes.
+	Users interface {
+		TierAt(ctx context.Context, user uuid.UUID, at time.Time) (string, error)
+	}
+	// Tiers is the tier table.
+	Tiers *Tiers
+}
+
+// TierAt returns the tier user was on at at: the store's errors
+// (ErrUserNotFound for an unknown user), or ErrTierNotFound when the tier
+// named in the history is no longer in the table.
+func (h TierHistory) TierAt(ctx context.Context, user uuid.UUID, at time.Time) (Tier, error) {
+	name, err := h.Users.TierAt(ctx, user, at)
+	if err != nil {
+		return Tier{}, err
+	}
+	return h.Tiers.Get(name)
 }

@@ -15,7 +15,6 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
-	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/local"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/memory"
@@ -60,7 +59,7 @@ func forEachSpacesBackend(t *testing.T, fn func(t *testing.T, b *spacesBundle)) 
 }
 
 // newSpacesBundle builds the auth bundle of backend with the ad space
-// system mounted: every new account gets its space (OnAccountCreated), and
+// system mounted: every new account gets its space (an account observer), and
 // sign-ups are not rate limited, so a test may register its cast.
 func newSpacesBundle(t *testing.T, backend string) *spacesBundle {
 	t.Helper()
@@ -68,9 +67,9 @@ func newSpacesBundle(t *testing.T, backend string) *spacesBundle {
 	sb.authBundle = newAuthBundle(t, backend, bundleOpts{
 		authConfig: func(cfg *auth.Config) {
 			cfg.RegisterLimitPerClient = auth.Limit{Rate: 1000, Period: time.Minute, Burst: 1000}
-			cfg.OnAccountCreated = func(ctx context.Context, u auth.User) error {
-				return sb.spaces.CreateSpace(ctx, u.ID)
-			}
+			cfg.AccountObservers = []auth.AccountObserver{accountObserver(func(ctx context.Context, u auth.User) error {
+				return sb.spaces.AccountCreated(ctx, u)
+			})}
 		},
 		configure: func(t *testing.T, b *authBundle, cfg *Config) {
 			var bus adspace.Broadcaster = memory.NewBus()
@@ -102,7 +101,8 @@ func newSpaceServiceWith(t *testing.T, b *authBundle, bus adspace.Broadcaster, c
 	require.True(t, ok, "the %s store does not implement the ad space stores", b.backend)
 	sealer, err := analytics.NewSealer([][]byte{testTrackingKey}, nil)
 	require.NoError(t, err)
-	inv := &lateInventory{}
+	inv, err := adspace.NewInventory(st)
+	require.NoError(t, err)
 	engine, err := local.New(local.Config{Inventory: inv, Frequency: memory.NewFrequencyCounter(time.Hour)})
 	require.NoError(t, err)
 	cfg := adspace.Config{
@@ -115,14 +115,16 @@ func newSpaceServiceWith(t *testing.T, b *authBundle, bus adspace.Broadcaster, c
 	}
 	spaces, err := adspace.NewService(cfg)
 	require.NoError(t, err)
-	inv.Inventory = spaces
 	require.NoError(t, spaces.Start(t.Context()))
-	t.Cleanup(spaces.Stop)
+	t.Cleanup(func() { require.NoError(t, spaces.Stop(context.Background())) })
 	return spaces, engine
 }
 
-// lateInventory lets the engine be built before the service it reads.
-type lateInventory struct{ decision.Inventory }
+// accountObserver lets a test tell a service built after auth of new
+// accounts.
+type accountObserver func(ctx context.Context, u auth.User) error
+
+func (f accountObserver) AccountCreated(ctx context.Context, u auth.User) error { return f(ctx, u) }
 
 // secondInstance serves a second API over the same PostgreSQL schema and
 // Redis prefix as b, with its own adspace.Service, engine and Redis
@@ -136,7 +138,7 @@ func (b *spacesBundle) secondInstance(t *testing.T) *spacesBundle {
 	defer cancel()
 	rc, err := redisstore.Open(ctx, redisURL, &redisstore.Config{Prefix: b.redis.Prefix()})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = rc.Close() })
+	t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 
 	other := *b.authBundle
 	next := &spacesBundle{authBundle: &other}

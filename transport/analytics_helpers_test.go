@@ -75,9 +75,9 @@ func newAnalyticsBundle(t *testing.T, backend string, opts analyticsOpts) *analy
 	sb.authBundle = newAuthBundle(t, backend, bundleOpts{
 		authConfig: func(cfg *auth.Config) {
 			cfg.RegisterLimitPerClient = auth.Limit{Rate: 1000, Period: time.Minute, Burst: 1000}
-			cfg.OnAccountCreated = func(ctx context.Context, u auth.User) error {
-				return sb.spaces.CreateSpace(ctx, u.ID)
-			}
+			cfg.AccountObservers = []auth.AccountObserver{accountObserver(func(ctx context.Context, u auth.User) error {
+				return sb.spaces.AccountCreated(ctx, u)
+			})}
 		},
 		configure: func(t *testing.T, b *authBundle, cfg *Config) {
 			var bus adspace.Broadcaster = memory.NewBus()
@@ -131,7 +131,7 @@ func newAnalyticsService(t *testing.T, b *authBundle, sealer *analytics.Sealer, 
 		Pixels: pixels, Auth: b.svc, Users: users,
 	})
 	require.NoError(t, err)
-	t.Cleanup(svc.Close)
+	t.Cleanup(func() { require.NoError(t, svc.Stop(context.Background())) })
 	return svc
 }
 

@@ -159,7 +159,7 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 		defer cancel()
 		rc, err := redisstore.Open(ctx, redisURL, &redisstore.Config{Prefix: prefix})
 		require.NoError(t, err)
-		t.Cleanup(func() { _ = rc.Close() })
+		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 		revs := rc.RevocationList(nil)
 		require.NoError(t, revs.Start(ctx))
 		t.Cleanup(func() {

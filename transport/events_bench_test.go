@@ -39,7 +39,7 @@ func BenchmarkServeEvent(b *testing.B) {
 		Store: memory.New(), Sealer: sealer, Tiers: freeTier{}, Bursts: memory.NewBurstCounter(),
 	})
 	require.NoError(b, err)
-	b.Cleanup(svc.Close)
+	b.Cleanup(func() { _ = svc.Stop(context.Background()) })
 	h, err := New(Config{Analytics: svc, DisableAccessLog: true})
 	require.NoError(b, err)
 

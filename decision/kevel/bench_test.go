@@ -30,8 +30,7 @@ var benchReq = decision.Request{
 // mapping back. Compare with BenchmarkBaselinePost in the same run: the
 // difference is the client's own cost.
 func BenchmarkDecideRoundTrip(b *testing.B) {
-	srv := kevelfake.New(kevelfake.Config{NetworkID: 23, Ads: benchAds})
-	b.Cleanup(srv.Close)
+	srv := kevelfake.StartTB(b, kevelfake.Config{NetworkID: 23, Ads: benchAds})
 	c, err := kevel.New(kevel.Config{NetworkID: 23, SiteID: 1, BaseURL: srv.URL(), RatePerSecond: -1})
 	require.NoError(b, err)
 	ctx := context.Background()
@@ -47,8 +46,7 @@ func BenchmarkDecideRoundTrip(b *testing.B) {
 // BenchmarkBaselinePost posts the body Decide sends to the same fake with
 // a bare http.Client and reads the answer, without decoding it.
 func BenchmarkBaselinePost(b *testing.B) {
-	srv := kevelfake.New(kevelfake.Config{NetworkID: 23, Ads: benchAds})
-	b.Cleanup(srv.Close)
+	srv := kevelfake.StartTB(b, kevelfake.Config{NetworkID: 23, Ads: benchAds})
 	c, err := kevel.New(kevel.Config{NetworkID: 23, SiteID: 1, BaseURL: srv.URL()})
 	require.NoError(b, err)
 	_, err = c.Decide(context.Background(), benchReq)

@@ -82,12 +82,11 @@ func setup(t *testing.T, ads []kevelfake.Ad, mutate ...func(*kevel.Config)) *tes
 	t.Helper()
 	c := newClock()
 	b := &testBundle{
-		fake:  kevelfake.New(kevelfake.Config{NetworkID: networkID, SiteIDs: []int64{siteID}, APIKey: apiKey, Ads: ads, Now: c.Now}),
+		fake:  kevelfake.StartTB(t, kevelfake.Config{NetworkID: networkID, SiteIDs: []int64{siteID}, APIKey: apiKey, Ads: ads, Now: c.Now}),
 		clock: c,
 		reg:   prometheus.NewRegistry(),
 		logs:  &syncBuffer{},
 	}
-	t.Cleanup(b.fake.Close)
 	cfg := kevel.Config{
 		NetworkID: networkID, SiteID: siteID, BaseURL: b.fake.URL(), APIKey: apiKey,
 		Logger:  slog.New(slog.NewTextHandler(b.logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

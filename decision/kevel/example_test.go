@@ -16,13 +16,16 @@ func Example() {
 		{AdType: 5, Title: "Run faster", ImageURL: "https://static.example/run.png", Width: 320, Height: 50, Price: "2.5",
 			ClickThroughURL: "https://shoes.example/run"},
 	}})
-	defer fake.Close()
+	ctx := context.Background()
+	if err := fake.Start(ctx); err != nil {
+		panic(err)
+	}
+	defer fake.Stop(ctx)
 
 	client, err := kevel.New(kevel.Config{NetworkID: 23, SiteID: 667480, BaseURL: fake.URL()})
 	if err != nil {
 		panic(err)
 	}
-	ctx := context.Background()
 	resp, err := client.Decide(ctx, decision.Request{
 		Placements: []decision.Placement{{ID: "header", AdTypes: []int{5}}},
 		UserAgent:  "Mozilla/5.0 (iPhone)",
@@ -41,8 +44,8 @@ func Example() {
 	if err := firer.Start(ctx); err != nil {
 		panic(err)
 	}
-	fmt.Println(firer.Fire(ad.Tracking.ImpressionURL, nil))
-	fmt.Println(firer.Fire(ad.Tracking.ImpressionURL, nil))
+	fmt.Println(firer.Fire(ad.Tracking.ImpressionURL))
+	fmt.Println(firer.Fire(ad.Tracking.ImpressionURL))
 	landing, err := firer.FireClick(ctx, ad.Tracking.ClickURL)
 	fmt.Println(landing, err)
 	if err := firer.Stop(ctx); err != nil {

@@ -14,6 +14,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/analytics"
 )
 
 // Defaults of FirerConfig.
@@ -143,6 +145,9 @@ type Firer struct {
 	stopErr error
 }
 
+// The Firer fires the pixels of accepted events for analytics.
+var _ analytics.Pixels = (*Firer)(nil)
+
 type pixelJob struct {
 	url  string
 	kind string
@@ -268,7 +273,11 @@ func (f *Firer) Stop(ctx context.Context) error {
 	return err
 }
 
-// Fire queues rawURL to be fired once with opts (nil for none). It never
+// Fire queues rawURL to be fired once, without options: FireWith with nil
+// options. It implements analytics.Pixels.
+func (f *Firer) Fire(rawURL string) error { return f.FireWith(rawURL, nil) }
+
+// FireWith queues rawURL to be fired once with opts (nil for none). It never
 // blocks. A pixel that then fails is not retried (it may have reached
 // Kevel), except when it could not even connect: it is then forgotten, and
 // may be fired again. Errors: ErrPixelRefused when the URL is not a pixel of the
@@ -276,7 +285,7 @@ func (f *Firer) Stop(ctx context.Context) error {
 // this process already fired it; ErrPixelQueueFull when the queue is full
 // (the pixel is dropped, and may be fired again later); ErrFirerStopped
 // after Stop.
-func (f *Firer) Fire(rawURL string, opts *FireOpts) error {
+func (f *Firer) FireWith(rawURL string, opts *FireOpts) error {
 	job, key, err := f.prepare(rawURL, opts)
 	if err != nil {
 		return err

@@ -58,11 +58,11 @@ func TestFirerFiresEachURLOnce(t *testing.T) {
 	t.Parallel()
 	b := setupPixels(t)
 	imp, ev := b.ad.Tracking.ImpressionURL, b.ad.Tracking.Events[30]
-	require.NoError(t, b.firer.Fire(imp, nil))
-	require.ErrorIs(t, b.firer.Fire(imp, nil), kevel.ErrPixelDuplicate)
-	require.ErrorIs(t, b.firer.Fire(imp, &kevel.FireOpts{RevenueOverride: micros(1)}), kevel.ErrPixelDuplicate,
+	require.NoError(t, b.firer.Fire(imp))
+	require.ErrorIs(t, b.firer.Fire(imp), kevel.ErrPixelDuplicate)
+	require.ErrorIs(t, b.firer.FireWith(imp, &kevel.FireOpts{RevenueOverride: micros(1)}), kevel.ErrPixelDuplicate,
 		"options do not make it another pixel")
-	require.NoError(t, b.firer.Fire(ev, &kevel.FireOpts{
+	require.NoError(t, b.firer.FireWith(ev, &kevel.FireOpts{
 		RevenueOverride: micros(1_500_000), AdditionalRevenue: micros(250_000), GrossMerchandiseValue: micros(100_000_000),
 		EventMultiplier: 3, UserAgent: "Mozilla/5.0 (Android 14)",
 	}))
@@ -130,7 +130,7 @@ func TestFirerRefusesWhatIsNotAKevelPixel(t *testing.T) {
 		{"expired", b.ad.Tracking.ImpressionURL, &kevel.FireOpts{ExpiresAt: b.ad.Tracking.ExpiresAt.Add(-kevel.DecisionTTL)}},
 		{"query over 1024 characters", b.ad.Tracking.ImpressionURL + "&pad=" + strings.Repeat("x", 1024), &kevel.FireOpts{NoRedirect: true}},
 	} {
-		require.ErrorIs(t, b.firer.Fire(tt.url, tt.opts), kevel.ErrPixelRefused, tt.description)
+		require.ErrorIs(t, b.firer.FireWith(tt.url, tt.opts), kevel.ErrPixelRefused, tt.description)
 		_, err := b.firer.FireClickWith(context.Background(), tt.url, tt.opts)
 		require.ErrorIs(t, err, kevel.ErrPixelRefused, tt.description)
 	}
@@ -140,7 +140,7 @@ func TestFirerRefusesWhatIsNotAKevelPixel(t *testing.T) {
 	// The real host is allowed (refused only later, by the network).
 	f, err := kevel.NewFirer(kevel.FirerConfig{NetworkID: networkID})
 	require.NoError(t, err)
-	require.NoError(t, f.Fire("https://E-23.adzerk.net:443/i.gif?e=x&s=y", nil))
+	require.NoError(t, f.Fire("https://E-23.adzerk.net:443/i.gif?e=x&s=y"))
 	require.NoError(t, f.Stop(context.Background()))
 }
 
@@ -166,7 +166,7 @@ func TestFirerQueueNeverBlocksNorGrows(t *testing.T) {
 	require.NoError(t, f.Start(context.Background()))
 	var queued, full int
 	for i := range 200 {
-		switch err := f.Fire(srv.URL+"/i.gif?e="+strconv.Itoa(i), nil); {
+		switch err := f.Fire(srv.URL + "/i.gif?e=" + strconv.Itoa(i)); {
 		case err == nil:
 			queued++
 		case errors.Is(err, kevel.ErrPixelQueueFull):
@@ -189,7 +189,7 @@ adshare_kevel_pixels_total{kind="impression",result="dropped"} `+strconv.Itoa(fu
 adshare_kevel_pixels_total{kind="impression",result="failed"} 1
 adshare_kevel_pixels_total{kind="impression",result="queued"} `+strconv.Itoa(queued)+`
 `), "adshare_kevel_pixels_total"))
-	require.ErrorIs(t, f.Fire(srv.URL+"/i.gif?e=late", nil), kevel.ErrFirerStopped)
+	require.ErrorIs(t, f.Fire(srv.URL+"/i.gif?e=late"), kevel.ErrFirerStopped)
 }
 
 func gaugeOf(t *testing.T, reg *prometheus.Registry, name string) prometheus.Collector {
@@ -206,7 +206,7 @@ func TestFirerLifecycle(t *testing.T) {
 
 	f, err := kevel.NewFirer(kevel.FirerConfig{NetworkID: networkID, BaseURL: b.fake.URL()})
 	require.NoError(t, err)
-	require.NoError(t, f.Fire(imp, nil), "pixels fired before Start wait in the queue")
+	require.NoError(t, f.Fire(imp), "pixels fired before Start wait in the queue")
 	require.NoError(t, f.Start(context.Background()))
 	require.NoError(t, f.Start(context.Background()), "Start twice is harmless")
 	require.NoError(t, f.Stop(context.Background()))
@@ -217,7 +217,7 @@ func TestFirerLifecycle(t *testing.T) {
 	g, err := kevel.NewFirer(kevel.FirerConfig{NetworkID: networkID, BaseURL: b.fake.URL()})
 	require.NoError(t, err)
 	require.NoError(t, g.Stop(context.Background()), "Stop before Start")
-	require.ErrorIs(t, g.Fire(imp, nil), kevel.ErrFirerStopped)
+	require.ErrorIs(t, g.Fire(imp), kevel.ErrFirerStopped)
 
 	_, err = kevel.NewFirer(kevel.FirerConfig{})
 	require.ErrorContains(t, err, "NetworkID is required")
@@ -229,12 +229,12 @@ func TestTheGuardForgetsAfterItsTTL(t *testing.T) {
 	t.Parallel()
 	b := setupPixels(t)
 	imp := b.ad.Tracking.ImpressionURL
-	require.NoError(t, b.firer.Fire(imp, nil))
+	require.NoError(t, b.firer.Fire(imp))
 	require.Eventually(t, func() bool { return b.fake.Fires(imp) == 1 }, 5*time.Second, time.Millisecond)
 	b.clock.Advance(kevel.DefaultPixelGuardTTL - time.Second)
-	require.ErrorIs(t, b.firer.Fire(imp, nil), kevel.ErrPixelDuplicate)
+	require.ErrorIs(t, b.firer.Fire(imp), kevel.ErrPixelDuplicate)
 	b.clock.Advance(time.Second)
-	require.NoError(t, b.firer.Fire(imp, nil), "after 24 h Kevel counts nothing anyway")
+	require.NoError(t, b.firer.Fire(imp), "after 24 h Kevel counts nothing anyway")
 	require.NoError(t, b.firer.Stop(context.Background()))
 	require.Equal(t, 1, b.fake.Fires(imp), "the late fire reached Kevel, which recorded nothing")
 	require.Equal(t, 1, b.fake.Stats().ExpiredFires)
@@ -289,7 +289,7 @@ func TestPixelsAreNeverResentAfterTheyMayHaveReachedKevel(t *testing.T) {
 	require.NoError(t, err)
 	_, err = f.FireClick(context.Background(), srv.URL+"/i.gif?drop-firer")
 	require.ErrorIs(t, err, kevel.ErrPixelFailed)
-	require.NoError(t, f.Fire(srv.URL+"/i.gif?drop-async", nil))
+	require.NoError(t, f.Fire(srv.URL+"/i.gif?drop-async"))
 	require.NoError(t, f.Stop(context.Background()))
 	require.Equal(t, 1, count("drop-firer"), "sent once, never again")
 	require.Equal(t, 1, count("drop-async"))

@@ -8,6 +8,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/adshare/adshare"
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/cache"
@@ -21,78 +23,66 @@ import (
 // deciders is what fills spaces, and what fires the ad server's pixels.
 type deciders struct {
 	decider decision.Decider
-	pixels  analytics.Pixels // nil for the local engine, which has none
-	engine  *local.Engine    // nil when Kevel decides
-	closers []func()
+	pixels  analytics.Pixels  // nil for the local engine, which has none
+	fake    *kevelfake.Server // the in-process fake Kevel network, when asked for
 }
 
 // newDeciders builds Kevel behind the caching decorator when a Kevel
 // network is configured (or the in-process fake is asked for), and the
-// local engine over users' own ads otherwise.
-func newDeciders(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, rc *redis.Client,
-	inventory decision.Inventory, stats decision.StatsSource) (*deciders, error) {
+// local engine over users' own ads otherwise. rc, when set, shares the
+// cached decisions between instances.
+func newDeciders(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, store adshare.Store, rc *redis.Client) (*deciders, error) {
 	d := &deciders{}
 	network, site, baseURL := cfg.kevelNetwork, cfg.kevelSite, cfg.kevelURL
 	if cfg.kevelFake {
-		fake := kevelfake.New(kevelfake.Config{NetworkID: 23, SiteIDs: []int64{1}, Ads: demoAds()})
-		d.closers = append(d.closers, fake.Close)
-		network, site, baseURL = 23, 1, fake.URL()
+		d.fake = kevelfake.New(kevelfake.Config{NetworkID: 23, SiteIDs: []int64{1}, Ads: demoAds()})
+		if err := d.fake.Start(ctx); err != nil {
+			return nil, err
+		}
+		network, site, baseURL = 23, 1, d.fake.URL()
 		logger.InfoContext(ctx, "kevel: in-process fake network", slog.String("url", baseURL))
 	}
 	if network == 0 {
-		engine, err := local.New(local.Config{Inventory: inventory, Stats: stats, Frequency: memory.NewFrequencyCounter(time.Hour), Logger: logger})
+		inventory, err := adspace.NewInventory(store)
 		if err != nil {
 			return nil, err
 		}
-		d.decider, d.engine = engine, engine
+		engine, err := local.New(local.Config{Inventory: inventory, Stats: store, Frequency: memory.NewFrequencyCounter(time.Hour), Logger: logger})
+		if err != nil {
+			return nil, err
+		}
+		d.decider = engine
 		logger.InfoContext(ctx, "decisions: the local engine over users' own ads")
 		return d, nil
 	}
 
+	fail := func(err error) (*deciders, error) {
+		if d.fake != nil {
+			stopAll(ctx, d.fake)
+		}
+		return nil, err
+	}
 	client, err := kevel.New(kevel.Config{
 		NetworkID: network, SiteID: site, BaseURL: baseURL, APIKey: kevel.Secret(cfg.kevelAPIKey), Logger: logger, Metrics: reg,
 	})
 	if err != nil {
-		return nil, fmt.Errorf("kevel: %w", err)
+		return fail(fmt.Errorf("kevel: %w", err))
 	}
 	firer, err := kevel.NewFirer(kevel.FirerConfig{NetworkID: network, BaseURL: baseURL, APIKey: kevel.Secret(cfg.kevelAPIKey), Logger: logger, Metrics: reg})
 	if err != nil {
-		return nil, fmt.Errorf("kevel pixels: %w", err)
+		return fail(fmt.Errorf("kevel pixels: %w", err))
 	}
-	if err := firer.Start(ctx); err != nil {
-		return nil, err
-	}
-	d.closers = append(d.closers, func() {
-		stopCtx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = firer.Stop(stopCtx)
-	})
 	cacheCfg := &cache.Config{Logger: logger, Metrics: reg}
 	if rc != nil {
 		cacheCfg.Redis, cacheCfg.RedisPrefix = rc.Redis(), rc.Prefix()+"decision-cache:"
 	}
 	cached, err := cache.New(client, cacheCfg)
 	if err != nil {
-		return nil, err
+		return fail(err)
 	}
-	d.decider, d.pixels = cached, kevelPixels{firer}
+	d.decider, d.pixels = cached, firer
 	logger.InfoContext(ctx, "decisions: Kevel, cached", slog.Int64("network", network), slog.Int64("site", site))
 	return d, nil
-}
-
-func (d *deciders) close() {
-	for i := len(d.closers) - 1; i >= 0; i-- {
-		d.closers[i]()
-	}
-}
-
-// kevelPixels adapts the Kevel pixel firer to analytics.Pixels.
-type kevelPixels struct{ f *kevel.Firer }
-
-func (p kevelPixels) Fire(url string) error { return p.f.Fire(url, nil) }
-
-func (p kevelPixels) FireClick(ctx context.Context, url string) (string, error) {
-	return p.f.FireClick(ctx, url)
 }
 
 // demoAds are the fake network's ads: two banners (ad type 4) and a

@@ -19,11 +19,9 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
-	"github.com/adshare/adshare/adspace"
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/auth/oidc"
-	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/redis"
@@ -54,226 +52,100 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return serve(ctx, cfg, logger)
 }
 
-// deps are the adapters the server runs on, chosen by configuration.
-type deps struct {
-	checks  []transport.ReadinessCheck
-	closers []func()
-	auth    *auth.Service
-	spaces  *adspace.Service
-	events  *analytics.Service
-	limiter auth.Limiter
-}
-
-func (d *deps) close() {
-	for i := len(d.closers) - 1; i >= 0; i-- {
-		d.closers[i]()
-	}
-}
-
-// authStores is every store the user system needs.
-type authStores interface {
-	auth.UserStore
-	auth.SessionStore
-	auth.IdentityStore
-	auth.AuditLog
-	adspace.Store
-	adspace.ContentStore
-	analytics.Store
-	analytics.UserStats
-}
-
-// openDeps connects to PostgreSQL and Redis when configured, falls back to
-// in-process equivalents otherwise, and builds the user system on them.
-func openDeps(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (_ *deps, err error) {
-	d := &deps{}
-	defer func() {
-		if err != nil {
-			d.close()
-		}
-	}()
-	var stores authStores
-	if cfg.databaseURL != "" {
-		db, err := postgres.Open(ctx, cfg.databaseURL, &postgres.Config{Logger: logger})
-		if err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, db.Close)
-		if cfg.migrateOnStart {
-			applied, err := db.Migrate(ctx)
-			if err != nil {
-				return nil, err
-			}
-			logger.InfoContext(ctx, "migrations applied", slog.Int("count", len(applied)))
-		}
-		d.checks = append(d.checks, transport.ReadinessCheck{Name: "postgres", Check: db.Ping})
-		stores = db
-		d.closers = append(d.closers, maintainPartitions(db, cfg.eventRetention, logger))
-		logger.InfoContext(ctx, "store: postgres")
-	} else {
-		store := memory.New()
-		d.checks = append(d.checks, transport.ReadinessCheck{Name: "store", Check: store.Ping})
-		stores = store
+// openStore connects to PostgreSQL when configured (migrating first if
+// asked), and falls back to the in-memory store.
+func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.Store, error) {
+	if cfg.databaseURL == "" {
 		logger.InfoContext(ctx, "store: in memory (nothing survives a restart; set DATABASE_URL for PostgreSQL)")
+		return memory.New(), nil
 	}
-
-	var (
-		revocations auth.RevocationList
-		onetime     auth.OneTimeStore
-		bus         adspace.Broadcaster
-		rc          *redis.Client
-	)
-	if cfg.redisURL != "" {
-		rc, err = redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
+	db, err := postgres.Open(ctx, cfg.databaseURL, &postgres.Config{Logger: logger, EventRetention: cfg.eventRetention})
+	if err != nil {
+		return nil, err
+	}
+	if cfg.migrateOnStart {
+		applied, err := db.Migrate(ctx)
 		if err != nil {
+			_ = db.Stop(ctx)
 			return nil, err
 		}
-		d.closers = append(d.closers, func() { _ = rc.Close() })
-		list := rc.RevocationList(&redis.RevocationListOptions{Logger: logger})
-		if err := list.Start(ctx); err != nil {
-			return nil, err
-		}
-		d.closers = append(d.closers, func() { _ = list.Stop(context.Background()) })
-		d.checks = append(d.checks, transport.ReadinessCheck{Name: "redis", Check: rc.Ping})
-		d.limiter, revocations, onetime, bus = rc.Limiter(), list, rc.OneTimeStore(), rc.Bus(logger)
-		logger.InfoContext(ctx, "redis: connected")
-	} else {
-		d.limiter, revocations, onetime, bus = memory.NewLimiter(), memory.NewRevocationList(), memory.NewOneTimeStore(), memory.NewBus()
+		logger.InfoContext(ctx, "migrations applied", slog.Int("count", len(applied)))
 	}
-
-	d.auth, err = newAuthService(ctx, cfg, logger, stores, d.limiter, revocations, onetime, func(ctx context.Context, u auth.User) error {
-		return d.spaces.CreateSpace(ctx, u.ID)
-	})
-	if err != nil {
-		return nil, err
-	}
-	var closers []func()
-	if d.spaces, d.events, closers, err = newAdSpaces(ctx, cfg, logger, reg, stores, d.auth, bus, rc); err != nil {
-		return nil, err
-	}
-	d.closers = append(d.closers, closers...)
-	return d, nil
+	logger.InfoContext(ctx, "store: postgres")
+	return db, nil
 }
 
-// newAdSpaces builds the ad space system and analytics on the configured
-// decider: Kevel (cached) when configured, else the local engine.
-func newAdSpaces(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, stores authStores,
-	authSvc *auth.Service, bus adspace.Broadcaster, rc *redis.Client) (*adspace.Service, *analytics.Service, []func(), error) {
-	var closers []func()
-	fail := func(err error) (*adspace.Service, *analytics.Service, []func(), error) {
-		for i := len(closers) - 1; i >= 0; i-- {
-			closers[i]()
-		}
-		return nil, nil, nil, err
+// openShared connects to Redis when configured, and falls back to
+// in-process equivalents; the client is nil then.
+func openShared(ctx context.Context, cfg config, logger *slog.Logger) (adshare.Shared, *redis.Client, error) {
+	if cfg.redisURL == "" {
+		return memory.NewShared(), nil, nil
 	}
-	trackingKeys := cfg.trackingKeys
-	if trackingKeys == nil {
-		logger.WarnContext(ctx, "adspace: no ADSHARE_TRACKING_KEYS; sealing tracking tokens with a random key, so they die with this process")
-		trackingKeys = [][]byte{randomKey()}
-	}
-	sealer, err := analytics.NewSealer(trackingKeys, nil)
+	rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
 	if err != nil {
-		return fail(err)
+		return nil, nil, err
 	}
-	viewerSecret := cfg.viewerSecret
-	if viewerSecret == nil {
-		logger.WarnContext(ctx, "adspace: no ADSHARE_VIEWER_KEY_SECRET; viewers' pseudonymous keys change with every start")
-		viewerSecret = randomKey()
-	}
-	// The local engine reads its inventory from the ad space service,
-	// which needs the engine: the inventory is bound once both exist.
-	inv := &lateInventory{}
-	dec, err := newDeciders(ctx, cfg, logger, reg, rc, inv, stores)
-	if err != nil {
-		return fail(err)
-	}
-	closers = append(closers, dec.close)
-
-	var (
-		live   analytics.Live                                    // running figures in Redis, when there is one
-		bursts analytics.BurstCounter = memory.NewBurstCounter() // shared through Redis, when there is one
-	)
-	if rc != nil {
-		live, bursts = rc.LiveCounters(logger), rc.BurstCounter()
-	}
-	events, err := analytics.NewService(analytics.Config{
-		Store: stores, Sealer: sealer, Tiers: authSvc, Bursts: bursts, Pixels: dec.pixels,
-		Live: live, Auth: authSvc, Users: stores, Logger: logger,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	if err := events.Start(ctx); err != nil {
-		return fail(err)
-	}
-	closers = append(closers, events.Close)
-
-	spaces, err := adspace.NewService(adspace.Config{
-		Spaces: stores, Contents: stores, Users: stores, Auth: authSvc, Audit: stores, Tiers: authSvc.Tiers(),
-		Decider: dec.decider, Sealer: sealer, ViewerKeySecret: viewerSecret, AllowAnonymous: cfg.anonymous,
-		Broadcaster: bus, Fills: events, Logger: logger,
-	})
-	if err != nil {
-		return fail(err)
-	}
-	inv.Inventory = spaces
-	if dec.engine != nil {
-		if err := dec.engine.Start(ctx); err != nil {
-			logger.WarnContext(ctx, "local engine: first refresh failed", slog.Any("error", err))
-		}
-		closers = append(closers, func() { _ = dec.engine.Stop(context.Background()) })
-	}
-	if err := spaces.Start(ctx); err != nil {
-		return fail(err)
-	}
-	closers = append(closers, spaces.Stop)
-	return spaces, events, closers, nil
+	logger.InfoContext(ctx, "redis: connected")
+	return rc.Shared(&redis.SharedOptions{Logger: logger}), rc, nil
 }
 
-// lateInventory lets the local engine be built before the ad space service
-// that supplies its candidates.
-type lateInventory struct{ decision.Inventory }
-
-func randomKey() []byte {
-	k := make([]byte, 32)
-	_, _ = rand.Read(k)
-	return k
-}
-
-// newAuthService builds the user system: keys from configuration (or
-// ephemeral ones, with a warning), the OpenID Connect provider if any.
-func newAuthService(ctx context.Context, cfg config, logger *slog.Logger, stores authStores,
-	limiter auth.Limiter, revocations auth.RevocationList, onetime auth.OneTimeStore,
-	onAccount func(context.Context, auth.User) error) (*auth.Service, error) {
-	var signing ed25519.PrivateKey
-	var err error
-	if cfg.jwtSeed != nil {
-		signing, err = auth.SigningKeyFromSeed(cfg.jwtSeed)
-	} else {
+// appConfig is the assembly's configuration from the server's.
+func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (*adshare.Config, error) {
+	c := &adshare.Config{
+		Logger:  logger,
+		Metrics: reg,
+		Tokens:  auth.TokenConfig{Issuer: cfg.issuer},
+		Keys: adshare.Keys{
+			Refresh: cfg.refreshKey, Tracking: cfg.trackingKeys, Viewer: cfg.viewerSecret,
+		},
+		HTTP: transport.Config{
+			DisableAccessLog: !cfg.accessLog,
+			AllowedOrigins:   cfg.allowedOrigins,
+			TrustedProxies:   cfg.trustedProxies,
+			PublicBaseURL:    cfg.publicURL,
+			// API-wide limits are a coarse guard kept per instance, so
+			// that they cost no network round trip per request; sign-in
+			// limits (in auth) are shared through Redis and fail closed.
+			Limiter:         memory.NewLimiter(),
+			ClientRateLimit: auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)},
+			UserRateLimit:   auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)},
+		},
+	}
+	c.AdSpaces.AllowAnonymous = cfg.anonymous
+	if cfg.hsts {
+		c.HTTP.HSTSMaxAge = 365 * 24 * time.Hour
+	}
+	// Missing keys are random, as the library would make them, but
+	// announced by the variable an operator sets.
+	seed := cfg.jwtSeed
+	if seed == nil {
 		logger.WarnContext(ctx, "auth: no ADSHARE_JWT_SEED; signing with a random key, so access tokens die with this process and other instances cannot verify them")
-		signing, err = auth.GenerateSigningKey()
+		seed = randomKey()
 	}
+	signing, err := auth.SigningKeyFromSeed(seed)
 	if err != nil {
 		return nil, err
 	}
-	var verifyOnly []ed25519.PublicKey
+	c.Keys.Signing = signing
+	for _, k := range []struct {
+		dst           *[]byte
+		name, warning string
+	}{
+		{&c.Keys.Refresh, "ADSHARE_REFRESH_KEY", "instances disagree on refresh-token successors"},
+		{&c.Keys.Viewer, "ADSHARE_VIEWER_KEY_SECRET", "viewers' pseudonymous keys change with every start"},
+	} {
+		if *k.dst == nil {
+			logger.WarnContext(ctx, "no "+k.name+"; using a random key, so "+k.warning)
+			*k.dst = randomKey()
+		}
+	}
+	if c.Keys.Tracking == nil {
+		logger.WarnContext(ctx, "no ADSHARE_TRACKING_KEYS; sealing tracking tokens with a random key, so they die with this process")
+		c.Keys.Tracking = [][]byte{randomKey()}
+	}
 	for _, k := range cfg.jwtVerifyKeys {
-		verifyOnly = append(verifyOnly, ed25519.PublicKey(k))
+		c.Keys.Verify = append(c.Keys.Verify, ed25519.PublicKey(k))
 	}
-	keys, err := auth.NewKeySet(signing, verifyOnly...)
-	if err != nil {
-		return nil, err
-	}
-	tokens, err := auth.NewTokens(keys, auth.TokenConfig{Issuer: cfg.issuer})
-	if err != nil {
-		return nil, err
-	}
-	refreshKey := cfg.refreshKey
-	if refreshKey == nil {
-		logger.WarnContext(ctx, "auth: no ADSHARE_REFRESH_KEY; using a random one, so instances disagree on refresh-token successors")
-		refreshKey = make([]byte, 32)
-		_, _ = rand.Read(refreshKey)
-	}
-	var providers []auth.IdentityProvider
 	if cfg.oidc.issuerURL != "" {
 		p, err := oidc.New(ctx, oidc.Config{
 			Name: cfg.oidc.name, IssuerURL: cfg.oidc.issuerURL, ClientID: cfg.oidc.clientID,
@@ -282,56 +154,71 @@ func newAuthService(ctx context.Context, cfg config, logger *slog.Logger, stores
 		if err != nil {
 			return nil, fmt.Errorf("oidc provider %q: %w", cfg.oidc.name, err)
 		}
-		providers = append(providers, p)
+		c.Auth.Providers = append(c.Auth.Providers, p)
 		logger.InfoContext(ctx, "auth: OpenID Connect provider", slog.String("name", cfg.oidc.name), slog.String("issuer", cfg.oidc.issuerURL))
 	}
-	return auth.NewService(auth.Config{
-		Users: stores, Sessions: stores, Identities: stores, Audit: stores,
-		Limiter: limiter, Revocations: revocations, OneTime: onetime,
-		Tokens: tokens, RefreshKey: refreshKey, Providers: providers, Logger: logger,
-		OnAccountCreated: onAccount,
-	})
+	return c, nil
 }
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	d, err := openDeps(ctx, cfg, logger, reg)
+	c, err := appConfig(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
-	defer d.close()
-	tcfg := transport.Config{
-		Logger:           logger,
-		DisableAccessLog: !cfg.accessLog,
-		Metrics:          reg,
-		AllowedOrigins:   cfg.allowedOrigins,
-		TrustedProxies:   cfg.trustedProxies,
-		ReadinessChecks:  d.checks,
-		Auth:             d.auth,
-		AdSpaces:         d.spaces,
-		Analytics:        d.events,
-		PublicBaseURL:    cfg.publicURL,
-		// API-wide limits are a coarse guard kept per instance, so that
-		// they cost no network round trip per request; sign-in limits (in
-		// auth) are shared through Redis and fail closed.
-		Limiter: memory.NewLimiter(),
-	}
-	if cfg.hsts {
-		tcfg.HSTSMaxAge = 365 * 24 * time.Hour
-	}
-	tcfg.ClientRateLimit = auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)}
-	tcfg.UserRateLimit = auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)}
-	api, err := transport.New(tcfg)
-	if err != nil {
+	// Until the App exists, what was opened is stopped here; then the App
+	// stops it.
+	if c.Store, err = openStore(ctx, cfg, logger); err != nil {
 		return err
 	}
+	var rc *redis.Client
+	if c.Shared, rc, err = openShared(ctx, cfg, logger); err != nil {
+		stopAll(ctx, c.Store)
+		return err
+	}
+	d, err := newDeciders(ctx, cfg, logger, reg, c.Store, rc)
+	if err != nil {
+		stopAll(ctx, c.Shared, c.Store)
+		return err
+	}
+	if d.fake != nil {
+		defer stopAll(ctx, d.fake) // the App does not know of the fake network
+	}
+	c.Decider, c.Pixels = d.decider, d.pixels
+	app, err := adshare.New(c)
+	if err != nil {
+		stopAll(ctx, d.pixels, d.decider, c.Shared, c.Store)
+		return err
+	}
+	if err := app.Start(ctx); err != nil {
+		return err
+	}
+	return serveHTTP(ctx, cfg, logger, reg, app)
+}
+
+// stopAll stops the parts that have a Stop method, in order, giving them
+// a few seconds each whatever ctx says.
+func stopAll(ctx context.Context, parts ...any) {
+	for _, p := range parts {
+		if s, ok := p.(interface{ Stop(context.Context) error }); ok {
+			stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			_ = s.Stop(stopCtx)
+			cancel()
+		}
+	}
+}
+
+// serveHTTP serves the App's API (and /metrics) on cfg.addr until ctx
+// ends, then drains requests in flight and stops the App.
+func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *prometheus.Registry, app *adshare.App) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
-	mux.Handle("/", api)
+	mux.Handle("/", app.Handler())
 
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
+		_ = app.Stop(context.WithoutCancel(ctx))
 		return err
 	}
 	srv := &http.Server{
@@ -349,21 +236,26 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	logger.InfoContext(ctx, "listening", slog.String("url", "http://"+ln.Addr().String()))
 
 	select {
-	case err := <-serveErr:
-		return err
+	case err = <-serveErr:
 	case <-ctx.Done():
 	}
 	logger.InfoContext(ctx, "shutting down", slog.Duration("timeout", cfg.shutdownTimeout))
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("graceful shutdown: %w", err)
+	// The server first, so that no request arrives while the App drains.
+	if serr := srv.Shutdown(shutdownCtx); serr != nil {
+		err = errors.Join(err, fmt.Errorf("graceful shutdown: %w", serr))
 	}
-	if err := <-serveErr; !errors.Is(err, http.ErrServerClosed) {
-		return err
+	if serr := <-serveErr; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
+		err = errors.Join(err, serr)
 	}
-	logger.InfoContext(ctx, "stopped")
-	return nil
+	if serr := app.Stop(shutdownCtx); serr != nil {
+		err = errors.Join(err, serr)
+	}
+	if err == nil {
+		logger.InfoContext(ctx, "stopped")
+	}
+	return err
 }
 
 func runMigrate(ctx context.Context, name string, args []string, getenv func(string) string, stdout io.Writer) error {
@@ -382,7 +274,7 @@ func runMigrate(ctx context.Context, name string, args []string, getenv func(str
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Stop(context.WithoutCancel(ctx)) }()
 	switch rest[0] {
 	case "up":
 		applied, err := db.Migrate(ctx)
@@ -416,6 +308,12 @@ func runMigrate(ctx context.Context, name string, args []string, getenv func(str
 		return fmt.Errorf("unknown migrate action %q: want up, down or status", rest[0])
 	}
 	return nil
+}
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
 }
 
 // newLogger logs colourised text through tint on a terminal and JSON lines
@@ -469,7 +367,7 @@ func runUsers(ctx context.Context, name string, args []string, getenv func(strin
 	if err != nil {
 		return err
 	}
-	defer db.Close()
+	defer func() { _ = db.Stop(context.WithoutCancel(ctx)) }()
 	u, err := db.UserByEmail(ctx, email)
 	if err != nil {
 		return err
@@ -484,43 +382,4 @@ func runUsers(ctx context.Context, name string, args []string, getenv func(strin
 	}
 	fmt.Fprintf(stdout, "%s is now %s (sign in again, or refresh, to use the new role)\n", email, role)
 	return nil
-}
-
-// maintainPartitions keeps a week of daily event partitions ahead and
-// drops those past the retention, now and hourly, until the returned
-// function is called.
-func maintainPartitions(db *postgres.DB, retention time.Duration, logger *slog.Logger) func() {
-	stop := make(chan struct{})
-	done := make(chan struct{})
-	run := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-		defer cancel()
-		now := time.Now()
-		if err := db.EnsureEventPartitions(ctx, now.Add(-24*time.Hour), now.Add(7*24*time.Hour)); err != nil {
-			logger.WarnContext(ctx, "postgres: event partitions not created", slog.Any("error", err))
-		}
-		if n, err := db.DropEventPartitionsBefore(ctx, now.Add(-retention)); err != nil {
-			logger.WarnContext(ctx, "postgres: old event partitions not dropped", slog.Any("error", err))
-		} else if n > 0 {
-			logger.InfoContext(ctx, "postgres: old event partitions dropped", slog.Int("count", n))
-		}
-	}
-	go func() {
-		defer close(done)
-		run()
-		t := time.NewTicker(time.Hour)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-				run()
-			}
-		}
-	}()
-	return func() {
-		close(stop)
-		<-done
-	}
 }

@@ -21,7 +21,7 @@ import (
 	"sync"
 )
 
-// ErrClosed is returned by Do after Close.
+// ErrClosed is returned by Do after Stop.
 var ErrClosed = errors.New("batch: closed")
 
 // FlushFunc writes a batch. Returning an error fails every item in it.
@@ -53,27 +53,30 @@ type Batcher[T any] struct {
 	weight func(T) int
 	cfg    Config
 	queue  chan item[T]
-	// closing is closed by Close; stopped when the dispatcher has flushed
+	// closing is closed by Stop; stopped when the dispatcher has flushed
 	// everything and returned.
 	closing chan struct{}
 	stopped chan struct{}
 	once    sync.Once
+	// dispatching starts the dispatcher with the first item (or at Stop,
+	// which then finds nothing to flush).
+	dispatching sync.Once
 
-	// mu orders enqueues before Close: Do holds it for reading while it
-	// queues, Close takes it to mark the batcher closed, so every queued
+	// mu orders enqueues before Stop: Do holds it for reading while it
+	// queues, Stop takes it to mark the batcher closed, so every queued
 	// item is in the queue before the dispatcher's final drain.
 	mu     sync.RWMutex
 	closed bool
 }
 
-// New starts a batcher in which every item weighs one. Close stops it.
+// New returns a batcher in which every item weighs one. Stop ends it.
 func New[T any](flush FlushFunc[T], cfg Config) *Batcher[T] {
 	return NewWeighted(flush, nil, cfg)
 }
 
-// NewWeighted starts a batcher in which an item weighs weight(item) (at
+// NewWeighted returns a batcher in which an item weighs weight(item) (at
 // least one): a request carrying a hundred events can count as a hundred.
-// A nil weight weighs every item one. Close stops it.
+// A nil weight weighs every item one. Stop ends it.
 func NewWeighted[T any](flush FlushFunc[T], weight func(T) int, cfg Config) *Batcher[T] {
 	if cfg.MaxBatch <= 0 {
 		cfg.MaxBatch = 256
@@ -93,7 +96,6 @@ func NewWeighted[T any](flush FlushFunc[T], weight func(T) int, cfg Config) *Bat
 		closing: make(chan struct{}),
 		stopped: make(chan struct{}),
 	}
-	go b.dispatch()
 	return b
 }
 
@@ -108,6 +110,7 @@ func (b *Batcher[T]) Do(ctx context.Context, v T) error {
 		b.mu.RUnlock()
 		return ErrClosed
 	}
+	b.dispatching.Do(func() { go b.dispatch() })
 	select {
 	case b.queue <- it:
 		b.mu.RUnlock()
@@ -123,16 +126,24 @@ func (b *Batcher[T]) Do(ctx context.Context, v T) error {
 	}
 }
 
-// Close stops accepting items, flushes what is queued and waits for every
-// flush to finish. It is idempotent.
-func (b *Batcher[T]) Close() {
+// Stop stops accepting items (Do then returns ErrClosed), flushes what is
+// queued and waits for every flush to finish, or for ctx to end: then it
+// returns ctx's error and the flushes finish in the background. It is
+// idempotent and safe to call before any item was queued.
+func (b *Batcher[T]) Stop(ctx context.Context) error {
 	b.once.Do(func() {
 		b.mu.Lock()
 		b.closed = true
 		b.mu.Unlock()
 		close(b.closing)
+		b.dispatching.Do(func() { close(b.stopped) }) // never started: nothing queued
 	})
-	<-b.stopped
+	select {
+	case <-b.stopped:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 // dispatch gathers queued items into batches and starts their flushes, at
@@ -193,7 +204,7 @@ func (b *Batcher[T]) dispatch() {
 		case <-finished:
 			running--
 		case <-closing:
-			// Close holds no more enqueues back: what is queued is all
+			// Stop holds no more enqueues back: what is queued is all
 			// there will be.
 			closing = nil
 		drain:

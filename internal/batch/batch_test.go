@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+	"go.uber.org/goleak"
 
 	"github.com/adshare/adshare/internal/batch"
 )
@@ -30,7 +31,7 @@ func TestConcurrentItemsShareFlushes(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}, batch.Config{MaxBatch: 64})
-	defer b.Close()
+	defer func() { _ = b.Stop(context.Background()) }()
 
 	var wg sync.WaitGroup
 	for i := range 100 {
@@ -47,7 +48,7 @@ func TestFlushErrorFailsTheWholeBatch(t *testing.T) {
 	t.Parallel()
 	boom := errors.New("disk full")
 	b := batch.New(func(ctx context.Context, items []string) error { return boom }, batch.Config{})
-	defer b.Close()
+	defer func() { _ = b.Stop(context.Background()) }()
 	require.ErrorIs(t, b.Do(context.Background(), "x"), boom)
 }
 
@@ -61,15 +62,15 @@ func TestCallerCancellationDoesNotCancelTheFlush(t *testing.T) {
 		sawCancel.Store(ctx.Err() != nil)
 		return nil
 	}, batch.Config{})
-	defer b.Close()
+	defer func() { _ = b.Stop(context.Background()) }()
 	ctx, cancel := context.WithCancel(context.Background())
 	go func() { <-started; cancel() }()
 	require.ErrorIs(t, b.Do(ctx, 1), context.Canceled)
-	b.Close()
+	require.NoError(t, b.Stop(context.Background()))
 	require.False(t, sawCancel.Load())
 }
 
-func TestCloseFlushesWhatIsQueuedThenRefuses(t *testing.T) {
+func TestStopFlushesWhatIsQueuedThenRefuses(t *testing.T) {
 	t.Parallel()
 	var n atomic.Int64
 	b := batch.New(func(ctx context.Context, items []int) error {
@@ -82,8 +83,8 @@ func TestCloseFlushesWhatIsQueuedThenRefuses(t *testing.T) {
 		wg.Go(func() { _ = b.Do(context.Background(), i) })
 	}
 	wg.Wait()
-	b.Close()
-	b.Close()
+	require.NoError(t, b.Stop(context.Background()))
+	require.NoError(t, b.Stop(context.Background()))
 	require.Equal(t, int64(40), n.Load())
 	require.ErrorIs(t, b.Do(context.Background(), 1), batch.ErrClosed)
 }
@@ -105,7 +106,7 @@ func TestWeightCapsABatch(t *testing.T) {
 		mu.Unlock()
 		return nil
 	}, func(v int) int { return v }, batch.Config{MaxBatch: 10})
-	defer b.Close()
+	defer func() { _ = b.Stop(context.Background()) }()
 
 	var wg sync.WaitGroup
 	wg.Go(func() { require.NoError(t, b.Do(context.Background(), 1)) })
@@ -138,7 +139,7 @@ func TestSecondFlushWaitsForABackedUpQueue(t *testing.T) {
 		<-release
 		return nil
 	}, batch.Config{MaxBatch: 100, Flushers: 2, ParallelAt: 5})
-	defer b.Close()
+	defer func() { _ = b.Stop(context.Background()) }()
 
 	var wg sync.WaitGroup
 	do := func(n int) {
@@ -163,4 +164,39 @@ func TestSecondFlushWaitsForABackedUpQueue(t *testing.T) {
 	}
 	close(release)
 	wg.Wait()
+}
+
+// Not parallel: goleak sees every goroutine of the process, and the
+// parallel tests only start once the sequential ones are done.
+func TestNoGoroutineBeforeTheFirstItemNorAfterStop(t *testing.T) {
+	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+	before := goleak.IgnoreCurrent()
+	b := batch.New(func(ctx context.Context, items []int) error { return nil }, batch.Config{})
+	require.NoError(t, goleak.Find(before), "a new batcher must not start a goroutine")
+	require.NoError(t, b.Do(context.Background(), 1))
+	require.Error(t, goleak.Find(before), "the first item starts the dispatcher")
+	require.NoError(t, b.Stop(context.Background()))
+
+	unused := batch.New(func(ctx context.Context, items []int) error { return nil }, batch.Config{})
+	require.NoError(t, unused.Stop(context.Background()), "Stop before any item returns at once")
+	require.ErrorIs(t, unused.Do(context.Background(), 1), batch.ErrClosed)
+}
+
+func TestStopGivesUpWhenItsContextEnds(t *testing.T) {
+	t.Parallel()
+	started, release := make(chan struct{}), make(chan struct{})
+	b := batch.New(func(ctx context.Context, items []int) error {
+		close(started)
+		<-release
+		return nil
+	}, batch.Config{})
+	done := make(chan error, 1)
+	go func() { done <- b.Do(context.Background(), 1) }()
+	<-started
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Millisecond)
+	defer cancel()
+	require.ErrorIs(t, b.Stop(ctx), context.DeadlineExceeded)
+	close(release)
+	require.NoError(t, <-done, "the flush in progress still completes")
+	require.NoError(t, b.Stop(context.Background()))
 }

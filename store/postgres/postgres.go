@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -13,6 +14,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/batch"
+	"github.com/adshare/adshare/internal/periodic"
 )
 
 // Defaults of Config.
@@ -21,6 +23,15 @@ const (
 	DefaultMaxConns = 10
 	// DefaultConnectTimeout bounds establishing one connection.
 	DefaultConnectTimeout = 5 * time.Second
+	// DefaultEventRetention keeps raw events for 400 days.
+	DefaultEventRetention = 400 * 24 * time.Hour
+	// DefaultMaintenanceInterval runs partition maintenance hourly.
+	DefaultMaintenanceInterval = time.Hour
+	// partitionsAhead is how many days of event partitions maintenance
+	// keeps made ahead of today.
+	partitionsAhead = 7
+	// maintenanceTimeout bounds one maintenance run.
+	maintenanceTimeout = time.Minute
 )
 
 // Config configures Open. The zero value (or nil) means every default.
@@ -31,8 +42,18 @@ type Config struct {
 	// ConnectTimeout bounds establishing one connection. Defaults to
 	// DefaultConnectTimeout (unless the URL sets connect_timeout).
 	ConnectTimeout time.Duration
-	// Logger receives migration progress. Defaults to discarding.
+	// Logger receives migration progress and partition maintenance.
+	// Defaults to discarding.
 	Logger *slog.Logger
+	// EventRetention is how long raw tracking events are kept: from Start
+	// on, the daily partitions older than this are dropped every
+	// MaintenanceInterval (rollups are kept). Defaults to
+	// DefaultEventRetention; negative keeps events forever.
+	EventRetention time.Duration
+	// MaintenanceInterval is how often Start's maintenance runs: it makes
+	// the event partitions of the week ahead and drops those past
+	// EventRetention. Defaults to DefaultMaintenanceInterval.
+	MaintenanceInterval time.Duration
 }
 
 func (c *Config) withDefaults() Config {
@@ -42,6 +63,8 @@ func (c *Config) withDefaults() Config {
 	}
 	out.MaxConns = cmp.Or(out.MaxConns, DefaultMaxConns)
 	out.ConnectTimeout = cmp.Or(out.ConnectTimeout, DefaultConnectTimeout)
+	out.EventRetention = cmp.Or(out.EventRetention, DefaultEventRetention)
+	out.MaintenanceInterval = cmp.Or(out.MaintenanceInterval, DefaultMaintenanceInterval)
 	if out.Logger == nil {
 		out.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -51,9 +74,14 @@ func (c *Config) withDefaults() Config {
 // DB is adshare's PostgreSQL store. It implements every store interface of
 // the domain packages and is safe for concurrent use.
 type DB struct {
-	pool   *pgxpool.Pool
-	logger *slog.Logger
-	audit  *batch.Batcher[auth.AuditEvent]
+	pool        *pgxpool.Pool
+	logger      *slog.Logger
+	audit       *batch.Batcher[auth.AuditEvent]
+	cfg         Config
+	maintenance *periodic.Task
+	stopOnce    sync.Once
+	stopErr     error
+	closed      chan struct{}
 	// Now is the clock used for timestamps the store sets itself.
 	Now func() time.Time
 }
@@ -69,7 +97,8 @@ var (
 
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN) and checks that it answers. It does not migrate: call Migrate, or
-// run the example server's migrate command.
+// run the example server's migrate command. The DB is usable at once;
+// Start runs its maintenance, Stop closes it.
 func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 	c := cfg.withDefaults()
 	pc, err := pgxpool.ParseConfig(url)
@@ -85,23 +114,73 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 	if err != nil {
 		return nil, fmt.Errorf("postgres: open pool: %w", err)
 	}
-	db := &DB{pool: pool, logger: c.Logger, Now: time.Now}
+	db := &DB{pool: pool, logger: c.Logger, cfg: c, Now: time.Now}
 	if err := db.Ping(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
 	db.audit = batch.New(db.writeAudit, batch.Config{MaxBatch: 512, Flushers: 2})
+	db.maintenance = periodic.New(c.MaintenanceInterval, db.maintain)
 	return db, nil
+}
+
+// Start runs partition maintenance now and then every
+// MaintenanceInterval until Stop: the event partitions of the week ahead
+// are made, and those past EventRetention dropped. Several instances may
+// run it at once. The first run happens before Start returns; a failed run
+// is logged (not returned) and tried again at the next interval. Start
+// returns nil when already started, and an error after Stop.
+func (db *DB) Start(ctx context.Context) error {
+	db.maintain(ctx)
+	if err := db.maintenance.Start(ctx); err != nil {
+		return fmt.Errorf("postgres: start: %w", err)
+	}
+	return nil
+}
+
+// maintain makes the partitions ahead and drops those past the retention.
+func (db *DB) maintain(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, maintenanceTimeout)
+	defer cancel()
+	now := db.Now()
+	if err := db.EnsureEventPartitions(ctx, now.Add(-24*time.Hour), now.Add(partitionsAhead*24*time.Hour)); err != nil {
+		db.logger.WarnContext(ctx, "postgres: event partitions not created", slog.Any("error", err))
+	}
+	if db.cfg.EventRetention < 0 {
+		return
+	}
+	if n, err := db.DropEventPartitionsBefore(ctx, now.Add(-db.cfg.EventRetention)); err != nil {
+		db.logger.WarnContext(ctx, "postgres: old event partitions not dropped", slog.Any("error", err))
+	} else if n > 0 {
+		db.logger.InfoContext(ctx, "postgres: old event partitions dropped", slog.Int("count", n))
+	}
 }
 
 // Pool returns the underlying pool, for hosts that share it.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
-// Close writes the audit events still queued, then closes every
-// connection. It waits for connections in use.
-func (db *DB) Close() {
-	db.audit.Close()
-	db.pool.Close()
+// Stop ends maintenance, writes the audit events still queued, and closes
+// every connection, waiting for those in use; when ctx ends first it
+// returns ctx's error and the pool closes in the background. Stop the
+// services that use the DB first. It is idempotent and safe before Start.
+func (db *DB) Stop(ctx context.Context) error {
+	db.stopOnce.Do(func() {
+		db.stopErr = errors.Join(db.maintenance.Stop(ctx), db.audit.Stop(ctx))
+		db.closed = make(chan struct{})
+		go func() {
+			defer close(db.closed)
+			db.pool.Close()
+		}()
+	})
+	select {
+	case <-db.closed:
+	case <-ctx.Done():
+		return fmt.Errorf("postgres: stop: %w", ctx.Err())
+	}
+	if db.stopErr != nil {
+		return fmt.Errorf("postgres: stop: %w", db.stopErr)
+	}
+	return nil
 }
 
 // Ping checks that the database answers, for readiness probes.
@@ -120,3 +199,6 @@ func nullTime(t time.Time) *time.Time {
 	t = t.UTC()
 	return &t
 }
+
+// Name names the DB in readiness checks: "postgres".
+func (db *DB) Name() string { return "postgres" }

@@ -137,7 +137,7 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 			if err != nil {
 				return err
 			}
-			defer db.Close()
+			defer func() { _ = db.Stop(context.Background()) }()
 			results[i], err = db.Migrate(ctx)
 			return err
 		})
@@ -149,7 +149,7 @@ func TestConcurrentMigrateAppliesOnce(t *testing.T) {
 	}
 	db, err := postgres.Open(ctx, url, nil)
 	require.NoError(t, err)
-	defer db.Close()
+	defer func() { _ = db.Stop(context.Background()) }()
 	statuses, err := db.MigrationStatuses(ctx)
 	require.NoError(t, err)
 	require.Equal(t, len(statuses), total, "each migration is applied by exactly one instance")

@@ -40,7 +40,7 @@ func openClientWithPrefix(tb testing.TB, url, prefix, name string) *Client {
 	c := New(goredis.NewClient(opts), &Config{Prefix: prefix})
 	c.owned = true
 	require.NoError(tb, c.Ping(context.Background()))
-	tb.Cleanup(func() { _ = c.Close() })
+	tb.Cleanup(func() { _ = c.Stop(context.Background()) })
 	return c
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -26,13 +27,15 @@ type Config struct {
 
 // Client is adshare's handle on Redis.
 type Client struct {
-	rdb    goredis.UniversalClient
-	prefix string
-	owned  bool
+	rdb     goredis.UniversalClient
+	prefix  string
+	owned   bool
+	stop    sync.Once
+	stopErr error
 }
 
 // Open connects to the Redis at url (redis://, rediss:// or unix://) and
-// checks that it answers. Close releases it.
+// checks that it answers. Stop releases it.
 func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
 	opts, err := goredis.ParseURL(url)
 	if err != nil {
@@ -47,13 +50,13 @@ func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
 	c := New(goredis.NewClient(opts), cfg)
 	c.owned = true
 	if err := c.Ping(ctx); err != nil {
-		_ = c.Close()
+		_ = c.rdb.Close()
 		return nil, err
 	}
 	return c, nil
 }
 
-// New wraps a client the host already has. Close will not close it.
+// New wraps a client the host already has. Stop will not close it.
 func New(rdb goredis.UniversalClient, cfg *Config) *Client {
 	prefix := DefaultPrefix
 	if cfg != nil && cfg.Prefix != "" {
@@ -76,12 +79,15 @@ func (c *Client) Ping(ctx context.Context) error {
 	return nil
 }
 
-// Close closes the connection when Open made it.
-func (c *Client) Close() error {
+// Stop closes the connections when Open made them (a client the host
+// passed to New stays the host's). Stop the components made from the
+// Client first. It is idempotent.
+func (c *Client) Stop(context.Context) error {
 	if !c.owned {
 		return nil
 	}
-	return c.rdb.Close()
+	c.stop.Do(func() { c.stopErr = c.rdb.Close() })
+	return c.stopErr
 }
 
 // Cache returns a byte cache whose keys live under the client's prefix

@@ -20,7 +20,7 @@ func open(t *testing.T) *redis.Client {
 	url, prefix := testenv.Redis(t)
 	c, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
 	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Close() })
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
 	return c
 }
 
@@ -65,7 +65,7 @@ func TestBus(t *testing.T) {
 		open := func() *redis.Client {
 			c, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
 			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Close() })
+			t.Cleanup(func() { _ = c.Stop(context.Background()) })
 			return c
 		}
 		return open().Bus(nil), open().Bus(nil)

@@ -202,7 +202,7 @@ func (l *RevocationList) Start(ctx context.Context) error {
 	defer l.life.Unlock()
 	switch l.state {
 	case lifeRunning:
-		return errors.New("redis: revocation list: already started")
+		return errAlreadyStarted
 	case lifeStopped:
 		return errors.New("redis: revocation list: stopped; create a new one to start again")
 	}
@@ -682,6 +682,9 @@ func isTimeout(err error) bool {
 	var ne net.Error
 	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
 }
+
+// errAlreadyStarted is RevocationList.Start's error when it runs already.
+var errAlreadyStarted = errors.New("redis: revocation list: already started")
 
 // ceilMilli returns t in Unix milliseconds, rounded up.
 func ceilMilli(t time.Time) int64 {

@@ -19,8 +19,9 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"fmt"
+	"net"
 	"net/http"
-	"net/http/httptest"
 	"slices"
 	"strconv"
 	"sync"
@@ -207,8 +208,13 @@ func NewFake(cfg Config) *Fake {
 // ServeHTTP implements http.Handler.
 func (f *Fake) ServeHTTP(w http.ResponseWriter, r *http.Request) { f.mux.ServeHTTP(w, r) }
 
-// Close makes pending delays return, so that a server can shut down.
-func (f *Fake) Close() { f.close.Do(func() { close(f.closed) }) }
+// Stop makes pending delays return at once, so that a server serving the
+// Fake can shut down. The Fake keeps answering (without delays). It is
+// idempotent and never fails.
+func (f *Fake) Stop(context.Context) error {
+	f.close.Do(func() { close(f.closed) })
+	return nil
+}
 
 // SetAds replaces the ads, generating the zero ids (ads numbered from 1
 // in order: AdID 1000+n, CreativeID 2000+n, FlightID 3000+n, CampaignID
@@ -364,22 +370,83 @@ func (f *Fake) sleep(ctx context.Context, d time.Duration) bool {
 // Server is a Fake listening on a loopback port.
 type Server struct {
 	*Fake
-	srv *httptest.Server
+
+	mu  sync.Mutex
+	srv *http.Server
+	url string
+	// served is closed when Serve returns.
+	served chan struct{}
 }
 
-// New starts a Fake for cfg on a loopback port (plain HTTP).
-func New(cfg Config) *Server {
-	f := NewFake(cfg)
-	return &Server{Fake: f, srv: httptest.NewServer(f)}
+// New returns a Server for cfg; Start makes it listen.
+func New(cfg Config) *Server { return &Server{Fake: NewFake(cfg)} }
+
+// Start listens on a loopback port (plain HTTP) and serves until Stop. It
+// returns nil when already started.
+func (s *Server) Start(ctx context.Context) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.srv != nil {
+		return nil
+	}
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", "127.0.0.1:0")
+	if err != nil {
+		return fmt.Errorf("kevelfake: listen: %w", err)
+	}
+	s.srv = &http.Server{Handler: s.Fake, ReadHeaderTimeout: 10 * time.Second}
+	s.url = "http://" + ln.Addr().String()
+	s.served = make(chan struct{})
+	go func() {
+		defer close(s.served)
+		_ = s.srv.Serve(ln)
+	}()
+	return nil
 }
 
-// URL is the server's base URL, http://127.0.0.1:port: the BaseURL for
-// kevel.Config and kevel.FirerConfig.
-func (s *Server) URL() string { return s.srv.URL }
+// URL is the server's base URL, http://127.0.0.1:port, once started: the
+// BaseURL for kevel.Config and kevel.FirerConfig.
+func (s *Server) URL() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.url
+}
 
-// Close stops the server, ending pending delays first.
-func (s *Server) Close() {
-	s.Fake.Close()
-	s.srv.CloseClientConnections()
-	s.srv.Close()
+// Stop ends pending delays and closes the server and its connections,
+// waiting for its goroutine within ctx. It is idempotent and safe before
+// Start.
+func (s *Server) Stop(ctx context.Context) error {
+	_ = s.Fake.Stop(ctx)
+	s.mu.Lock()
+	srv, served := s.srv, s.served
+	s.mu.Unlock()
+	if srv == nil {
+		return nil
+	}
+	_ = srv.Close()
+	select {
+	case <-served:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+// TB is the part of testing.TB that StartTB uses.
+type TB interface {
+	Helper()
+	Fatalf(format string, args ...any)
+	Cleanup(func())
+}
+
+// StartTB starts a Server for cfg for a test, and stops it when the test
+// ends.
+func StartTB(tb TB, cfg Config) *Server {
+	tb.Helper()
+	s := New(cfg)
+	if err := s.Start(context.Background()); err != nil {
+		tb.Fatalf("kevelfake: %v", err)
+	}
+	tb.Cleanup(func() { _ = s.Stop(context.Background()) })
+	return s
 }

@@ -43,8 +43,7 @@ func setup(t *testing.T, cfg kevelfake.Config) *testBundle {
 	t.Helper()
 	c := &clock{now: time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)}
 	cfg.Now = c.Now
-	srv := kevelfake.New(cfg)
-	t.Cleanup(srv.Close)
+	srv := kevelfake.StartTB(t, cfg)
 	noRedirect := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	return &testBundle{srv: srv, clock: c, http: noRedirect}
 }
@@ -334,7 +333,7 @@ func TestKnobs(t *testing.T) {
 	_, err := b.http.Do(req)
 	require.Error(t, err)
 
-	// Latency ends with the client's patience, or at Close.
+	// Latency ends with the client's patience, or at Stop.
 	b.srv.SetLatency(time.Hour)
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Millisecond)
 	defer cancel()
@@ -349,7 +348,7 @@ func TestKnobs(t *testing.T) {
 func TestFakeIsAHandler(t *testing.T) {
 	t.Parallel()
 	f := kevelfake.NewFake(kevelfake.Config{Ads: ads[:1]})
-	defer f.Close()
+	defer func() { _ = f.Stop(context.Background()) }()
 	mux := http.NewServeMux()
 	mux.Handle("/", f)
 	rec := &recorder{header: http.Header{}}

@@ -38,7 +38,7 @@ func Open(tb testing.TB) *postgres.DB {
 	if err != nil {
 		tb.Fatalf("postgrestest: open: %v", err)
 	}
-	tb.Cleanup(db.Close)
+	tb.Cleanup(func() { _ = db.Stop(context.Background()) })
 	return db
 }
 

@@ -1,0 +1,383 @@
+package adshare
+
+import (
+	"cmp"
+	"context"
+	"crypto/ed25519"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/adspace"
+	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/transport"
+)
+
+// DefaultIssuer is the iss claim of access tokens when Config.Tokens.Issuer
+// is empty.
+const DefaultIssuer = "adshare"
+
+// Store keeps everything adshare stores: every store interface of the
+// domain packages. store/memory.New() (the embedded default: nothing
+// survives a restart) and store/postgres.Open() implement it. A host that
+// keeps one part elsewhere embeds one of them and overrides that part's
+// methods, or sets the part's field in Config.Auth, Config.AdSpaces or
+// Config.Analytics.
+//
+// A Store that has Start(ctx) error and Stop(ctx) error methods is
+// started first and stopped last by App; one with Ping(ctx) error is a
+// readiness check, named by its Name() string method if it has one, else
+// "store".
+type Store interface {
+	auth.UserStore
+	auth.SessionStore
+	auth.IdentityStore
+	auth.AuditLog
+	adspace.Store
+	adspace.ContentStore
+	analytics.Store
+	analytics.UserStats
+}
+
+// Shared is what the instances of a fleet share so that they act as one:
+// sign-in rate limits, the token revocation list (a logout holds on every
+// instance at once), one-time OIDC values, cache invalidations, the counts
+// of the burst rules, live figures. store/redis.Client implements it for a
+// fleet, store/memory.NewShared() in process for a single instance.
+//
+// Like Store, a Shared with Start and Stop is started and stopped by App
+// (after the Store, before everything else), and one with Ping is a
+// readiness check ("shared" unless it has a Name).
+type Shared interface {
+	// Limiter counts sign-in attempts.
+	Limiter() auth.Limiter
+	// RevocationList refuses the access tokens of ended sessions.
+	RevocationList() auth.RevocationList
+	// OneTimeStore keeps OIDC transactions and nonces.
+	OneTimeStore() auth.OneTimeStore
+	// Broadcaster carries cache invalidations between instances.
+	Broadcaster() adspace.Broadcaster
+	// BurstCounter counts events for the invalid-traffic burst rules.
+	BurstCounter() analytics.BurstCounter
+	// Live receives accepted events for live figures; nil for none.
+	Live() analytics.Live
+}
+
+// Keys are the secrets of an adshare deployment. Every instance must have
+// the same ones. A nil key is replaced by a random one, with a warning in
+// the log: that suits a quick start on one machine, never a fleet (tokens
+// and links then die with the process, and other instances refuse them).
+type Keys struct {
+	// Signing signs access tokens (Ed25519; auth.SigningKeyFromSeed makes
+	// one from 32 bytes of seed).
+	Signing ed25519.PrivateKey
+	// Verify are further public keys that verify access tokens: the next
+	// key before it signs, the previous one until its tokens have expired.
+	Verify []ed25519.PublicKey
+	// Refresh (at least 32 bytes) derives refresh-token successors.
+	Refresh []byte
+	// Tracking (32 bytes each; the first seals, all open) seal the
+	// tracking tokens of fills.
+	Tracking [][]byte
+	// Viewer (at least 32 bytes) derives viewers' pseudonymous keys.
+	Viewer []byte
+}
+
+// Config configures New. Store, Shared and Decider are required; every
+// other field has a documented default.
+//
+// Auth, AdSpaces, Analytics and HTTP tune each part with that package's own
+// Config, whose documented defaults apply to zero fields. New wires the
+// parts together through the fields that connect them (stores, the shared
+// pieces, keys, the decider, loggers and metrics, and each other): it fills
+// such a field only when it is nil, so a host can replace any one piece
+// for one part, for example Auth.Limiter.
+type Config struct {
+	// Store keeps adshare's data. Required.
+	Store Store
+	// Shared is what instances share. Required: store/memory.NewShared()
+	// for one instance, store/redis for a fleet.
+	Shared Shared
+	// Decider fills ad spaces. Required: decision/local.New over
+	// adspace.NewInventory(store) for the built-in engine over users' own
+	// ads, or decision/cache.New over decision/kevel.New for Kevel. A
+	// Decider with Start and Stop is started after Store and Shared and
+	// stopped before them.
+	Decider decision.Decider
+	// Pixels fires the ad server's own tracking URLs after an event is
+	// accepted (decision/kevel's Firer, when Kevel decides). Nil: none, as
+	// for the local engine. Started and stopped like Decider.
+	Pixels analytics.Pixels
+
+	// Keys are the deployment's secrets; see Keys for nil ones.
+	Keys Keys
+	// Tokens configures access tokens (audience, lifetime, leeway). Issuer
+	// defaults to DefaultIssuer; set it to the API's public URL.
+	Tokens auth.TokenConfig
+
+	// Auth tunes the user system: tiers, roles, identity providers,
+	// session lifetimes, sign-in limits.
+	Auth auth.Config
+	// AdSpaces tunes ad spaces and fills: formats, content rules, whether
+	// anonymous viewers may fill spaces, timeouts.
+	AdSpaces adspace.Config
+	// Analytics tunes ingest and reports: invalid-traffic filters, batch
+	// sizes, clock skew.
+	Analytics analytics.Config
+	// HTTP tunes the API handler: CORS origins, trusted proxies, rate
+	// limits, the public base URL of tracking links, readiness checks
+	// beyond the Store's and Shared's.
+	HTTP transport.Config
+
+	// Logger receives every part's logs. Defaults to discarding them.
+	Logger *slog.Logger
+	// Metrics is where every part registers its metrics. Nil: none.
+	Metrics prometheus.Registerer
+}
+
+// App is adshare assembled: the user system, ad spaces and fills, analytics
+// and the HTTP handler, on the stores and deciders it was given. New builds
+// it without starting anything; Start starts what runs in the background,
+// Stop drains and stops it.
+type App struct {
+	auth      *auth.Service
+	spaces    *adspace.Service
+	analytics *analytics.Service
+	handler   http.Handler
+	logger    *slog.Logger
+	life      *lifecycle
+}
+
+// New assembles adshare from cfg. It returns an error saying what to set
+// when a required field is missing, and any part's configuration error.
+func New(cfg *Config) (*App, error) {
+	if cfg == nil {
+		return nil, errors.New("adshare: New needs a Config with at least Store, Shared and Decider")
+	}
+	c := *cfg
+	switch {
+	case c.Store == nil:
+		return nil, errors.New("adshare: Config.Store is required: store/memory.New() for the embedded default, or store/postgres.Open")
+	case c.Shared == nil:
+		return nil, errors.New("adshare: Config.Shared is required: store/memory.NewShared() for one instance, or a store/redis client for a fleet")
+	case c.Decider == nil:
+		return nil, errors.New("adshare: Config.Decider is required: decision/local.New over adspace.NewInventory(store) for the built-in engine, or decision/cache over decision/kevel")
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	keys, err := c.Keys.withDefaults(c.Logger)
+	if err != nil {
+		return nil, err
+	}
+	a := &App{logger: c.Logger}
+
+	// Built in dependency order, each from small interfaces only: the
+	// policies first, then analytics, then ad spaces (which count fills
+	// into analytics), then the user system, which tells ad spaces of new
+	// accounts. No part needs one built after it.
+	ac := c.Auth
+	if ac.Tiers == nil {
+		if ac.Tiers, err = auth.NewTiers(auth.DefaultTiers()); err != nil {
+			return nil, err
+		}
+	}
+	if ac.RBAC == nil {
+		if ac.RBAC, err = auth.NewRBAC(auth.DefaultRolePermissions()); err != nil {
+			return nil, err
+		}
+	}
+	ac.Logger = cmp.Or(ac.Logger, c.Logger)
+	authz, err := auth.NewAuthorizer(ac.RBAC, cmp.Or[auth.AuditLog](ac.Audit, c.Store), ac.Logger, ac.Now)
+	if err != nil {
+		return nil, err
+	}
+	sealer, err := analytics.NewSealer(keys.Tracking, nil)
+	if err != nil {
+		return nil, fmt.Errorf("adshare: Keys.Tracking: %w", err)
+	}
+
+	nc := c.Analytics
+	setIfNil(&nc.Store, analytics.Store(c.Store))
+	setIfNil(&nc.Sealer, sealer)
+	setIfNil[analytics.TierSource](&nc.Tiers, auth.TierHistory{Users: cmp.Or[auth.UserStore](ac.Users, c.Store), Tiers: ac.Tiers})
+	setIfNil(&nc.Bursts, c.Shared.BurstCounter())
+	setIfNil(&nc.Pixels, c.Pixels)
+	setIfNil(&nc.Live, c.Shared.Live())
+	setIfNil[analytics.Authorizer](&nc.Auth, authz)
+	setIfNil(&nc.Users, analytics.UserStats(c.Store))
+	nc.Logger = cmp.Or(nc.Logger, c.Logger)
+	if a.analytics, err = analytics.NewService(nc); err != nil {
+		return nil, err
+	}
+
+	sc := c.AdSpaces
+	setIfNil(&sc.Spaces, adspace.Store(c.Store))
+	setIfNil(&sc.Contents, adspace.ContentStore(c.Store))
+	setIfNil[adspace.UserReader](&sc.Users, c.Store)
+	setIfNil[adspace.Authorizer](&sc.Auth, authz)
+	setIfNil(&sc.Audit, auth.AuditLog(c.Store))
+	setIfNil(&sc.Tiers, ac.Tiers)
+	setIfNil(&sc.Decider, c.Decider)
+	setIfNil(&sc.Sealer, sealer)
+	if sc.ViewerKeySecret == nil {
+		sc.ViewerKeySecret = keys.Viewer
+	}
+	setIfNil(&sc.Broadcaster, c.Shared.Broadcaster())
+	setIfNil[adspace.FillRecorder](&sc.Fills, a.analytics)
+	sc.Logger = cmp.Or(sc.Logger, c.Logger)
+	if a.spaces, err = adspace.NewService(sc); err != nil {
+		return nil, err
+	}
+
+	setIfNil(&ac.Users, auth.UserStore(c.Store))
+	setIfNil(&ac.Sessions, auth.SessionStore(c.Store))
+	setIfNil(&ac.Identities, auth.IdentityStore(c.Store))
+	setIfNil(&ac.Audit, auth.AuditLog(c.Store))
+	setIfNil(&ac.Limiter, c.Shared.Limiter())
+	setIfNil(&ac.Revocations, c.Shared.RevocationList())
+	setIfNil(&ac.OneTime, c.Shared.OneTimeStore())
+	if ac.Tokens == nil {
+		if ac.Tokens, err = newTokens(keys, c.Tokens); err != nil {
+			return nil, err
+		}
+	}
+	if ac.RefreshKey == nil {
+		ac.RefreshKey = keys.Refresh
+	}
+	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	if a.auth, err = auth.NewService(ac); err != nil {
+		return nil, err
+	}
+
+	hc := c.HTTP
+	setIfNil(&hc.Auth, a.auth)
+	setIfNil(&hc.AdSpaces, a.spaces)
+	setIfNil(&hc.Analytics, a.analytics)
+	hc.Logger = cmp.Or(hc.Logger, c.Logger)
+	if hc.Metrics == nil {
+		hc.Metrics = c.Metrics
+	}
+	hc.ReadinessChecks = append(readinessChecks(c.Store, c.Shared), hc.ReadinessChecks...)
+	if a.handler, err = transport.New(hc); err != nil {
+		return nil, err
+	}
+
+	a.life = newLifecycle(c.Logger,
+		part{"store", c.Store}, part{"shared", c.Shared}, part{"decider", c.Decider}, part{"pixels", c.Pixels},
+		part{"analytics", a.analytics}, part{"adspace", a.spaces})
+	return a, nil
+}
+
+// Handler returns the HTTP API. Mount it at the root of the host's server,
+// or under a prefix with http.StripPrefix (then set HTTP.PublicBaseURL to
+// the prefixed URL, so that tracking links point back to it).
+func (a *App) Handler() http.Handler { return a.handler }
+
+// Auth returns the user system.
+func (a *App) Auth() *auth.Service { return a.auth }
+
+// AdSpaces returns the ad space system: settings, content, moderation and
+// fills.
+func (a *App) AdSpaces() *adspace.Service { return a.spaces }
+
+// Analytics returns event ingest and reports.
+func (a *App) Analytics() *analytics.Service { return a.analytics }
+
+// Start starts, in dependency order, every part that runs in the
+// background: the Store, Shared, the Decider and Pixels when they have a
+// Start method, then analytics (fill counts) and ad spaces (invalidations
+// from other instances). When one fails, those already started are stopped
+// again and its error is returned. Start the App before serving its
+// Handler; it returns nil when already started, and an error after Stop.
+func (a *App) Start(ctx context.Context) error { return a.life.start(ctx) }
+
+// Stop stops every part in the reverse order of Start, so that each drains
+// into what it depends on: ad spaces, then analytics (the events queued
+// are committed), then Pixels (the pixels of those events are fired), the
+// Decider, Shared and the Store. Stop the HTTP server first
+// (http.Server.Shutdown), so that no request arrives meanwhile; a request
+// that does is answered 503. ctx bounds the whole stop: when it ends, Stop
+// goes on stopping the rest without waiting and returns ctx's error. It is
+// idempotent and safe before Start.
+func (a *App) Stop(ctx context.Context) error { return a.life.stop(ctx) }
+
+// setIfNil sets *dst to v when *dst is nil (an interface or pointer) and v
+// is not a nil interface.
+func setIfNil[T comparable](dst *T, v T) {
+	var zero T
+	if *dst == zero {
+		*dst = v
+	}
+}
+
+// withDefaults replaces nil keys by random ones, warning of each.
+func (k Keys) withDefaults(logger *slog.Logger) (Keys, error) {
+	warn := func(field, consequence string) {
+		logger.Warn("adshare: Config.Keys." + field + " is not set; using a random key: " + consequence)
+	}
+	var err error
+	if k.Signing == nil {
+		warn("Signing", "access tokens die with this process, and other instances cannot verify them")
+		if k.Signing, err = auth.GenerateSigningKey(); err != nil {
+			return k, err
+		}
+	}
+	if k.Refresh == nil {
+		warn("Refresh", "instances disagree on refresh-token successors")
+		k.Refresh = randomKey()
+	}
+	if k.Tracking == nil {
+		warn("Tracking", "tracking tokens die with this process")
+		k.Tracking = [][]byte{randomKey()}
+	}
+	if k.Viewer == nil {
+		warn("Viewer", "viewers' pseudonymous keys change with every start")
+		k.Viewer = randomKey()
+	}
+	return k, nil
+}
+
+func randomKey() []byte {
+	k := make([]byte, 32)
+	_, _ = rand.Read(k)
+	return k
+}
+
+// newTokens makes the access-token issuer from the keys.
+func newTokens(k Keys, cfg auth.TokenConfig) (*auth.Tokens, error) {
+	set, err := auth.NewKeySet(k.Signing, k.Verify...)
+	if err != nil {
+		return nil, fmt.Errorf("adshare: Keys: %w", err)
+	}
+	cfg.Issuer = cmp.Or(cfg.Issuer, DefaultIssuer)
+	return auth.NewTokens(set, cfg)
+}
+
+// readinessChecks asks the Store and Shared, when they can be pinged.
+func readinessChecks(parts ...any) []transport.ReadinessCheck {
+	var checks []transport.ReadinessCheck
+	for i, p := range parts {
+		pinger, ok := p.(interface{ Ping(context.Context) error })
+		if !ok {
+			continue
+		}
+		name := [...]string{"store", "shared"}[i]
+		if n, ok := p.(interface{ Name() string }); ok {
+			name = n.Name()
+		}
+		checks = append(checks, transport.ReadinessCheck{Name: name, Check: pinger.Ping})
+	}
+	return checks
+}
+
+// stopTimeout bounds a part's stop when the App's Start fails and undoes
+// what it started.
+const stopTimeout = 10 * time.Second

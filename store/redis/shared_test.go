@@ -1,0 +1,37 @@
+package redis
+
+import (
+	"context"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+)
+
+func TestSharedStartsTheRevocationListAndStopsTheClient(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	c := openClient(t)
+	s := c.Shared(nil)
+	require.Equal(t, "redis", s.Name())
+	require.NoError(t, s.Ping(ctx))
+	require.Same(t, s.revocations, s.RevocationList(), "one list, made once")
+	require.False(t, s.revocations.Healthy(), "nothing subscribed before Start")
+
+	require.NoError(t, s.Start(ctx))
+	require.True(t, s.revocations.Healthy())
+	require.NoError(t, s.Start(ctx), "a second Start is a no-op")
+
+	require.NoError(t, s.Stop(ctx))
+	require.False(t, s.revocations.Healthy())
+	require.Error(t, s.Ping(ctx), "Stop closed the client Open made")
+	require.NoError(t, s.Stop(ctx), "a second Stop is a no-op")
+}
+
+func TestStopLeavesAHostsClientOpen(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	owned := openClient(t)
+	hosts := New(owned.Redis(), nil) // the host's go-redis client, wrapped
+	require.NoError(t, hosts.Stop(ctx))
+	require.NoError(t, hosts.Ping(ctx), "the host's client stays open")
+}
