@@ -681,3 +681,27 @@ func (p *permissions) Authorize(_ context.Context, _ auth.Principal, perm auth.P
 	}
 	return auth.ErrForbidden
 }
+
+func TestStopWritesWhatIsGatheredAndThenRefuses(t *testing.T) {
+	t.Parallel()
+	b := setup(t, func(c *analytics.Config) { c.FillFlush = time.Hour })
+	ctx := context.Background()
+	require.NoError(t, b.svc.Start(ctx))
+	require.NoError(t, b.svc.Start(ctx), "a second Start is a no-op")
+	owner := uuid.New()
+	tok, _ := b.served(t, func(tr *analytics.Tracking) { tr.Owner = owner })
+	require.Equal(t, analytics.Accepted, b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok}).Status)
+	b.svc.RecordFill(owner, 4, 3)
+
+	require.NoError(t, b.svc.Stop(ctx))
+	total := b.report(t, owner)
+	require.Equal(t, int64(4), total.Requested, "the fill counts gathered since the last flush are written by Stop")
+	require.Equal(t, int64(1), total.Impressions)
+
+	late, _ := b.served(t)
+	_, err := b.svc.Ingest(app, []analytics.Report{{Type: analytics.Impression, Token: late}})
+	require.ErrorIs(t, err, analytics.ErrStopped, "after Stop a report is refused, and the app retries elsewhere")
+	require.Equal(t, time.Second, errs.As(err).RetryAfter)
+	require.NoError(t, b.svc.Stop(ctx), "a second Stop is a no-op")
+	require.Error(t, b.svc.Start(ctx), "a stopped service does not start again")
+}

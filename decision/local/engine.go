@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/internal/periodic"
 )
 
 // Defaults of Config.
@@ -62,10 +63,7 @@ type Engine struct {
 	snap atomic.Pointer[snapshot]
 
 	refreshMu sync.Mutex
-	stop      chan struct{}
-	done      chan struct{}
-	startOnce sync.Once
-	stopOnce  sync.Once
+	refresher *periodic.Task
 }
 
 var _ decision.Decider = (*Engine)(nil)
@@ -73,7 +71,7 @@ var _ decision.Decider = (*Engine)(nil)
 // New returns an engine.
 func New(cfg Config) (*Engine, error) {
 	if cfg.Inventory == nil {
-		return nil, errors.New("local: Config.Inventory is required (adspace.Service implements decision.Inventory)")
+		return nil, errors.New("local: Config.Inventory is required (adspace.NewInventory over the content store)")
 	}
 	cfg.FrequencyCap = cmp.Or(cfg.FrequencyCap, DefaultFrequencyCap)
 	cfg.RefreshInterval = cmp.Or(cfg.RefreshInterval, DefaultRefreshInterval)
@@ -89,46 +87,33 @@ func New(cfg Config) (*Engine, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	return &Engine{cfg: cfg, stop: make(chan struct{}), done: make(chan struct{})}, nil
+	e := &Engine{cfg: cfg}
+	e.refresher = periodic.New(cfg.RefreshInterval, e.refreshInBackground)
+	return e, nil
 }
 
 // Start refreshes the snapshot now and then every RefreshInterval until
-// Stop. It returns the first refresh's error.
+// Stop. It returns the first refresh's error (the engine then keeps
+// refreshing, and answers no fill until one succeeds), and an error after
+// Stop.
 func (e *Engine) Start(ctx context.Context) error {
-	err := e.Refresh(ctx)
-	e.startOnce.Do(func() {
-		go func() {
-			defer close(e.done)
-			t := time.NewTicker(e.cfg.RefreshInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-e.stop:
-					return
-				case <-t.C:
-					rctx, cancel := context.WithTimeout(context.Background(), e.cfg.RefreshInterval)
-					if err := e.Refresh(rctx); err != nil {
-						e.cfg.Logger.Warn("local: refresh failed; keeping the previous snapshot", slog.Any("error", err))
-					}
-					cancel()
-				}
-			}
-		}()
-	})
-	return err
+	if err := e.refresher.Start(ctx); err != nil {
+		return fmt.Errorf("local: start: %w", err)
+	}
+	return e.Refresh(ctx)
+}
+
+// refreshInBackground is one refresh of the background loop.
+func (e *Engine) refreshInBackground(ctx context.Context) {
+	rctx, cancel := context.WithTimeout(ctx, e.cfg.RefreshInterval)
+	defer cancel()
+	if err := e.Refresh(rctx); err != nil {
+		e.cfg.Logger.WarnContext(ctx, "local: refresh failed; keeping the previous snapshot", slog.Any("error", err))
+	}
 }
 
 // Stop ends background refreshing. It is idempotent and safe before Start.
-func (e *Engine) Stop(ctx context.Context) error {
-	e.stopOnce.Do(func() { close(e.stop) })
-	e.startOnce.Do(func() { close(e.done) }) // never started: nothing to wait for
-	select {
-	case <-e.done:
-		return nil
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func (e *Engine) Stop(ctx context.Context) error { return e.refresher.Stop(ctx) }
 
 // snapshot is an immutable view of inventory and stats.
 type snapshot struct {

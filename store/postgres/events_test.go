@@ -234,3 +234,31 @@ func TestBucketsMatchPostgreSQL(t *testing.T) {
 		}
 	}
 }
+
+func TestStartMaintainsThePartitions(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db, err := postgres.Open(ctx, postgrestest.URL(t), &postgres.Config{EventRetention: 20 * 24 * time.Hour})
+	require.NoError(t, err)
+	t.Cleanup(func() { require.NoError(t, db.Stop(context.Background())) })
+	_, err = db.Migrate(ctx)
+	require.NoError(t, err)
+	// A month on: the migration's days (two before today to seven after)
+	// are past the retention, and the week ahead has no partition yet.
+	today := time.Now().UTC().Truncate(24 * time.Hour)
+	later := today.Add(30 * 24 * time.Hour)
+	db.Now = func() time.Time { return later.Add(time.Hour) }
+
+	require.NoError(t, db.Start(ctx))
+	days, err := db.EventPartitions(ctx)
+	require.NoError(t, err)
+	var want []time.Time
+	for d := later.Add(-24 * time.Hour); !d.After(later.Add(7 * 24 * time.Hour)); d = d.Add(24 * time.Hour) {
+		want = append(want, d)
+	}
+	require.Equal(t, want, days, "the week ahead is made and what is past the retention dropped, before Start returns")
+	require.NoError(t, db.Start(ctx), "a second Start is a no-op")
+	require.NoError(t, db.Stop(ctx))
+	require.Error(t, db.Ping(ctx), "Stop closed the pool")
+	require.NoError(t, db.Stop(ctx), "a second Stop is a no-op")
+}
