@@ -8,6 +8,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/store/internal/unixtime"
 )
 
 // RevocationSweepInterval is how often (by the list's clock) a
@@ -59,7 +60,7 @@ func (l *RevocationList) RevokeSession(ctx context.Context, sid uuid.UUID, until
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	untilMs := ceilMilli(until)
+	untilMs := unixtime.CeilMilli(until)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Now().UnixMilli()
@@ -80,7 +81,7 @@ func (l *RevocationList) RevokeUserTokensBefore(ctx context.Context, user uuid.U
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	m := userMark{before: ceilMicro(before), until: ceilMilli(until)}
+	m := userMark{before: unixtime.CeilMicro(before), until: unixtime.CeilMilli(until)}
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	now := l.Now().UnixMilli()
@@ -142,22 +143,4 @@ func (l *RevocationList) maybeSweep(now int64) {
 		}
 	}
 	l.nextSweep = now + RevocationSweepInterval.Milliseconds()
-}
-
-// ceilMilli returns t in Unix milliseconds, rounded up.
-func ceilMilli(t time.Time) int64 {
-	ms := t.UnixMilli()
-	if t.After(time.UnixMilli(ms)) {
-		ms++
-	}
-	return ms
-}
-
-// ceilMicro returns t in Unix microseconds, rounded up.
-func ceilMicro(t time.Time) int64 {
-	us := t.UnixMicro()
-	if t.After(time.UnixMicro(us)) {
-		us++
-	}
-	return us
 }

@@ -17,6 +17,7 @@ import (
 	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/store/internal/unixtime"
 )
 
 // DefaultRevocationHealthCheckInterval is RevocationListOptions'
@@ -259,7 +260,7 @@ func (l *RevocationList) Healthy() bool { return l.healthy.Load() }
 // shorten it. It returns an error when Redis does not answer.
 func (l *RevocationList) RevokeSession(ctx context.Context, sid uuid.UUID, until time.Time) error {
 	untilMs, err := revokeSessionScript.Run(ctx, l.rdb, []string{l.sessionKey(sid)},
-		ceilMilli(until), l.channel, sid.String()).Int64()
+		unixtime.CeilMilli(until), l.channel, sid.String()).Int64()
 	if err != nil {
 		return fmt.Errorf("redis: revoke session: %w", err)
 	}
@@ -276,7 +277,7 @@ func (l *RevocationList) RevokeSession(ctx context.Context, sid uuid.UUID, until
 // error when Redis does not answer.
 func (l *RevocationList) RevokeUserTokensBefore(ctx context.Context, user uuid.UUID, before, until time.Time) error {
 	r, err := revokeUserScript.Run(ctx, l.rdb, []string{l.userKey(user)},
-		ceilMicro(before), ceilMilli(until), l.channel, user.String()).Int64Slice()
+		unixtime.CeilMicro(before), unixtime.CeilMilli(until), l.channel, user.String()).Int64Slice()
 	if err != nil {
 		return fmt.Errorf("redis: revoke user tokens: %w", err)
 	}
@@ -685,21 +686,3 @@ func isTimeout(err error) bool {
 
 // errAlreadyStarted is RevocationList.Start's error when it runs already.
 var errAlreadyStarted = errors.New("redis: revocation list: already started")
-
-// ceilMilli returns t in Unix milliseconds, rounded up.
-func ceilMilli(t time.Time) int64 {
-	ms := t.UnixMilli()
-	if t.After(time.UnixMilli(ms)) {
-		ms++
-	}
-	return ms
-}
-
-// ceilMicro returns t in Unix microseconds, rounded up.
-func ceilMicro(t time.Time) int64 {
-	us := t.UnixMicro()
-	if t.After(time.UnixMicro(us)) {
-		us++
-	}
-	return us
-}
