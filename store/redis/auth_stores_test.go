@@ -3,13 +3,9 @@
 package redis
 
 import (
-	"bytes"
 	"context"
 	"net"
-	"regexp"
 	"strconv"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -301,9 +297,7 @@ func TestRevocationListLifecycle(t *testing.T) {
 func TestRevocationListReloadsAfterReconnecting(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	url, prefix := testenv.Redis(t)
-	name := "adshare-test-" + uuid.NewString()
-	c := openClientWithPrefix(t, url, prefix, name)
+	c, name := openNamedClient(t)
 	l := c.RevocationList(&RevocationListOptions{RetryBackoff: 20 * time.Millisecond})
 	require.NoError(t, l.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, l.Stop(context.Background())) })
@@ -313,11 +307,7 @@ func TestRevocationListReloadsAfterReconnecting(t *testing.T) {
 	require.NoError(t, l.CheckToken(ctx, sid, uuid.New(), time.Now()), "healthy: the local copy answers, and it was not told")
 
 	reloads := l.reloads.Load()
-	list, err := c.Redis().ClientList(ctx).Result()
-	require.NoError(t, err)
-	m := regexp.MustCompile(`(?m)^id=(\d+) .*name=` + regexp.QuoteMeta(name) + ` .*sub=1 `).FindStringSubmatch(list)
-	require.NotNil(t, m, "the subscriber connection is listed:\n%s", list)
-	require.NoError(t, c.Redis().ClientKillByFilter(ctx, "ID", m[1]).Err())
+	killSubscriber(t, c, name)
 
 	require.Eventually(t, func() bool {
 		return l.reloads.Load() > reloads && l.Healthy()
@@ -334,12 +324,7 @@ func TestRevocationListReopensAStalledSubscription(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
 	url, prefix := testenv.Redis(t)
-	opts, err := goredis.ParseURL(url)
-	require.NoError(t, err)
-	proxy := startFreezableProxy(t, opts.Addr)
-	opts.Addr = proxy.addr
-	c := New(goredis.NewClient(opts), &Config{Prefix: prefix})
-	t.Cleanup(func() { _ = c.Redis().Close() })
+	c, proxy := openProxiedClient(t, url, prefix)
 
 	l := c.RevocationList(&RevocationListOptions{HealthCheckInterval: 100 * time.Millisecond, RetryBackoff: 20 * time.Millisecond})
 	require.NoError(t, l.Start(ctx))
@@ -355,96 +340,6 @@ func TestRevocationListReopensAStalledSubscription(t *testing.T) {
 		return l.reloads.Load() > reloads && l.Healthy() && l.checkLocal(sid, uuid.New(), time.Now()) != nil
 	}, 5*time.Second, 10*time.Millisecond)
 	require.GreaterOrEqual(t, proxy.frozen.Load(), int64(1))
-}
-
-// freezableProxy forwards TCP connections to a Redis server, and can stop
-// forwarding on the subscriber connections it has seen without closing them.
-type freezableProxy struct {
-	addr   string
-	frozen atomic.Int64 // connections frozen
-
-	mu    sync.Mutex
-	pairs []*proxyPair
-}
-
-type proxyPair struct {
-	subscriber atomic.Bool
-	frozen     atomic.Bool
-}
-
-func startFreezableProxy(t *testing.T, target string) *freezableProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	p := &freezableProxy{addr: ln.Addr().String()}
-	var conns sync.WaitGroup
-	var open []net.Conn
-	var openMu sync.Mutex
-	t.Cleanup(func() {
-		_ = ln.Close()
-		openMu.Lock()
-		for _, c := range open {
-			_ = c.Close()
-		}
-		openMu.Unlock()
-		conns.Wait()
-	})
-	go func() {
-		for {
-			client, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			server, err := net.Dial("tcp", target)
-			if err != nil {
-				_ = client.Close()
-				continue
-			}
-			openMu.Lock()
-			open = append(open, client, server)
-			openMu.Unlock()
-			pair := &proxyPair{}
-			p.mu.Lock()
-			p.pairs = append(p.pairs, pair)
-			p.mu.Unlock()
-			conns.Add(2)
-			go func() { defer conns.Done(); pair.pump(server, client, true) }()
-			go func() { defer conns.Done(); pair.pump(client, server, false) }()
-		}
-	}()
-	return p
-}
-
-// pump copies src to dst until either fails, dropping the bytes once the
-// pair is frozen. Upstream, it notes a SUBSCRIBE.
-func (pp *proxyPair) pump(dst, src net.Conn, upstream bool) {
-	defer dst.Close()
-	buf := make([]byte, 32<<10)
-	for {
-		n, err := src.Read(buf)
-		if err != nil {
-			return
-		}
-		if upstream && bytes.Contains(bytes.ToLower(buf[:n]), []byte("subscribe")) {
-			pp.subscriber.Store(true)
-		}
-		if pp.frozen.Load() {
-			continue
-		}
-		if _, err := dst.Write(buf[:n]); err != nil {
-			return
-		}
-	}
-}
-
-func (p *freezableProxy) freezeSubscribers() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for _, pair := range p.pairs {
-		if pair.subscriber.Load() && !pair.frozen.Swap(true) {
-			p.frozen.Add(1)
-		}
-	}
 }
 
 // BenchmarkRevocationCheck measures CheckToken on the healthy path, against

@@ -5,8 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"strconv"
 	"strings"
 	"sync"
@@ -22,57 +20,25 @@ import (
 
 // DefaultRevocationHealthCheckInterval is RevocationListOptions'
 // HealthCheckInterval when it is zero.
-const DefaultRevocationHealthCheckInterval = 3 * time.Second
+const DefaultRevocationHealthCheckInterval = DefaultHealthCheckInterval
 
 // DefaultRevocationRetryBackoff is RevocationListOptions' RetryBackoff when
 // it is zero.
-const DefaultRevocationRetryBackoff = 250 * time.Millisecond
+const DefaultRevocationRetryBackoff = DefaultRetryBackoff
 
-// revocationSweepInterval is how often the local copy drops expired entries.
+// revocationSweepInterval is how often the local copy drops expired
+// entries. The sweep runs inside the methods that add to it.
 const revocationSweepInterval = time.Minute
 
-// maxRetryBackoffFactor caps the growing wait between attempts to
-// resubscribe, as a multiple of RetryBackoff.
-const maxRetryBackoffFactor = 16
-
-// reloadTimeout bounds one reload of the local copy from the subscriber
-// goroutine.
+// reloadTimeout bounds one reload of the local copy after a
+// resubscription.
 const reloadTimeout = 30 * time.Second
 
-// RevocationListOptions configures Client.RevocationList. A nil pointer or a
-// zero field means the documented default.
-type RevocationListOptions struct {
-	// Logger receives changes of subscription health and malformed
-	// messages. Defaults to discarding everything.
-	Logger *slog.Logger
-	// HealthCheckInterval is how long the subscription may stay quiet
-	// before it is pinged; a ping unanswered for another interval reopens
-	// it. A connection that dies without being closed is thus noticed
-	// within two intervals, during which this instance can miss
-	// revocations. Defaults to DefaultRevocationHealthCheckInterval.
-	HealthCheckInterval time.Duration
-	// RetryBackoff is the first wait before restoring a broken
-	// subscription; it doubles on every failed attempt, up to 16 times
-	// this value. Defaults to DefaultRevocationRetryBackoff.
-	RetryBackoff time.Duration
-}
-
-func (o *RevocationListOptions) withDefaults() RevocationListOptions {
-	var r RevocationListOptions
-	if o != nil {
-		r = *o
-	}
-	if r.Logger == nil {
-		r.Logger = slog.New(slog.DiscardHandler)
-	}
-	if r.HealthCheckInterval <= 0 {
-		r.HealthCheckInterval = DefaultRevocationHealthCheckInterval
-	}
-	if r.RetryBackoff <= 0 {
-		r.RetryBackoff = DefaultRevocationRetryBackoff
-	}
-	return r
-}
+// RevocationListOptions configures Client.RevocationList: how its
+// subscription is kept. While the subscription is down, the list asks
+// Redis; a connection that dies without being closed is noticed within two
+// health-check intervals, during which this instance can miss revocations.
+type RevocationListOptions = SubscriptionOptions
 
 // revokeSessionScript revokes one session: SET key 1 PXAT until, keeping a
 // later expiry already set, then PUBLISH the change. An `until` already past
@@ -131,9 +97,11 @@ return {before, untilMs}
 // subscription is missed, and every resubscription after a lost connection
 // loads them again.
 //
-// While the subscription is not healthy (before Start, after Stop, or while
-// it is being restored) CheckToken asks Redis directly, and fails with an
-// error when Redis does not answer, so that callers fail closed.
+// While the subscription is not healthy (before Start, after Stop, or from
+// a lost connection until the list is subscribed again and has reloaded)
+// CheckToken asks Redis directly, and fails with an error when Redis does
+// not answer, so that callers fail closed. The subscription is kept as
+// RevocationListOptions say, like every subscriber of this package.
 //
 // A second revocation never weakens a first: the later `until` and the
 // later `before` win. `until` is kept in whole milliseconds and `before` in
@@ -143,21 +111,16 @@ type RevocationList struct {
 	rdb       goredis.UniversalClient
 	keyPrefix string // <prefix>rev:
 	channel   string // <prefix>rev
-	opts      RevocationListOptions
 
-	// healthy is true while the local copy is complete and kept current.
-	healthy atomic.Bool
+	// sub feeds the local copy; it is healthy while the copy is complete
+	// and kept current.
+	sub     *subscription
 	reloads atomic.Int64 // completed loads, for tests
 
-	mu       sync.RWMutex
-	sessions map[uuid.UUID]int64 // sid -> until, Unix ms
-	users    map[uuid.UUID]userMark
-
-	life    sync.Mutex // guards the fields below
-	state   lifeState
-	ps      *goredis.PubSub
-	stop    chan struct{}
-	stopped chan struct{}
+	mu        sync.RWMutex
+	sessions  map[uuid.UUID]int64 // sid -> until, Unix ms
+	users     map[uuid.UUID]userMark
+	nextSweep int64 // Unix ms
 }
 
 // userMark refuses a user's tokens issued before `before` (Unix µs) until
@@ -167,28 +130,22 @@ type userMark struct {
 	until  int64
 }
 
-type lifeState int
-
-const (
-	lifeNew lifeState = iota
-	lifeRunning
-	lifeStopped
-)
-
 var _ auth.RevocationList = (*RevocationList)(nil)
 
 // RevocationList returns a revocation list on the client's Redis. It answers
 // from Redis until Start; call Start to keep the local copy, and Stop
 // before closing the client.
 func (c *Client) RevocationList(opts *RevocationListOptions) *RevocationList {
-	return &RevocationList{
+	l := &RevocationList{
 		rdb:       c.rdb,
 		keyPrefix: c.prefix + "rev:",
 		channel:   c.prefix + "rev",
-		opts:      opts.withDefaults(),
 		sessions:  make(map[uuid.UUID]int64),
 		users:     make(map[uuid.UUID]userMark),
 	}
+	l.sub = newSubscription(c.rdb, "redis revocation list", opts, l.channel)
+	l.sub.onSubscribed, l.sub.onMessage = l.resync, l.handleMessage
+	return l
 }
 
 func (l *RevocationList) sessionKey(sid uuid.UUID) string { return l.keyPrefix + "sid:" + sid.String() }
@@ -199,30 +156,9 @@ func (l *RevocationList) userKey(user uuid.UUID) string   { return l.keyPrefix +
 // leaving the list answering from Redis, when Redis does not answer within
 // ctx; or when the list was started or stopped before.
 func (l *RevocationList) Start(ctx context.Context) error {
-	l.life.Lock()
-	defer l.life.Unlock()
-	switch l.state {
-	case lifeRunning:
-		return errAlreadyStarted
-	case lifeStopped:
-		return errors.New("redis: revocation list: stopped; create a new one to start again")
-	}
-	ps, err := l.subscribe(ctx)
-	if err != nil {
+	if err := l.sub.start(ctx); err != nil {
 		return fmt.Errorf("redis: revocation list: start: %w", err)
 	}
-	if err := l.awaitConfirmation(ctx, ps); err != nil {
-		_ = ps.Close()
-		return fmt.Errorf("redis: revocation list: start: %w", err)
-	}
-	if err := l.reload(ctx); err != nil {
-		_ = ps.Close()
-		return fmt.Errorf("redis: revocation list: start: %w", err)
-	}
-	l.state, l.ps = lifeRunning, ps
-	l.stop, l.stopped = make(chan struct{}), make(chan struct{})
-	l.setHealthy(true, nil)
-	go l.run(ps, l.stop, l.stopped)
 	return nil
 }
 
@@ -230,30 +166,15 @@ func (l *RevocationList) Start(ctx context.Context) error {
 // end; CheckToken then asks Redis directly. Stop is idempotent and safe
 // before Start; a stopped list cannot be started again.
 func (l *RevocationList) Stop(ctx context.Context) error {
-	l.life.Lock()
-	if l.state != lifeRunning {
-		l.state = lifeStopped
-		l.life.Unlock()
-		return nil
+	if err := l.sub.stop(ctx); err != nil {
+		return fmt.Errorf("redis: revocation list: %w", err)
 	}
-	l.state = lifeStopped
-	close(l.stop)
-	ps, stopped := l.ps, l.stopped
-	l.life.Unlock()
-
-	l.setHealthy(false, nil)
-	_ = ps.Close() // unblocks the goroutine's Receive
-	select {
-	case <-stopped:
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("redis: revocation list: stop: %w", ctx.Err())
-	}
+	return nil
 }
 
 // Healthy reports whether CheckToken answers from the local copy (true) or
 // has to ask Redis (false).
-func (l *RevocationList) Healthy() bool { return l.healthy.Load() }
+func (l *RevocationList) Healthy() bool { return l.sub.healthy.Load() }
 
 // RevokeSession implements auth.RevocationList. An `until` already past
 // changes nothing; one earlier than the session's current `until` does not
@@ -296,7 +217,7 @@ func (l *RevocationList) RevokeUserTokensBefore(ctx context.Context, user uuid.U
 // otherwise it asks Redis, and returns another error when Redis does not
 // answer.
 func (l *RevocationList) CheckToken(ctx context.Context, sid, user uuid.UUID, issuedAt time.Time) error {
-	if l.healthy.Load() {
+	if l.sub.healthy.Load() {
 		return l.checkLocal(sid, user, issuedAt)
 	}
 	return l.checkRedis(ctx, sid, user, issuedAt)
@@ -349,6 +270,7 @@ func (l *RevocationList) checkRedis(ctx context.Context, sid, user uuid.UUID, is
 func (l *RevocationList) applySession(sid uuid.UUID, until int64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.maybeSweep()
 	if cur, ok := l.sessions[sid]; !ok || cur < until {
 		l.sessions[sid] = until
 	}
@@ -357,6 +279,7 @@ func (l *RevocationList) applySession(sid uuid.UUID, until int64) {
 func (l *RevocationList) applyUser(user uuid.UUID, m userMark) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.maybeSweep()
 	if cur, ok := l.users[user]; ok {
 		m.before = max(m.before, cur.before)
 		m.until = max(m.until, cur.until)
@@ -364,9 +287,14 @@ func (l *RevocationList) applyUser(user uuid.UUID, m userMark) {
 	l.users[user] = m
 }
 
-func (l *RevocationList) sweep(nowMs int64) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
+// maybeSweep drops expired entries at most once per
+// revocationSweepInterval. The caller holds l.mu for writing.
+func (l *RevocationList) maybeSweep() {
+	nowMs := time.Now().UnixMilli()
+	if nowMs < l.nextSweep {
+		return
+	}
+	l.nextSweep = nowMs + revocationSweepInterval.Milliseconds()
 	for k, until := range l.sessions {
 		if until <= nowMs {
 			delete(l.sessions, k)
@@ -379,158 +307,20 @@ func (l *RevocationList) sweep(nowMs int64) {
 	}
 }
 
-// setHealthy records the subscription's health, logging changes.
-func (l *RevocationList) setHealthy(ok bool, cause error) {
-	if l.healthy.Swap(ok) == ok {
-		return
-	}
-	ctx := context.Background()
-	switch {
-	case ok:
-		l.opts.Logger.InfoContext(ctx, "redis revocation list: subscription healthy; answering from the local copy")
-	case cause != nil:
-		l.opts.Logger.WarnContext(ctx, "redis revocation list: subscription lost; asking Redis until it is restored", slog.String("error", cause.Error()))
-	default:
-		l.opts.Logger.InfoContext(ctx, "redis revocation list: stopped; asking Redis")
-	}
+// resync reloads the local copy after a (re)subscription: whatever was
+// published while the list was not subscribed is in Redis.
+func (l *RevocationList) resync(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, reloadTimeout)
+	defer cancel()
+	return l.reload(ctx)
 }
 
-// subscribe opens a new PubSub on the channel. Unlike
-// UniversalClient.Subscribe, it reports a failure to connect.
-func (l *RevocationList) subscribe(ctx context.Context) (*goredis.PubSub, error) {
-	ps := l.rdb.Subscribe(ctx)
-	if err := ps.Subscribe(ctx, l.channel); err != nil {
-		_ = ps.Close()
-		return nil, fmt.Errorf("subscribe: %w", err)
-	}
-	return ps, nil
-}
-
-// awaitConfirmation reads until Redis confirms the subscription.
-func (l *RevocationList) awaitConfirmation(ctx context.Context, ps *goredis.PubSub) error {
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, 2*l.opts.HealthCheckInterval)
-		if err != nil {
-			return fmt.Errorf("await subscription: %w", err)
-		}
-		if s, ok := msg.(*goredis.Subscription); ok && s.Kind == "subscribe" {
-			return nil
-		}
-	}
-}
-
-// run is the subscriber goroutine: it applies published revocations,
-// reloads on every (re)subscription, checks the connection's health, and
-// restores it when lost. It leaves the list unhealthy when it returns.
-func (l *RevocationList) run(ps *goredis.PubSub, stop <-chan struct{}, stopped chan<- struct{}) {
-	defer close(stopped)
-	defer l.setHealthy(false, nil)
-	ctx := context.Background()
-	pinged := false
-	nextSweep := time.Now().Add(revocationSweepInterval)
-	for {
-		msg, err := ps.ReceiveTimeout(ctx, l.opts.HealthCheckInterval)
-		select {
-		case <-stop:
-			return
-		default:
-		}
-		var failed error
-		switch {
-		case err == nil:
-			pinged = false
-			failed = l.handle(msg)
-		case isTimeout(err) && !pinged:
-			// A quiet line: check that it is alive.
-			if failed = ps.Ping(ctx); failed == nil {
-				pinged = true
-			}
-		case isTimeout(err):
-			// The ping went unanswered: the connection is dead but not
-			// closed, which go-redis cannot see.
-			failed = errors.New("health-check ping unanswered")
-		default:
-			failed = err
-		}
-		if failed != nil {
-			// Messages may have been lost. Rather than rely on go-redis's
-			// own reconnection (which a protocol error would not trigger),
-			// open a new subscription: its confirmation reloads the copy.
-			l.setHealthy(false, failed)
-			pinged = false
-			if ps = l.reopen(ps, stop); ps == nil {
-				return
-			}
-		}
-		if now := time.Now(); now.After(nextSweep) {
-			l.sweep(now.UnixMilli())
-			nextSweep = now.Add(revocationSweepInterval)
-		}
-	}
-}
-
-// handle applies one message from the subscription. It returns an error
-// when a reload after a (re)subscription failed.
-func (l *RevocationList) handle(msg any) error {
-	switch m := msg.(type) {
-	case *goredis.Subscription:
-		if m.Kind != "subscribe" {
-			return nil
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), reloadTimeout)
-		defer cancel()
-		if err := l.reload(ctx); err != nil {
-			return err
-		}
-		l.setHealthy(true, nil)
-	case *goredis.Message:
-		if err := l.applyMessage(m.Payload); err != nil {
-			l.opts.Logger.WarnContext(context.Background(), "redis revocation list: ignoring a malformed message",
-				slog.String("payload", m.Payload), slog.String("error", err.Error()))
-		}
-	}
-	return nil
-}
-
-// reopen closes ps and subscribes anew, retrying with a growing backoff
-// until it succeeds, or until stop is closed (then it returns nil).
-func (l *RevocationList) reopen(ps *goredis.PubSub, stop <-chan struct{}) *goredis.PubSub {
-	_ = ps.Close()
-	wait := l.opts.RetryBackoff
-	for {
-		if !sleep(wait, stop) {
-			return nil
-		}
-		wait = min(2*wait, maxRetryBackoffFactor*l.opts.RetryBackoff)
-		ctx, cancel := context.WithTimeout(context.Background(), 2*l.opts.HealthCheckInterval)
-		ps, err := l.subscribe(ctx)
-		cancel()
-		if err != nil {
-			l.opts.Logger.WarnContext(context.Background(), "redis revocation list: resubscribing failed; retrying",
-				slog.String("error", err.Error()), slog.Duration("retry_in", wait))
-			continue
-		}
-		l.life.Lock()
-		if l.state != lifeRunning {
-			l.life.Unlock()
-			_ = ps.Close()
-			return nil
-		}
-		l.ps = ps
-		l.life.Unlock()
-		return ps
-	}
-}
-
-// sleep waits d; it returns false if stop was closed first.
-func sleep(d time.Duration, stop <-chan struct{}) bool {
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-stop:
-		return false
-	case <-t.C:
-		return true
+// handleMessage applies a published revocation, logging one it cannot
+// read.
+func (l *RevocationList) handleMessage(_, payload string) {
+	if err := l.applyMessage(payload); err != nil {
+		l.sub.opts.Logger.WarnContext(context.Background(), "redis revocation list: ignoring a malformed message",
+			slog.String("payload", payload), slog.String("error", err.Error()))
 	}
 }
 
@@ -678,11 +468,3 @@ func globEscape(s string) string {
 	}
 	return b.String()
 }
-
-func isTimeout(err error) bool {
-	var ne net.Error
-	return errors.Is(err, os.ErrDeadlineExceeded) || (errors.As(err, &ne) && ne.Timeout())
-}
-
-// errAlreadyStarted is RevocationList.Start's error when it runs already.
-var errAlreadyStarted = errors.New("redis: revocation list: already started")

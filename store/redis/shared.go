@@ -20,6 +20,9 @@ type SharedOptions struct {
 	// Revocations configures the revocation list; its Logger defaults to
 	// Logger.
 	Revocations RevocationListOptions
+	// Bus configures the subscriptions of the bus; its Logger defaults to
+	// Logger.
+	Bus SubscriptionOptions
 }
 
 // Shared is what the instances of a fleet share through this Redis, in the
@@ -49,9 +52,12 @@ func (c *Client) Shared(opts *SharedOptions) *Shared {
 	if o.Revocations.Logger == nil {
 		o.Revocations.Logger = o.Logger
 	}
+	if o.Bus.Logger == nil {
+		o.Bus.Logger = o.Logger
+	}
 	return &Shared{
 		client: c, limiter: c.Limiter(), revocations: c.RevocationList(&o.Revocations), onetime: c.OneTimeStore(),
-		bus: c.Bus(o.Logger), bursts: c.BurstCounter(), live: c.LiveCounters(o.Logger),
+		bus: c.Bus(&o.Bus), bursts: c.BurstCounter(), live: c.LiveCounters(o.Logger),
 	}
 }
 

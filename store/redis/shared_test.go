@@ -2,7 +2,9 @@ package redis
 
 import (
 	"context"
+	"log/slog"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 )
@@ -34,4 +36,18 @@ func TestStopLeavesAHostsClientOpen(t *testing.T) {
 	hosts := New(owned.Redis(), nil) // the host's go-redis client, wrapped
 	require.NoError(t, hosts.Stop(ctx))
 	require.NoError(t, hosts.Ping(ctx), "the host's client stays open")
+}
+
+func TestSharedGivesTheBusItsOptionsAndTheLogger(t *testing.T) {
+	t.Parallel()
+	c := openClient(t)
+	logger := slog.New(slog.DiscardHandler)
+	s := c.Shared(&SharedOptions{Logger: logger, Bus: SubscriptionOptions{HealthCheckInterval: time.Second}})
+	require.Same(t, logger, s.bus.opts.Logger, "the bus logs to Logger")
+	require.Equal(t, time.Second, s.bus.opts.HealthCheckInterval)
+	require.Equal(t, DefaultRetryBackoff, s.bus.opts.RetryBackoff)
+
+	own := slog.New(slog.DiscardHandler)
+	s = c.Shared(&SharedOptions{Logger: logger, Bus: SubscriptionOptions{Logger: own}})
+	require.Same(t, own, s.bus.opts.Logger)
 }
