@@ -8,8 +8,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/decisiontest"
 	"github.com/adshare/adshare/decision/local"
@@ -48,19 +50,40 @@ func cand(id, advertiser string, model decision.PricingModel, bid int64) decisio
 
 type bundle struct {
 	inv    *inventory
-	stats  *memory.AdStats
+	stats  *memory.Store // the engine's decision.StatsSource, fed with events as analytics does
 	freq   *memory.FrequencyCounter
 	engine *local.Engine
 }
 
 func setup(t testing.TB) *bundle {
 	t.Helper()
-	b := &bundle{inv: &inventory{}, stats: memory.NewAdStats(), freq: memory.NewFrequencyCounter(time.Hour)}
+	b := &bundle{inv: &inventory{}, stats: memory.New(), freq: memory.NewFrequencyCounter(time.Hour)}
 	b.freq.Now = func() time.Time { return noon }
 	var err error
 	b.engine, err = local.New(local.Config{Inventory: b.inv, Stats: b.stats, Frequency: b.freq, Now: func() time.Time { return noon }})
 	require.NoError(t, err)
 	return b
+}
+
+// deliver stores what the analytics pipeline stores when ad id of the local
+// engine is shown impressions times and clicked clicks times at noon, every
+// event valid and billable; the first one spends spendMicros.
+func (b *bundle) deliver(t testing.TB, id string, impressions, clicks int, spendMicros int64) {
+	t.Helper()
+	events := make([]analytics.Event, 0, impressions+clicks)
+	for i := range impressions + clicks {
+		e := analytics.Event{TrackingID: uuid.New(), Type: analytics.Impression, Source: "local", AdID: id,
+			IssuedAt: noon, OccurredAt: noon, ReceivedAt: noon, Billable: true, Valid: true}
+		if i >= impressions {
+			e.Type = analytics.Click
+		}
+		if i == 0 {
+			e.SpendMicros = spendMicros
+		}
+		events = append(events, e)
+	}
+	_, err := b.stats.WriteEvents(context.Background(), events)
+	require.NoError(t, err)
 }
 
 func (b *bundle) decide(t *testing.T, req decision.Request) []decision.Ad {
@@ -108,7 +131,7 @@ func TestRankingByExpectedRevenue(t *testing.T) {
 		cand("cpc-proven", "a3", decision.CPC, 150_000), // 5% CTR after many impressions: eCPM ≈ 7
 		cand("cpm-1", "a4", decision.CPM, 1_000_000),    // eCPM 1.0
 	)
-	b.stats.Record("cpc-proven", 10_000, 500, 0, noon)
+	b.deliver(t, "cpc-proven", 10_000, 500, 0)
 	require.Equal(t, []string{"cpc-proven", "cpm-2", "cpc-new", "cpm-1"}, adIDs(b.decide(t, decision.Request{Placements: placement(4)})))
 
 	// A keyword match lifts an ad by 10% per keyword.
@@ -140,13 +163,13 @@ func TestBudgetsPacingAndSchedule(t *testing.T) {
 	b := setup(t)
 	spent := cand("spent", "a1", decision.CPM, 5_000_000)
 	spent.TotalBudgetMicros = 10_000_000
-	b.stats.Record("spent", 0, 0, 10_000_000, noon)
+	b.deliver(t, "spent", 1, 0, 10_000_000)
 	ahead := cand("ahead", "a2", decision.CPM, 4_000_000)
 	ahead.DailyBudgetMicros = 1_000_000
-	b.stats.Record("ahead", 0, 0, 700_000, noon) // at noon an even pace allows 60% (50% + 10% slack)
+	b.deliver(t, "ahead", 1, 0, 700_000) // at noon an even pace allows 60% (50% + 10% slack)
 	onPace := cand("onpace", "a3", decision.CPM, 3_000_000)
 	onPace.DailyBudgetMicros = 1_000_000
-	b.stats.Record("onpace", 0, 0, 500_000, noon)
+	b.deliver(t, "onpace", 1, 0, 500_000)
 	future := cand("future", "a4", decision.CPM, 9_000_000)
 	future.Start = noon.Add(time.Hour)
 	ended := cand("ended", "a5", decision.CPM, 9_000_000)
