@@ -12,6 +12,7 @@ import (
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 
 	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/internal/jsonshape"
@@ -297,9 +298,39 @@ func jsonEncode(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// writeJSON answers with status and v as application/json.
+// writeJSON answers with status and v as application/json. It encodes v
+// whole before it sends the status, so an answer is all of v or, when v
+// cannot be encoded, a 500 problem document: never a status followed by
+// a body cut short.
+//
+// A value the handler built that does not encode is a bug in the
+// handler, not a state a client can cause (input is validated first), so
+// writeJSON panics with the encoder's error: withRecovery, which wraps
+// every route, logs it with its stack and answers the 500. That covers
+// every handler in one place, with no error result a caller could drop.
 func writeJSON(w http.ResponseWriter, status int, v any) {
+	body := answerBuffers.Get().(*bytes.Buffer)
+	defer putAnswerBuffer(body)
+	if err := jsonEncode(body, v); err != nil {
+		panic(fmt.Errorf("transport: a %d answer cannot be encoded as JSON: %w", status, err))
+	}
 	w.Header().Set("Content-Type", "application/json; charset=utf-8")
 	w.WriteHeader(status)
-	_ = jsonEncode(w, v)
+	_, _ = w.Write(body.Bytes())
+}
+
+// answerBuffers hold answers while they are encoded, so that buffering
+// costs the hot path (POST /events) no allocation.
+var answerBuffers = sync.Pool{New: func() any { return new(bytes.Buffer) }}
+
+// maxPooledAnswer is the largest buffer kept for reuse: one long list must
+// not pin its memory in the pool for good.
+const maxPooledAnswer = 64 << 10
+
+func putAnswerBuffer(b *bytes.Buffer) {
+	if b.Cap() > maxPooledAnswer {
+		return
+	}
+	b.Reset()
+	answerBuffers.Put(b)
 }

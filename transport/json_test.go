@@ -8,6 +8,7 @@ import (
 	"strings"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -132,4 +133,21 @@ func TestBodyLimitWithoutContentLength(t *testing.T) {
 	require.Equal(t, http.StatusRequestEntityTooLarge, resp.StatusCode)
 	require.Equal(t, "body_too_large", problemOf(t, resp).Code)
 	require.Zero(t, accepted.Load())
+}
+
+// An answer that cannot be encoded (here a time past year 9999, which
+// time.Time.MarshalJSON refuses) is a whole 500 problem document, logged
+// with its cause: never a 200 whose body stops short.
+func TestAnAnswerThatCannotBeEncodedIsAProblem(t *testing.T) {
+	t.Parallel()
+	b := setup(t, Config{}, route{http.MethodGet, "/test/unencodable", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, map[string]any{"ok": true, "at": time.Date(10000, time.January, 1, 0, 0, 0, 0, time.UTC)})
+	})})
+	resp := b.do(t, http.MethodGet, "/test/unencodable", nil, nil)
+	require.Equal(t, http.StatusInternalServerError, resp.StatusCode)
+	require.Equal(t, "internal", problemOf(t, resp).Code)
+	logs := b.logs.String()
+	require.Contains(t, logs, "cannot be encoded as JSON")
+	require.Contains(t, logs, "year outside of range")
+	require.Contains(t, logs, `"status":500`, "the access log records the 500")
 }
