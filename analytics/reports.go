@@ -16,6 +16,17 @@ import (
 // granularity is refused, never run.
 const MaxBuckets = 2000
 
+// The range a report's From and To must lie in. Nothing the service
+// stores predates the Unix epoch, and the upper bound leaves room to
+// round To up to a whole bucket in any time zone and still have a time
+// that every consumer can take: time.Time.MarshalJSON fails outside years
+// 0 to 9999, so a To of 9999-12-31 rounded up to its month would make an
+// answer that cannot be written.
+var (
+	earliestReportTime = time.Date(1970, time.January, 1, 0, 0, 0, 0, time.UTC)
+	latestReportTime   = time.Date(9000, time.January, 1, 0, 0, 0, 0, time.UTC)
+)
+
 // Authorizer checks permissions (auth.Service implements it).
 type Authorizer interface {
 	Authorize(ctx context.Context, p auth.Principal, perm auth.Permission) error
@@ -36,7 +47,11 @@ const (
 
 // ReportParams select a report.
 type ReportParams struct {
-	Scope       Scope
+	Scope Scope
+	// From (inclusive) and To (exclusive) must lie within 1970-01-01 and
+	// 9000-01-01 (UTC), To after From; the report widens them to whole
+	// buckets. The zero time is out of range like any other: a caller
+	// with no range in mind picks a default itself.
 	From, To    time.Time
 	Granularity Granularity
 	// TimeZone is an IANA zone; days, weeks and months follow it. Empty: UTC.
@@ -85,7 +100,12 @@ func (s *Service) query(ctx context.Context, p auth.Principal, rp ReportParams) 
 			f.Add("group_by", "dimensions are owner, ad and advertiser")
 		}
 	}
-	if !rp.From.Before(rp.To) {
+	inRange := "must be from " + earliestReportTime.Format(time.RFC3339) + " to " + latestReportTime.Format(time.RFC3339)
+	f.Check(!rp.From.Before(earliestReportTime) && !rp.From.After(latestReportTime), "from", inRange)
+	switch {
+	case rp.To.Before(earliestReportTime) || rp.To.After(latestReportTime):
+		f.Add("to", inRange)
+	case !rp.From.Before(rp.To):
 		f.Add("to", "must be after from")
 	}
 	if err := f.Err(ErrInvalidQuery); err != nil {

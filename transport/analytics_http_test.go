@@ -367,12 +367,39 @@ func TestAnalyticsReportQueriesOverHTTP(t *testing.T) {
 			{"a time that is not RFC 3339", "/analytics/performance?from=yesterday", "invalid_query", "#/query/from"},
 			{"revenue by advertiser", "/analytics/revenue?scope=advertiser", "invalid_report_query", "#/query/scope"},
 			{"revenue in an unknown time zone", "/analytics/revenue?tz=Local", "invalid_report_query", "#/query/tz"},
+			// A given time is the caller's, even the zero time: it is
+			// checked, never taken for "not given".
+			{"from as the zero time", "/analytics/performance?from=0001-01-01T00:00:00Z", "invalid_report_query", "#/query/from"},
+			{"from before 1970", "/analytics/performance?from=1969-12-31T23:59:59Z", "invalid_report_query", "#/query/from"},
+			{"an empty from", "/analytics/performance?from=", "invalid_query", "#/query/from"},
+			// A to whose bucket ends past year 9999 could not be written.
+			{"to at the end of year 9999", "/analytics/performance?granularity=month&to=9999-12-31T00:00:00Z",
+				"invalid_report_query", "#/query/to"},
+			{"revenue to past 9000", "/analytics/revenue?to=9000-01-01T00:00:01Z", "invalid_report_query", "#/query/to"},
 		} {
 			t.Run(tc.description, func(t *testing.T) {
 				p := b.do(t, http.MethodGet, tc.path, owner.AccessToken, nil).problem(t, http.StatusUnprocessableEntity, tc.code)
 				require.Equal(t, []string{tc.pointer}, pointers(p))
 			})
 		}
+
+		// Both given and both wrong: both are named. A to past the bound
+		// with no from names to alone, though the week before it (the
+		// default from) is past the bound too.
+		p := b.do(t, http.MethodGet, "/analytics/performance?from=0001-01-01T00:00:00Z&to=9500-01-01T00:00:00Z", owner.AccessToken, nil).
+			problem(t, http.StatusUnprocessableEntity, "invalid_report_query")
+		require.Equal(t, []string{"#/query/from", "#/query/to"}, pointers(p))
+		p = b.do(t, http.MethodGet, "/analytics/users?granularity=month&to=9999-12-31T00:00:00Z", admin.AccessToken, nil).
+			problem(t, http.StatusUnprocessableEntity, "invalid_report_query")
+		require.Equal(t, []string{"#/query/to"}, pointers(p))
+
+		// The bounds themselves, rounded out to whole months in the time
+		// zones furthest from UTC, still make an answer that is written
+		// whole.
+		edge := b.performance(t, owner.AccessToken, "?granularity=month&from=1970-01-01T00:00:00Z&to=1970-02-01T00:00:00Z&tz=Pacific/Pago_Pago")
+		require.Equal(t, time.Date(1969, time.December, 1, 11, 0, 0, 0, time.UTC), edge.From.UTC())
+		edge = b.performance(t, owner.AccessToken, "?granularity=month&from=8999-12-01T00:00:00Z&to=9000-01-01T00:00:00Z&tz=Pacific/Kiritimati")
+		require.Equal(t, time.Date(9000, time.January, 31, 10, 0, 0, 0, time.UTC), edge.To.UTC())
 
 		// Everyone's figures and the users report are for admins.
 		b.do(t, http.MethodGet, "/analytics/performance?scope=all", owner.AccessToken, nil).problem(t, http.StatusForbidden, "forbidden")
@@ -381,7 +408,7 @@ func TestAnalyticsReportQueriesOverHTTP(t *testing.T) {
 		b.do(t, http.MethodGet, "/analytics/users", owner.AccessToken, nil).problem(t, http.StatusForbidden, "forbidden")
 		all := b.performance(t, admin.AccessToken, "?scope=all&group_by=owner")
 		require.Equal(t, "day", all.Granularity)
-		p := b.do(t, http.MethodGet, "/analytics/users?granularity=hour", admin.AccessToken, nil).
+		p = b.do(t, http.MethodGet, "/analytics/users?granularity=hour", admin.AccessToken, nil).
 			problem(t, http.StatusUnprocessableEntity, "invalid_report_query")
 		require.Equal(t, []string{"#/query/granularity"}, pointers(p))
 

@@ -1,6 +1,7 @@
 package transport
 
 import (
+	"maps"
 	"net/http"
 	"strings"
 	"time"
@@ -9,11 +10,15 @@ import (
 
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/errs"
 )
 
 // reportParams reads the common report parameters: scope, from, to
 // (RFC 3339; default the last 7 days), granularity (default day), tz,
 // group_by (comma-separated), owner_id and advertiser_id (scope all).
+// A default replaces only a parameter absent from the query: one that is
+// given, even as the zero time 0001-01-01T00:00:00Z, is the caller's and
+// goes to the service's checks.
 func reportParams(r *http.Request, now time.Time) (analytics.ReportParams, *query) {
 	q := newQuery(r)
 	rp := analytics.ReportParams{
@@ -25,10 +30,10 @@ func reportParams(r *http.Request, now time.Time) (analytics.ReportParams, *quer
 		Owner:       q.uuid("owner_id"),
 		Advertiser:  q.string("advertiser_id", 64),
 	}
-	if rp.To.IsZero() {
+	if !q.present("to") {
 		rp.To = now
 	}
-	if rp.From.IsZero() {
+	if !q.present("from") {
 		rp.From = rp.To.AddDate(0, 0, -7)
 	}
 	if rp.Granularity == "" {
@@ -45,8 +50,20 @@ func reportParams(r *http.Request, now time.Time) (analytics.ReportParams, *quer
 // reportFieldNames maps the service's names of report parameters to the
 // query parameters they come from, so that field errors name them.
 var reportFieldNames = map[string]string{
-	"scope": "query/scope", "to": "query/to", "granularity": "query/granularity", "time_zone": "query/tz",
+	"scope": "query/scope", "from": "query/from", "to": "query/to", "granularity": "query/granularity", "time_zone": "query/tz",
 	"group_by": "query/group_by",
+}
+
+// reportError is a report's error with its fields named as the query
+// parameters. A from the caller did not give is the week before to, so
+// when to is at fault, a complaint about that from is to's and goes.
+func reportError(err error, q *query) error {
+	if e := errs.As(err); e != nil && !q.present("from") && e.Fields["to"] != "" && e.Fields["from"] != "" {
+		fields := maps.Clone(e.Fields)
+		delete(fields, "from")
+		err = e.WithFields(fields)
+	}
+	return renameFields(err, reportFieldNames)
 }
 
 type totalsJSON struct {
@@ -100,7 +117,7 @@ func (s *server) handlePerformance() http.Handler {
 		}
 		rep, err := s.events.Performance(r.Context(), p, rp)
 		if err != nil {
-			return renameFields(err, reportFieldNames)
+			return reportError(err, q)
 		}
 		rows := make([]performanceRowJSON, 0, len(rep.Rows))
 		for _, row := range rep.Rows {
@@ -134,7 +151,7 @@ func (s *server) handleRevenue() http.Handler {
 		}
 		rep, err := s.events.Revenue(r.Context(), p, rp)
 		if err != nil {
-			return renameFields(err, reportFieldNames)
+			return reportError(err, q)
 		}
 		rows := make([]revenueRowJSON, 0, len(rep.Rows))
 		for _, row := range rep.Rows {
@@ -174,7 +191,7 @@ func (s *server) handleUsersReport() http.Handler {
 		}
 		rep, err := s.events.Users(r.Context(), p, rp, periods)
 		if err != nil {
-			return renameFields(err, reportFieldNames)
+			return reportError(err, q)
 		}
 		counts := func(cs []analytics.Count) []countJSON {
 			out := make([]countJSON, 0, len(cs))
