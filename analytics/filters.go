@@ -16,8 +16,8 @@ const (
 	RuleIPBurst         = "ip_burst"       // more events from one address (/24, /48) than a household makes
 	RuleFastClick       = "fast_click"     // a click sooner after its impression than a human can
 	RuleNoImpression    = "click_without_impression"
-	RuleNotViewable     = "not_viewable" // an impression reported before the one-second view could complete
-	RuleConversionNoImp = "conversion_without_impression"
+	RuleNotViewable     = "not_viewable"                  // an impression reported before the one-second view could complete
+	RuleConversionNoImp = "conversion_without_impression" // a conversion whose token has no valid impression
 )
 
 // botUserAgentMarks are found (lowercase) in the user agents of known
@@ -113,7 +113,10 @@ func (c FilterConfig) withDefaults() FilterConfig {
 type signals struct {
 	bot         bool      // the user agent is a bot's
 	dataCenter  bool      // the client is in a configured data-centre network
-	impressedAt time.Time // the stored impression of a click's or conversion's token, if any
+	impressedAt time.Time // when a click's token had its impression (stored or in the batch), if it did
+	// validImpression: a conversion's token has a valid impression, stored
+	// or (when none is stored) in the same batch.
+	validImpression bool
 }
 
 // filters applies the rules in a fixed order; the first that fires names
@@ -148,7 +151,9 @@ func (f *filters) classify(e *Event, s signals) string {
 			return RuleFastClick
 		}
 	case Conversion:
-		if s.impressedAt.IsZero() {
+		// A conversion counts only after a valid impression: one flagged
+		// (not viewable, a bot's, a burst...) proves no one saw the ad.
+		if !s.validImpression {
 			return RuleConversionNoImp
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"maps"
 	"net/netip"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -28,8 +29,16 @@ const (
 	DefaultFillFlush     = 10 * time.Second
 	DefaultTierCacheTTL  = time.Minute
 	maxConversionNameLen = 64
-	maxConversionValue   = 1_000_000_000_000 // micros
-	maxUserAgentLen      = 256
+	// maxConversionValue bounds a conversion's value_micros: 10^10, ten
+	// thousand units of the currency. The value is the reporting app's
+	// word, checked by no one, so the bound is what a real conversion
+	// (a sign-up, an order) comes to with room to spare, not what an
+	// int64 can hold: it keeps one forged report from swamping an
+	// advertiser's conversion value (10^12, the old bound, was a million
+	// units), and keeps sums safe, since 900 million conversions at the
+	// bound still fit in an int64 where 9 million did before.
+	maxConversionValue = 10_000_000_000 // micros
+	maxUserAgentLen    = 256
 	// Group commit of events (see batch): a flush carries up to
 	// writeBatchEvents events; a second flush runs beside the first only
 	// once writeParallelAt events wait, so that under load batches grow
@@ -131,6 +140,21 @@ type fillKey struct {
 type pendingWrite struct {
 	events []Event
 	isNew  []bool
+	// provisional maps the index of a conversion judged valid on the
+	// strength of an impression in the same request alone to that
+	// impression's index: if the burst rules flag the impression, the
+	// conversion has no valid impression after all (revalidate).
+	provisional map[int]int
+}
+
+// revalidate flags the provisional conversions whose impression the burst
+// rules flagged.
+func (p *pendingWrite) revalidate() {
+	for conv, imp := range p.provisional {
+		if !p.events[imp].Valid && p.events[conv].Valid {
+			p.events[conv].flag(RuleConversionNoImp)
+		}
+	}
 }
 
 // NewService validates cfg and returns the service; it starts nothing.
@@ -172,6 +196,7 @@ func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) erro
 	s.judgeBursts(ctx, pending)
 	n := 0
 	for _, p := range pending {
+		p.revalidate()
 		n += len(p.events)
 	}
 	all := make([]Event, 0, n) // events are large: copy each once, no growing
@@ -296,10 +321,11 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 		index = append(index, i)
 	}
 	if len(events) > 0 {
-		if err := s.classify(ctx, events, ip); err != nil {
+		provisional, err := s.classify(ctx, events, ip)
+		if err != nil {
 			return nil, err
 		}
-		p := &pendingWrite{events: events}
+		p := &pendingWrite{events: events, provisional: provisional}
 		if err := s.writer.Do(ctx, p); err != nil {
 			if errors.Is(err, batch.ErrClosed) {
 				return nil, ErrStopped
@@ -355,7 +381,8 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 		name := strings.ToLower(r.Name)
 		f.Check(name != "" && len(name) <= maxConversionNameLen && strings.Trim(name, conversionNameAlphabet) == "",
 			"name", "a conversion needs a name of letters, digits, '_', '-' or '.'")
-		f.Check(r.ValueMicros >= 0 && r.ValueMicros <= maxConversionValue, "value_micros", "must be between 0 and 10^12")
+		f.Check(r.ValueMicros >= 0 && r.ValueMicros <= maxConversionValue, "value_micros",
+			"must be from 0 to "+strconv.FormatInt(maxConversionValue, 10)+" (10,000 units of the currency)")
 		r.Name = name
 	} else {
 		f.Check(r.Name == "" && r.ValueMicros == 0, "name", "only conversions have a name and a value")
@@ -403,45 +430,85 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 	}, nil
 }
 
-// classify runs the invalid-traffic rules and prices the events.
-func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) error {
-	var needImpression []ServedAd
+// classify runs the invalid-traffic rules and prices the events. It
+// returns the conversions whose validity rests on an impression of the
+// same batch that the burst rules have yet to judge (see pendingWrite).
+func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) (map[int]int, error) {
+	var clicked []ServedAd // a click needs its impression's time
+	var converted []Event  // a conversion its impression's verdict
 	for _, e := range events {
-		if e.Type != Impression {
-			needImpression = append(needImpression, ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt})
+		switch e.Type {
+		case Click:
+			clicked = append(clicked, ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt})
+		case Conversion:
+			converted = append(converted, Event{TrackingID: e.TrackingID, Type: Impression, IssuedAt: e.IssuedAt})
 		}
 	}
 	impressed := map[uuid.UUID]time.Time{}
-	if len(needImpression) > 0 {
+	if len(clicked) > 0 {
 		var err error
-		if impressed, err = s.cfg.Store.ImpressionTimes(ctx, needImpression); err != nil {
-			return fmt.Errorf("analytics: impressions: %w", err)
+		if impressed, err = s.cfg.Store.ImpressionTimes(ctx, clicked); err != nil {
+			return nil, fmt.Errorf("analytics: impressions: %w", err)
 		}
 	}
-	// An impression in the same batch counts for its click.
-	for _, e := range events {
-		if e.Type == Impression {
+	var stored map[EventKey]Verdict
+	if len(converted) > 0 {
+		var err error
+		if stored, err = s.cfg.Store.Verdicts(ctx, converted); err != nil {
+			return nil, fmt.Errorf("analytics: impressions' verdicts: %w", err)
+		}
+	}
+	// The events of one request share its client. Impressions are judged
+	// first, for the clicks and conversions of their tokens in the batch.
+	request := signals{bot: isBotUserAgent(events[0].UserAgent), dataCenter: s.filters.inDataCenter(ip)}
+	inBatch := map[uuid.UUID]int{} // the batch's impression of a token, by index (one at most: Ingest dedups)
+	for i := range events {
+		if e := &events[i]; e.Type == Impression {
+			if rule := s.filters.classify(e, request); rule != "" {
+				e.flag(rule)
+			}
+			inBatch[e.TrackingID] = i
 			if _, ok := impressed[e.TrackingID]; !ok {
-				impressed[e.TrackingID] = e.OccurredAt
+				impressed[e.TrackingID] = e.OccurredAt // it counts for its click, whatever its verdict
 			}
 		}
 	}
-	// The events of one request share its client.
-	request := signals{bot: isBotUserAgent(events[0].UserAgent), dataCenter: s.filters.inDataCenter(ip)}
+	var provisional map[int]int
 	for i := range events {
 		e := &events[i]
+		if e.Type == Impression {
+			continue
+		}
 		sig := request
 		sig.impressedAt = impressed[e.TrackingID]
+		if e.Type == Conversion {
+			// A stored impression's verdict stands; only a token with none
+			// may rest on the batch's own (which, if the store has one, is
+			// a retry and will not be stored).
+			v, ok := stored[EventKey{TrackingID: e.TrackingID, Type: Impression}]
+			j, here := inBatch[e.TrackingID]
+			switch {
+			case ok:
+				sig.validImpression = v.Valid
+			case here && events[j].Valid:
+				sig.validImpression = true
+				if provisional == nil {
+					provisional = map[int]int{}
+				}
+				provisional[i] = j
+			}
+		}
 		if rule := s.filters.classify(e, sig); rule != "" {
 			e.flag(rule)
+			delete(provisional, i)
 		}
 	}
 	for i := range events {
 		if err := s.price(ctx, &events[i]); err != nil {
-			return err
+			return nil, err
 		}
 	}
-	return nil
+	return provisional, nil
 }
 
 // price sets what a valid, billable event costs the advertiser and the

@@ -463,6 +463,8 @@ func TestBadReportsAreRejectedAndChangeNothing(t *testing.T) {
 		{"conversion without a name", app, analytics.Report{Type: analytics.Conversion, Token: good}, "invalid_event"},
 		{"conversion with an odd name", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "drop table;"}, "invalid_event"},
 		{"negative value", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "buy", ValueMicros: -1}, "invalid_event"},
+		{"a value over ten thousand units", app, analytics.Report{Type: analytics.Conversion, Token: good, Name: "buy",
+			ValueMicros: 10_000_000_001}, "invalid_event"},
 		{"a name on an impression", app, analytics.Report{Type: analytics.Impression, Token: good, Name: "x"}, "invalid_event"},
 		{"a field the adapter could not read", app, analytics.Report{Type: analytics.Impression, Token: good,
 			Unreadable: map[string]string{"occurred_at": "must be an RFC 3339 date-time"}}, "invalid_event"},
@@ -510,6 +512,95 @@ func TestConversionsCountOncePerName(t *testing.T) {
 	require.Equal(t, analytics.Accepted, b.one(t, app, analytics.Report{Type: analytics.Conversion, Token: tok, Name: "signup"}).Status)
 	require.Equal(t, analytics.Duplicate, b.one(t, app, analytics.Report{Type: analytics.Conversion, Token: tok, Name: "signup"}).Status)
 	require.Equal(t, analytics.Accepted, b.one(t, app, analytics.Report{Type: analytics.Conversion, Token: tok, Name: "purchase", ValueMicros: 9_990_000}).Status)
+}
+
+// A conversion is valid only after a valid impression of its token: one
+// stored before, or (when none is stored) one in the same request that
+// passes every rule, the burst rules included. A flagged impression
+// proves no one saw the ad, whatever name the conversion comes with.
+func TestConversionsNeedAValidImpression(t *testing.T) {
+	t.Parallel()
+	// unseen is a token whose ad was served just now: its impression,
+	// reported at once, is not viewable.
+	unseen := func(tr *analytics.Tracking) { tr.IssuedAt = time.Now().UTC() }
+	conversion := func(tok, name string) analytics.Report {
+		return analytics.Report{Type: analytics.Conversion, Token: tok, Name: name, ValueMicros: 9_990_000}
+	}
+	tests := []struct {
+		description string
+		tracking    func(*analytics.Tracking)
+		// batches are sent in turn; each conversion in them is judged.
+		batches   func(tok string) [][]analytics.Report
+		wantValid bool
+	}{
+		{"after a stored valid impression", nil, func(tok string) [][]analytics.Report {
+			return [][]analytics.Report{imp(tok), {conversion(tok, "signup")}}
+		}, true},
+		{"beside a valid impression in its batch", nil, func(tok string) [][]analytics.Report {
+			return [][]analytics.Report{{conversion(tok, "signup"), {Type: analytics.Impression, Token: tok}}}
+		}, true},
+		{"after a stored impression that was not viewable, under a new name", unseen, func(tok string) [][]analytics.Report {
+			return [][]analytics.Report{imp(tok), {conversion(tok, "signup")}, {conversion(tok, "purchase")}}
+		}, false},
+		{"beside an impression in its batch that is not viewable", unseen, func(tok string) [][]analytics.Report {
+			return [][]analytics.Report{{{Type: analytics.Impression, Token: tok}, conversion(tok, "signup")}}
+		}, false},
+		{"beside a retry, viewable now, of a stored impression that was not", unseen, func(tok string) [][]analytics.Report {
+			return [][]analytics.Report{imp(tok), {{Type: analytics.Impression, Token: tok, OccurredAt: time.Now().Add(2 * time.Second)},
+				conversion(tok, "signup")}}
+		}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.description, func(t *testing.T) {
+			t.Parallel()
+			b := setup(t)
+			var mutate []func(*analytics.Tracking)
+			if tt.tracking != nil {
+				mutate = append(mutate, tt.tracking)
+			}
+			tok, tr := b.served(t, mutate...)
+			conversions := 0
+			for _, batch := range tt.batches(tok) {
+				res, err := b.svc.Ingest(app, batch)
+				require.NoError(t, err)
+				for i, r := range batch {
+					if r.Type != analytics.Conversion {
+						continue
+					}
+					conversions++
+					require.Equal(t, analytics.Accepted, res[i].Status)
+					require.Equal(t, tt.wantValid, res[i].Valid, r.Name)
+					if !tt.wantValid {
+						require.Equal(t, analytics.RuleConversionNoImp, res[i].Rule, r.Name)
+					}
+				}
+			}
+			if !tt.wantValid {
+				require.Equal(t, int64(conversions), b.report(t, tr.Owner).InvalidByRule[analytics.RuleConversionNoImp])
+			}
+		})
+	}
+
+	// An impression the burst rules flag (they judge at commit, after the
+	// other rules) takes the conversion of its batch down with it.
+	t.Run("beside an impression in its batch that the burst rules flag", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, func(c *analytics.Config) { c.Filters.ViewerPerMinute = 1 })
+		minute := pastMinute()
+		oneViewer := func(tr *analytics.Tracking) { tr.IssuedAt, tr.ViewerKey = minute, "one-viewer" }
+		first, _ := b.served(t, oneViewer)
+		second, _ := b.served(t, oneViewer)
+		at := minute.Add(5 * time.Second)
+		require.True(t, b.one(t, app, analytics.Report{Type: analytics.Impression, Token: first, OccurredAt: at}).Valid)
+		res, err := b.svc.Ingest(app, []analytics.Report{
+			{Type: analytics.Impression, Token: second, OccurredAt: at},
+			{Type: analytics.Conversion, Token: second, Name: "signup", OccurredAt: at.Add(time.Second)},
+		})
+		require.NoError(t, err)
+		require.Equal(t, analytics.RuleViewerBurst, res[0].Rule)
+		require.False(t, res[1].Valid)
+		require.Equal(t, analytics.RuleConversionNoImp, res[1].Rule)
+	})
 }
 
 func TestNotBillableTokensNeverEarn(t *testing.T) {

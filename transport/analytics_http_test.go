@@ -258,6 +258,56 @@ func TestAnalyticsInvalidTrafficOverHTTP(t *testing.T) {
 	})
 }
 
+// Scenario 3, conversions: a conversion counts only after a valid
+// impression of its token, and its value is bounded.
+func TestAnalyticsConversionsOverHTTP(t *testing.T) {
+	t.Parallel()
+	forEachAnalyticsBackend(t, func(t *testing.T, b *analyticsBundle) {
+		owner := b.register(t, "owner@example.com")
+		adv := b.role(t, "adv@example.com", auth.RoleAdvertiser)
+		mod := b.role(t, "mod@example.com", auth.RoleModerator)
+		b.approvedContent(t, adv.AccessToken, mod.AccessToken, contentBody("Fresh beans"))
+		conversion := func(token, name string, value int64) map[string]any {
+			return map[string]any{"type": "conversion", "token": token, "name": name, "value_micros": value}
+		}
+
+		// The ad was on screen too briefly for its impression to count:
+		// no conversion counts on it, whatever its name.
+		now := time.Now().UTC()
+		unseen := b.reseal(t, b.servedAd(t, owner.User.ID, "", "").Tracking.Token, func(tr *analytics.Tracking) { tr.IssuedAt = now })
+		require.Equal(t, analytics.RuleNotViewable, b.report(t, "", impression(unseen, now), nil).Rule)
+		for _, name := range []string{"signup", "purchase"} {
+			res := b.report(t, "", conversion(unseen, name, 10_000_000_000), nil)
+			require.Equal(t, "accepted", res.Status, name)
+			require.False(t, res.Valid, name)
+			require.Equal(t, analytics.RuleConversionNoImp, res.Rule, name)
+		}
+
+		// After a valid impression, it counts; a value over ten thousand
+		// units is refused at its field.
+		seen := b.servedAd(t, owner.User.ID, "", "")
+		require.True(t, b.report(t, "", impression(seen.Tracking.Token, time.Now().Add(-time.Second)), nil).Valid)
+		var out struct {
+			Results []resultJSON `json:"results"`
+		}
+		b.postEvents(t, "", map[string]any{"events": []map[string]any{
+			conversion(seen.Tracking.Token, "signup", 10_000_000_000),
+			conversion(seen.Tracking.Token, "purchase", 10_000_000_001),
+		}}, nil).requireStatus(t, http.StatusOK).decode(t, &out)
+		require.Len(t, out.Results, 2)
+		require.Equal(t, resultJSON{TrackingID: &seen.ID, Status: "accepted", Valid: true}, out.Results[0])
+		require.Equal(t, "rejected", out.Results[1].Status)
+		require.NotNil(t, out.Results[1].Error)
+		require.Equal(t, "invalid_event", out.Results[1].Error.Code)
+		require.Len(t, out.Results[1].Error.Errors, 1)
+		require.Equal(t, "#/events/1/value_micros", out.Results[1].Error.Errors[0].Pointer)
+
+		rep := b.performance(t, owner.AccessToken, aroundNow("owner"))
+		require.Equal(t, int64(3), rep.Totals.Conversions)
+		require.Equal(t, int64(2), rep.Totals.InvalidByRule[analytics.RuleConversionNoImp])
+	})
+}
+
 // Scenario 3, bursts: more impressions from one viewer than a person
 // makes are flagged.
 func TestAnalyticsViewerBurstOverHTTP(t *testing.T) {
