@@ -561,12 +561,20 @@ func checkIP(a netip.Addr) error {
 // localhost and special-use or never-delegated names (see blockedSuffixes)
 // with their subdomains, single-label hosts, and a trailing dot.
 //
-// These checks look at the literal host only; they cannot stop DNS
-// rebinding or a public name that resolves to a private address. Anything
-// that ever fetches these URLs server-side (an image proxy, a crawler, a
-// link checker) must check the address it actually connects to, at
-// connect time (for example in a net.Dialer Control function). Look-alike
-// (homograph) names are a matter for moderation.
+// These checks look at the literal host only, and a public name that
+// resolves to a private address (a *.nip.io name, a rebinding domain) is
+// accepted on purpose, because the server never fetches a content's URLs:
+// the click URL is where the click link redirects the viewer's browser,
+// the image URL is handed to the app, and nothing server-side connects to
+// either (TestNothingFetchesContentURLs in transport fails if the life of
+// an ad looks either host up). Resolving the name here would refuse
+// nothing that matters: its owner can change the answer after approval,
+// and the only client that connects, the viewer's, resolves it again.
+// Anything that ever fetches these URLs server-side (an image proxy, a
+// crawler, a link checker, a preview) must check the address it actually
+// connects to, at connect time (a net.Dialer Control function refusing
+// what checkIP refuses), never the name, and must not follow redirects
+// unchecked. Look-alike (homograph) names are a matter for moderation.
 func (r Rules) checkURL(raw string) error {
 	if r.MaxURLLen <= 0 {
 		r.MaxURLLen = DefaultMaxURLLen
