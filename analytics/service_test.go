@@ -523,6 +523,7 @@ func TestConversionsNeedAValidImpression(t *testing.T) {
 	// unseen is a token whose ad was served just now: its impression,
 	// reported at once, is not viewable.
 	unseen := func(tr *analytics.Tracking) { tr.IssuedAt = time.Now().UTC() }
+	seen := func(*analytics.Tracking) {} // served two seconds ago
 	conversion := func(tok, name string) analytics.Report {
 		return analytics.Report{Type: analytics.Conversion, Token: tok, Name: name, ValueMicros: 9_990_000}
 	}
@@ -533,10 +534,10 @@ func TestConversionsNeedAValidImpression(t *testing.T) {
 		batches   func(tok string) [][]analytics.Report
 		wantValid bool
 	}{
-		{"after a stored valid impression", nil, func(tok string) [][]analytics.Report {
+		{"after a stored valid impression", seen, func(tok string) [][]analytics.Report {
 			return [][]analytics.Report{imp(tok), {conversion(tok, "signup")}}
 		}, true},
-		{"beside a valid impression in its batch", nil, func(tok string) [][]analytics.Report {
+		{"beside a valid impression in its batch", seen, func(tok string) [][]analytics.Report {
 			return [][]analytics.Report{{conversion(tok, "signup"), {Type: analytics.Impression, Token: tok}}}
 		}, true},
 		{"after a stored impression that was not viewable, under a new name", unseen, func(tok string) [][]analytics.Report {
@@ -554,11 +555,7 @@ func TestConversionsNeedAValidImpression(t *testing.T) {
 		t.Run(tt.description, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			var mutate []func(*analytics.Tracking)
-			if tt.tracking != nil {
-				mutate = append(mutate, tt.tracking)
-			}
-			tok, tr := b.served(t, mutate...)
+			tok, tr := b.served(t, tt.tracking)
 			conversions := 0
 			for _, batch := range tt.batches(tok) {
 				res, err := b.svc.Ingest(app, batch)

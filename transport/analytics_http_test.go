@@ -78,6 +78,36 @@ func TestAnalyticsFillToConversionOverHTTP(t *testing.T) {
 		fired, clicks := b.pixels.recorded()
 		require.Empty(t, fired)
 		require.Empty(t, clicks)
+
+		// A conversion counts only after a valid impression: none does on
+		// an ad that was on screen too briefly, whatever its name.
+		conversion := func(token, name string, value int64) map[string]any {
+			return map[string]any{"type": "conversion", "token": token, "name": name, "value_micros": value}
+		}
+		now := time.Now().UTC()
+		unseen := b.reseal(t, served.Tracking.Token, func(tr *analytics.Tracking) { tr.IssuedAt = now })
+		require.Equal(t, analytics.RuleNotViewable, b.report(t, "", impression(unseen, now), nil).Rule)
+		for _, name := range []string{"signup", "purchase"} {
+			res := b.report(t, "", conversion(unseen, name, 10_000_000_000), nil)
+			require.Equal(t, "accepted", res.Status, name)
+			require.False(t, res.Valid, name)
+			require.Equal(t, analytics.RuleConversionNoImp, res.Rule, name)
+		}
+		// A value over ten thousand units is refused at its field.
+		var out struct {
+			Results []resultJSON `json:"results"`
+		}
+		b.postEvents(t, "", map[string]any{"events": []map[string]any{
+			conversion(served.Tracking.Token, "purchase", 10_000_000_000),
+			conversion(served.Tracking.Token, "upgrade", 10_000_000_001),
+		}}, nil).requireStatus(t, http.StatusOK).decode(t, &out)
+		require.Equal(t, []resultJSON{{TrackingID: &served.ID, Status: "accepted", Valid: true}, {Status: "rejected",
+			Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message,
+				Errors: []FieldProblem{{Pointer: "#/events/1/value_micros", Detail: "must be from 0 to 10000000000 (10,000 units of the currency)"}}}},
+		}, out.Results)
+		rep = b.performance(t, owner.AccessToken, aroundNow("owner"))
+		require.Equal(t, int64(4), rep.Totals.Conversions, "every conversion is counted, flagged or not")
+		require.Equal(t, map[string]int64{analytics.RuleNotViewable: 1, analytics.RuleConversionNoImp: 2}, rep.Totals.InvalidByRule)
 	})
 }
 
@@ -255,56 +285,6 @@ func TestAnalyticsInvalidTrafficOverHTTP(t *testing.T) {
 		require.Equal(t, int64(2), rep.Totals.Clicks)
 		require.Zero(t, rep.Totals.ValidClicks)
 		require.Equal(t, ad.Bid.Micros/1000, rep.Totals.SpendMicros, "only that impression is billed")
-	})
-}
-
-// Scenario 3, conversions: a conversion counts only after a valid
-// impression of its token, and its value is bounded.
-func TestAnalyticsConversionsOverHTTP(t *testing.T) {
-	t.Parallel()
-	forEachAnalyticsBackend(t, func(t *testing.T, b *analyticsBundle) {
-		owner := b.register(t, "owner@example.com")
-		adv := b.role(t, "adv@example.com", auth.RoleAdvertiser)
-		mod := b.role(t, "mod@example.com", auth.RoleModerator)
-		b.approvedContent(t, adv.AccessToken, mod.AccessToken, contentBody("Fresh beans"))
-		conversion := func(token, name string, value int64) map[string]any {
-			return map[string]any{"type": "conversion", "token": token, "name": name, "value_micros": value}
-		}
-
-		// The ad was on screen too briefly for its impression to count:
-		// no conversion counts on it, whatever its name.
-		now := time.Now().UTC()
-		unseen := b.reseal(t, b.servedAd(t, owner.User.ID, "", "").Tracking.Token, func(tr *analytics.Tracking) { tr.IssuedAt = now })
-		require.Equal(t, analytics.RuleNotViewable, b.report(t, "", impression(unseen, now), nil).Rule)
-		for _, name := range []string{"signup", "purchase"} {
-			res := b.report(t, "", conversion(unseen, name, 10_000_000_000), nil)
-			require.Equal(t, "accepted", res.Status, name)
-			require.False(t, res.Valid, name)
-			require.Equal(t, analytics.RuleConversionNoImp, res.Rule, name)
-		}
-
-		// After a valid impression, it counts; a value over ten thousand
-		// units is refused at its field.
-		seen := b.servedAd(t, owner.User.ID, "", "")
-		require.True(t, b.report(t, "", impression(seen.Tracking.Token, time.Now().Add(-time.Second)), nil).Valid)
-		var out struct {
-			Results []resultJSON `json:"results"`
-		}
-		b.postEvents(t, "", map[string]any{"events": []map[string]any{
-			conversion(seen.Tracking.Token, "signup", 10_000_000_000),
-			conversion(seen.Tracking.Token, "purchase", 10_000_000_001),
-		}}, nil).requireStatus(t, http.StatusOK).decode(t, &out)
-		require.Len(t, out.Results, 2)
-		require.Equal(t, resultJSON{TrackingID: &seen.ID, Status: "accepted", Valid: true}, out.Results[0])
-		require.Equal(t, "rejected", out.Results[1].Status)
-		require.NotNil(t, out.Results[1].Error)
-		require.Equal(t, "invalid_event", out.Results[1].Error.Code)
-		require.Len(t, out.Results[1].Error.Errors, 1)
-		require.Equal(t, "#/events/1/value_micros", out.Results[1].Error.Errors[0].Pointer)
-
-		rep := b.performance(t, owner.AccessToken, aroundNow("owner"))
-		require.Equal(t, int64(3), rep.Totals.Conversions)
-		require.Equal(t, int64(2), rep.Totals.InvalidByRule[analytics.RuleConversionNoImp])
 	})
 }
 
