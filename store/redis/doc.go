@@ -1,5 +1,5 @@
 // Package redis holds the state that adshare instances share through Redis 7
-// (go-redis v9): readiness, a byte cache, GCRA rate limiting, the access-token
+// (go-redis v9): readiness, GCRA rate limiting, the access-token
 // revocation list (a local copy kept current through pub/sub, so checking a
 // token costs a map lookup), single-use values for OIDC transactions, and a
 // pub/sub bus between instances. Every subscriber keeps its subscription the

@@ -89,9 +89,3 @@ func (c *Client) Stop(context.Context) error {
 	c.stop.Do(func() { c.stopErr = c.rdb.Close() })
 	return c.stopErr
 }
-
-// Cache returns a byte cache whose keys live under the client's prefix
-// followed by namespace and a colon.
-func (c *Client) Cache(namespace string) *Cache {
-	return &Cache{rdb: c.rdb, prefix: c.prefix + namespace + ":"}
-}

@@ -24,27 +24,6 @@ func open(t *testing.T) *redis.Client {
 	return c
 }
 
-func TestCache(t *testing.T) {
-	t.Parallel()
-	storetest.RunCache(t, func(t *testing.T) storetest.Cache { return open(t).Cache("test") })
-}
-
-func TestCacheNamespacesDoNotCollide(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	c := open(t)
-	a, b := c.Cache("a"), c.Cache("b")
-	require.NoError(t, a.Set(ctx, "k", []byte("from a"), 60e9))
-	_, ok, err := b.Get(ctx, "k")
-	require.NoError(t, err)
-	require.False(t, ok)
-
-	// The key really lives under the prefix.
-	n, err := c.Redis().Exists(ctx, c.Prefix()+"a:k").Result()
-	require.NoError(t, err)
-	require.Equal(t, int64(1), n)
-}
-
 func TestPing(t *testing.T) {
 	t.Parallel()
 	require.NoError(t, open(t).Ping(context.Background()))
