@@ -2,13 +2,11 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"strconv"
 	"testing"
 	"time"
 
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/decision"
@@ -56,7 +54,7 @@ func benchHit(b *testing.B, nKeys int) {
 	// pools' own memory is what grows with the number of keys.
 	tmpl := benchRequest(0)
 	users := make([]string, nKeys)
-	keys := make([]key, nKeys)
+	keys := make([]Key, nKeys)
 	for i := range users {
 		users[i] = "user-" + strconv.Itoa(i)
 		req := tmpl
@@ -110,34 +108,37 @@ func BenchmarkFakeBaseline(b *testing.B) {
 	}
 }
 
-// BenchmarkHitRedis measures a hit from the shared tier: one LPOP round
-// trip to the test Redis and a JSON decode.
+// BenchmarkHitRedis measures a hit from the shared tier in Redis
+// (store/redis's DecisionPools): one LPOP round trip to the test Redis and
+// a JSON decode.
 func BenchmarkHitRedis(b *testing.B) {
-	rdb, prefix := redisClient(b)
-	d, err := New(&decisiontest.Fake{}, &Config{Redis: rdb, RedisPrefix: prefix, TTL: MaxTTL, MaxAdsPerKey: decision.MaxCount})
+	shared := sharedTier(b)
+	d, err := New(&decisiontest.Fake{}, &Config{Shared: shared, TTL: MaxTTL, MaxAdsPerKey: decision.MaxCount})
 	require.NoError(b, err)
 	const nKeys, perKey = 100, decision.MaxCount
 	reqs := make([]decision.Request, nKeys)
-	names := make([]string, nKeys)
+	keys := make([]Key, nKeys)
 	for i := range reqs {
 		reqs[i] = benchRequest(i)
 		var s [1]slot
 		requestKeys(&reqs[i], s[:])
-		names[i] = d.rds.name(s[0].key, "pool")
+		keys[i] = s[0].key
 	}
-	item, err := json.Marshal(storedAd{Exp: time.Now().Add(time.Hour).UnixNano(), Ad: benchAd()})
-	require.NoError(b, err)
+	batch := make([]decision.Ad, perKey)
+	for i := range batch {
+		batch[i] = benchAd()
+	}
 	ctx := context.Background()
 	refill := func() {
-		_, err := rdb.Pipelined(ctx, func(p goredis.Pipeliner) error {
-			for _, n := range names {
-				for range perKey {
-					p.RPush(ctx, n, item)
-				}
-			}
-			return nil
-		})
-		require.NoError(b, err)
+		now := time.Now()
+		for i, k := range keys {
+			token := "bench-" + strconv.Itoa(i) + "-" + strconv.FormatInt(now.UnixNano(), 10)
+			held, err := shared.Lock(ctx, token, time.Minute, []Key{k})
+			require.NoError(b, err)
+			require.Equal(b, []bool{true}, held)
+			_, err = shared.EndRefill(ctx, Refill{Key: k, Token: token, Ads: batch, Expires: now.Add(time.Hour), Max: perKey, Now: now})
+			require.NoError(b, err)
+		}
 	}
 	refill()
 	b.ReportAllocs()

@@ -14,7 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 
 	"github.com/adshare/adshare/decision"
 )
@@ -37,21 +36,16 @@ const (
 	// DefaultMaxKeys bounds the keys held in memory.
 	DefaultMaxKeys = 10_000
 	// DefaultMaxAdsPerKey bounds the ads pooled under one key, in memory
-	// and in Redis.
+	// and in the shared tier.
 	DefaultMaxAdsPerKey = decision.MaxCount
 	// DefaultUpstreamTimeout bounds one refill's upstream call.
 	DefaultUpstreamTimeout = 2 * time.Second
-	// DefaultRedisTimeout bounds one Redis round trip.
-	DefaultRedisTimeout = 100 * time.Millisecond
+	// DefaultSharedTimeout bounds one call to the shared tier.
+	DefaultSharedTimeout = 100 * time.Millisecond
 	// DefaultLockWait is how long a refill waits for another instance's
 	// refill of the same key.
 	DefaultLockWait = 200 * time.Millisecond
-	// DefaultRedisPrefix starts every Redis key the decorator writes.
-	DefaultRedisPrefix = "adshare:decision-cache:"
 )
-
-// redisBackoff is how long Redis is left alone after it failed.
-const redisBackoff = time.Second
 
 // trackingMargin is the time an ad's tracking URLs must still be valid
 // after it leaves the pool (render, then fire).
@@ -82,24 +76,22 @@ type Config struct {
 	// Defaults to DefaultMaxKeys.
 	MaxKeys int
 	// MaxAdsPerKey bounds the ads pooled under one key, in memory and in
-	// Redis; the oldest go first. Defaults to DefaultMaxAdsPerKey.
+	// the shared tier; the oldest go first. Defaults to DefaultMaxAdsPerKey.
 	MaxAdsPerKey int
 	// UpstreamTimeout bounds a refill's upstream call. The call outlives
 	// the request that started it (others wait on it), so it is not bound
 	// by that request's ctx. Defaults to DefaultUpstreamTimeout.
 	UpstreamTimeout time.Duration
 
-	// Redis, when set, adds the shared tier: every refill goes to Redis,
-	// where every instance pops from it. Nil keeps everything in memory.
-	// Enable ContextTimeoutEnabled on it so that calls abandoned at
-	// RedisTimeout also end early inside go-redis.
-	Redis goredis.UniversalClient
-	// RedisPrefix starts every key in Redis. Defaults to
-	// DefaultRedisPrefix. Use one prefix per upstream Decider.
-	RedisPrefix string
-	// RedisTimeout bounds each Redis round trip; past it the decorator
-	// goes on without Redis. Defaults to DefaultRedisTimeout.
-	RedisTimeout time.Duration
+	// Shared, when set, adds the shared tier: every refill goes there, and
+	// every instance pops from it. store/redis's (*Client).DecisionPools
+	// is one; a host may bring its own (see Tier). Nil keeps everything in
+	// memory. Use one shared tier (one Redis namespace) per upstream
+	// Decider: its pools hold that upstream's ads.
+	Shared Tier
+	// SharedTimeout bounds each call to the shared tier; past it the
+	// decorator goes on without it. Defaults to DefaultSharedTimeout.
+	SharedTimeout time.Duration
 	// LockWait is how long a refill waits while another instance refills
 	// the same key, before answering from what the pool holds then.
 	// Defaults to DefaultLockWait.
@@ -108,8 +100,8 @@ type Config struct {
 	// Metrics is where the adshare_decision_cache_* metrics are
 	// registered. Nil means none are exported.
 	Metrics prometheus.Registerer
-	// Logger receives warnings (Redis failures) and errors (an upstream
-	// panic, answered as ErrUnavailable). Defaults to discarding.
+	// Logger receives warnings (shared tier failures) and errors (an
+	// upstream panic, answered as ErrUnavailable). Defaults to discarding.
 	Logger *slog.Logger
 	// Now is the clock of TTLs and serve-stale. Defaults to time.Now.
 	Now func() time.Time
@@ -123,8 +115,7 @@ func (c Config) withDefaults() Config {
 	c.MaxKeys = cmp.Or(c.MaxKeys, DefaultMaxKeys)
 	c.MaxAdsPerKey = cmp.Or(c.MaxAdsPerKey, DefaultMaxAdsPerKey)
 	c.UpstreamTimeout = cmp.Or(c.UpstreamTimeout, DefaultUpstreamTimeout)
-	c.RedisPrefix = cmp.Or(c.RedisPrefix, DefaultRedisPrefix)
-	c.RedisTimeout = cmp.Or(c.RedisTimeout, DefaultRedisTimeout)
+	c.SharedTimeout = cmp.Or(c.SharedTimeout, DefaultSharedTimeout)
 	c.LockWait = cmp.Or(c.LockWait, DefaultLockWait)
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -145,8 +136,8 @@ func (c Config) validate() error {
 		return fmt.Errorf("decision/cache: Config.Prefetch is %d; it must be between 1 and %d (decision.MaxCount), or 0 for %d", c.Prefetch, decision.MaxCount, DefaultPrefetch)
 	case c.MaxKeys < 0 || c.MaxAdsPerKey < 0:
 		return errors.New("decision/cache: Config.MaxKeys and Config.MaxAdsPerKey must not be negative (0 means the default)")
-	case c.UpstreamTimeout < 0 || c.RedisTimeout < 0 || c.LockWait < 0:
-		return errors.New("decision/cache: Config.UpstreamTimeout, RedisTimeout and LockWait must not be negative (0 means the default)")
+	case c.UpstreamTimeout < 0 || c.SharedTimeout < 0 || c.LockWait < 0:
+		return errors.New("decision/cache: Config.UpstreamTimeout, SharedTimeout and LockWait must not be negative (0 means the default)")
 	}
 	return nil
 }
@@ -155,21 +146,23 @@ func (c Config) validate() error {
 // hands each out exactly once (see the package documentation). It is safe
 // for concurrent use; it needs no Start or Stop: the only goroutines it
 // starts serve one refill each and end within UpstreamTimeout (plus
-// RedisTimeout per Redis call).
+// SharedTimeout per call to the shared tier).
 type Decider struct {
 	upstream decision.Decider
 	cfg      Config
-	// The tiers: pops try mem, then rds; a refill goes to rds when set,
-	// else mem. Two concrete fields rather than a slice of interfaces, so
-	// that a hit makes no interface call and its slots stay on the stack.
-	mem   *memTier
-	rds   *redisTier // nil without Redis
-	stats *metrics
-	log   *slog.Logger
-	now   func() time.Time
+	// The tiers: pops try mem, then shared; a refill goes to refills.
+	// Concrete fields rather than a slice of interfaces, so that a hit
+	// makes no interface call and its slots stay on the stack: only the
+	// host's shared tier, behind guarded, is an interface.
+	mem     *memTier
+	shared  *guarded // nil without Config.Shared
+	refills Tier     // shared when set, else mem
+	stats   *metrics
+	log     *slog.Logger
+	now     func() time.Time
 
 	mu      sync.Mutex
-	flights map[key]*flight
+	flights map[Key]*flight
 
 	hooks hooks
 }
@@ -189,9 +182,10 @@ var _ decision.Decider = (*Decider)(nil)
 // for at most cfg.TTL (default 60 s): at roughly 2 KB per ad, the defaults
 // bound pooled ads to about 400 MB in the worst case, and to far less in
 // practice, since a pool holds at most Prefetch ads minus the ones handed
-// out. With cfg.Redis set, refills go to Redis lists (at most MaxAdsPerKey
-// ads each, expiring after TTL), and memory holds only ads put back and the
-// per-key bookkeeping.
+// out. With cfg.Shared set, refills go to the shared tier (at most
+// MaxAdsPerKey ads per key, expiring after TTL), and memory holds only ads
+// put back, refills made while the shared tier fails, and the per-key
+// bookkeeping.
 func New(upstream decision.Decider, cfg *Config) (*Decider, error) {
 	if upstream == nil {
 		return nil, errors.New("decision/cache: New needs the upstream decision.Decider to wrap (for example the decision/kevel client)")
@@ -211,28 +205,26 @@ func New(upstream decision.Decider, cfg *Config) (*Decider, error) {
 	d := &Decider{
 		upstream: upstream, cfg: c, stats: stats, log: c.Logger, now: c.Now,
 		mem:     newMemTier(c.MaxKeys, c.MaxAdsPerKey, stats),
-		flights: make(map[key]*flight),
+		flights: make(map[Key]*flight),
 	}
-	if c.Redis != nil {
-		d.rds = &redisTier{
-			rdb: c.Redis, prefix: c.RedisPrefix, timeout: c.RedisTimeout, maxAds: c.MaxAdsPerKey,
-			stats: stats, log: c.Logger,
-		}
+	d.refills = d.mem
+	if c.Shared != nil {
+		d.shared = &guarded{tier: c.Shared, timeout: c.SharedTimeout, stats: stats, log: c.Logger}
+		d.refills = d.shared
 	}
 	return d, nil
 }
 
 // slot is one placement of a Decide call on its way to an answer.
 type slot struct {
-	key      key
-	need     int           // ads still wanted
-	ads      []decision.Ad // ads for the placement, handed out to no one else
-	exp      int64         // earliest expiry among ads (to put them back)
-	neg      bool          // the key is negatively cached: no fill
-	negUntil int64         // learnt from Redis, to mirror in memory
-	again    bool          // pop the pools again once the refill is over
-	stale    bool          // ads[0] is a non-billable copy
-	err      error         // the refill failed
+	key   Key
+	need  int           // ads still wanted
+	ads   []decision.Ad // ads for the placement, handed out to no one else
+	exp   int64         // earliest expiry among ads (to put them back)
+	neg   bool          // the key is negatively cached: no fill
+	again bool          // pop the pools again once the refill is over
+	stale bool          // ads[0] is a non-billable copy
+	err   error         // the refill failed
 }
 
 func (s *slot) take(ad decision.Ad, exp int64) {
@@ -271,12 +263,12 @@ func (d *Decider) Decide(ctx context.Context, req decision.Request) (decision.Re
 		slots[i].need = req.Placements[i].CountOrOne()
 	}
 	now := d.now().UnixNano()
-	d.mem.pop(slots, now)
+	d.popMem(slots, now)
 	if !anyShort(slots) {
 		d.countLookups(slots)
 		return respond(&req, slots, ""), nil
 	}
-	d.popRedis(ctx, slots, now)
+	d.popShared(ctx, slots, now)
 	d.countLookups(slots)
 	var userKey string
 	if anyShort(slots) {
@@ -294,17 +286,66 @@ func (d *Decider) Decide(ctx context.Context, req decision.Request) (decision.Re
 	return respond(&req, slots, userKey), nil
 }
 
-// popRedis pops what memory did not have from Redis, mirroring the
-// negative answers it learns into memory.
-func (d *Decider) popRedis(ctx context.Context, slots []slot, now int64) {
-	if d.rds == nil || !anyShort(slots) {
+// popMem pops the slots from memory, counting the expired ads dropped.
+func (d *Decider) popMem(slots []slot, now int64) {
+	if n := d.mem.pop(slots, now); n > 0 {
+		d.stats.evictedExpired.Add(float64(n))
+	}
+}
+
+// popShared pops what memory did not have from the shared tier, mirroring
+// the negative marks it learns into memory. On failure the slots keep what
+// they have.
+func (d *Decider) popShared(ctx context.Context, slots []slot, now int64) {
+	if d.shared == nil || !anyShort(slots) {
 		return
 	}
-	d.rds.pop(ctx, slots, now)
+	var arr [decision.MaxPlacements]Pop
+	var idx [decision.MaxPlacements]int
+	pops := arr[:0]
 	for i := range slots {
-		if s := &slots[i]; s.negUntil > 0 {
-			d.mem.setNegative(s.key, s.negUntil)
+		if s := &slots[i]; s.short() {
+			idx[len(pops)] = i
+			pops = append(pops, Pop{Key: s.key, N: s.need})
 		}
+	}
+	if d.shared.Pop(ctx, time.Unix(0, now), pops) != nil {
+		return
+	}
+	for j := range pops {
+		p, s := &pops[j], &slots[idx[j]]
+		d.countDropped(ctx, p.Expired, p.Dropped, "decision/cache: dropping pooled ads the shared tier could not read")
+		if !p.NegativeUntil.IsZero() {
+			s.neg = true
+			d.mem.setNegative(s.key, p.NegativeUntil.UnixNano())
+		}
+		ads := p.Ads[:min(len(p.Ads), s.need)]
+		if len(ads) == 0 {
+			continue
+		}
+		exp := p.Expires.UnixNano()
+		if s.ads == nil {
+			// Adopt the tier's slice: no copy, no allocation.
+			s.ads, s.need = ads, s.need-len(ads)
+			s.exp = exp
+			continue
+		}
+		for _, ad := range ads {
+			s.take(ad, exp)
+		}
+	}
+}
+
+// countDropped counts ads a tier dropped: expired ones, and unreadable or
+// unstorable ones, which it also logs (with msg) since they should not
+// happen.
+func (d *Decider) countDropped(ctx context.Context, expired, dropped int, msg string) {
+	if expired > 0 {
+		d.stats.evictedExpired.Add(float64(expired))
+	}
+	if dropped > 0 {
+		d.stats.evictedDropped.Add(float64(dropped))
+		d.log.WarnContext(ctx, msg, slog.Int("ads", dropped))
 	}
 }
 
@@ -338,9 +379,16 @@ func respond(req *decision.Request, slots []slot, userKey string) decision.Respo
 func (d *Decider) putBack(slots []slot) {
 	for i := range slots {
 		if s := &slots[i]; len(s.ads) > 0 && !s.stale {
-			d.mem.putBack(s.key, s.ads, s.exp)
+			d.countTrimmed(d.mem.putBack(s.key, s.ads, s.exp))
 			s.ads = nil
 		}
+	}
+}
+
+// countTrimmed counts ads dropped to keep a pool within MaxAdsPerKey.
+func (d *Decider) countTrimmed(n int) {
+	if n > 0 {
+		d.stats.evictedPoolFull.Add(float64(n))
 	}
 }
 

@@ -128,7 +128,7 @@ func TestConcurrentIdenticalMissesMakeOneUpstreamCall(t *testing.T) {
 
 			require.NotEmpty(t, ids(b.decide(t, banner(1)), "slot"), "the next call after the flight refills")
 			require.Len(t, up.Calls(), 2)
-			require.Zero(t, testutil.CollectAndCount(b.d.stats.redisErrs))
+			require.Zero(t, testutil.CollectAndCount(b.d.stats.sharedErrs))
 		})
 	}
 }
@@ -437,6 +437,7 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 		{Prefetch: -1},
 		{MaxKeys: -1},
 		{LockWait: -1},
+		{SharedTimeout: -1},
 	} {
 		_, err := New(&decisiontest.Fake{}, &cfg)
 		require.Error(t, err, "%+v", cfg)
@@ -446,7 +447,8 @@ func TestNewRefusesMisconfiguration(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, DefaultTTL, d.cfg.TTL)
 	require.Equal(t, DefaultPrefetch, d.cfg.Prefetch)
-	require.Nil(t, d.rds)
+	require.Nil(t, d.shared)
+	require.Same(t, d.mem, d.refills)
 }
 
 func TestMetricLabelsCarryOnlyOutcomes(t *testing.T) {

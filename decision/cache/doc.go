@@ -93,28 +93,37 @@
 //
 // # Tiers
 //
-// Pools live in a bounded memory tier and, optionally, a shared Redis tier
-// (Config.Redis). A pop tries memory first, then Redis. A refill stores its
-// leftovers in exactly one tier, never both (that would hand an ad out
-// twice): Redis when it is configured, so that every instance shares them,
+// Pools live in a bounded memory tier and, optionally, a shared tier
+// (Config.Shared: any Tier, such as store/redis's DecisionPools). A pop
+// tries memory first, then the shared tier. A refill stores its leftovers
+// in exactly one tier, never both (that would hand an ad out twice): the
+// shared tier when it is configured, so that every instance shares them,
 // else memory. This is unlike a read-through cache whose saves fan out to
 // every tier. Ads put back after a failed or abandoned Decide go to memory,
-// as do refills made while Redis is failing.
+// as do refills made while the shared tier is failing.
 //
-// In Redis, a pool is a list of JSON ads (RPUSH with PEXPIRE to fill, LPOP
-// to hand out: atomic, so each ad goes to one caller across all instances),
-// each ad carrying its own expiry. A short lock per key (SET NX PX) lets
-// one instance refill at a time; the others wait up to Config.LockWait for
-// its ads and then answer from what the pool holds. The refill stores its
-// ads and releases its lock in one Lua script, made idempotent so that a
-// go-redis retry cannot push the same ads twice. JSON turns numbers in
-// Creative.Data into float64.
+// A refill ends the same way in either tier (Tier.EndRefill). It takes a
+// short lock per key in the tier it goes to, so that one instance refills a
+// key at a time; the others wait up to Config.LockWait for its ads and then
+// answer from what the pool holds. (In memory the lock is always free:
+// within one process, single flight already makes one refill per key.) It
+// then releases the lock, sets the negative mark and stores its ads in one
+// atomic step, idempotent per lock token so that a retried call cannot
+// push the same ads twice. Each pooled ad carries its own expiry. A host
+// with its own shared tier checks it with decision/cache/cachetest.
 //
-// Redis never makes a request hang or fail: every call is bounded by
-// Config.RedisTimeout, and on an error the decorator carries on from memory
-// and upstream, counts it (adshare_decision_cache_redis_errors_total), logs
-// a warning, and leaves Redis alone for a second. When a store's outcome is
-// unknown (a timeout), its ads are dropped rather than kept in memory too.
+// In Redis (store/redis's DecisionPools), a pool is a list of JSON ads
+// (RPUSH with PEXPIRE to fill, LPOP to hand out: atomic, so each ad goes to
+// one caller across all instances), the lock a SET NX PX, and a refill ends
+// in one Lua script. JSON turns numbers in Creative.Data into float64.
+//
+// The shared tier never makes a request hang or fail, whatever tier it is:
+// every call is bounded by Config.SharedTimeout, and on an error the
+// decorator carries on from memory and upstream, counts it
+// (adshare_decision_cache_redis_errors_total, named for the tier it was
+// written for), logs a warning, and leaves the tier alone for a second.
+// When a refill's outcome is unknown (a timeout), its ads are dropped
+// rather than kept in memory too.
 //
 // # Metrics
 //

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"log/slog"
 	"maps"
@@ -21,7 +22,7 @@ import (
 // the pool; waiters beyond the supply get nothing (no second upstream call
 // in the same flight).
 type flight struct {
-	key key
+	key Key
 	// distributed is closed once every waiter's share (or err, or again)
 	// is set; done once the leftovers are stored and the flight has left
 	// Decider.flights.
@@ -43,13 +44,13 @@ type waiter struct {
 	userKey string // the upstream's user key, for the flight's first waiter
 }
 
-func newFlight(k key) *flight {
+func newFlight(k Key) *flight {
 	return &flight{key: k, distributed: make(chan struct{}), done: make(chan struct{})}
 }
 
 // part is one key of a Decide's short placements.
 type part struct {
-	key  key
+	key  Key
 	need int
 	f    *flight
 	w    *waiter // nil when the flight was already shared out: pop again
@@ -178,8 +179,8 @@ func (d *Decider) popAgain(ctx context.Context, slots []slot) {
 		}
 	}
 	now := d.now().UnixNano()
-	d.mem.pop(sub, now)
-	d.popRedis(ctx, sub, now)
+	d.popMem(sub, now)
+	d.popShared(ctx, sub, now)
 	for j := range sub {
 		slots[idx[j]] = sub[j]
 		if sub[j].short() {
@@ -206,14 +207,14 @@ func (d *Decider) abandon(parts []part) {
 		ads, exp := p.w.ads, p.w.exp
 		p.w.ads = nil
 		p.f.mu.Unlock()
-		d.mem.putBack(p.key, ads, exp)
+		d.countTrimmed(d.mem.putBack(p.key, ads, exp))
 	}
 }
 
 // flightReq is the upstream request of one refill.
 type flightReq struct {
 	req  decision.Request
-	keys []key // keys[i] is the key of req.Placements[i]
+	keys []Key // keys[i] is the key of req.Placements[i]
 }
 
 // flightRequest returns the upstream request for the short placements of
@@ -231,7 +232,7 @@ func flightRequest(req *decision.Request, slots []slot, leads []*flight, prefetc
 		Creatives:   slices.Clone(req.Exclude.Creatives),
 	}
 	r.Placements = nil
-	var keys []key
+	var keys []Key
 	for i, p := range req.Placements {
 		s := &slots[i]
 		if !s.short() || !slices.ContainsFunc(leads, func(f *flight) bool { return f.key == s.key }) {
@@ -249,14 +250,15 @@ func flightRequest(req *decision.Request, slots []slot, leads []*flight, prefetc
 	return flightReq{req: r, keys: keys}
 }
 
-// fly runs one Decide's refill in the background: with Redis, it takes
-// each key's lock (keys locked by another instance wait for that refill
-// instead); then one upstream call for the keys it holds, and lands them.
+// fly runs one Decide's refill in the background: it takes each key's lock
+// in the tier refills go to (keys locked by another instance wait for that
+// refill instead; a tier that fails leaves the refill unlocked, bound for
+// memory); then one upstream call for the keys it holds, and lands them.
 // base carries the Decide's values but not its cancellation.
 func (d *Decider) fly(base context.Context, fr flightReq, leads []*flight) {
 	ctx, cancel := context.WithTimeout(base, d.cfg.UpstreamTimeout)
 	defer cancel()
-	up, locked, token := leads, false, ""
+	up, locked, token := leads, false, rand.Text()
 	landed := 0
 	defer func() {
 		// The upstream call runs here, outside the caller's goroutine and
@@ -270,23 +272,19 @@ func (d *Decider) fly(base context.Context, fr flightReq, leads []*flight) {
 			}
 		}
 	}()
-	if d.rds != nil {
-		token = rand.Text()
-		got, err := d.rds.lock(ctx, leads, token, d.cfg.UpstreamTimeout+time.Second)
-		if err == nil {
-			locked = true
-			up = nil
-			var remote []*flight
-			for i, f := range leads {
-				if got[i] {
-					up = append(up, f)
-				} else {
-					remote = append(remote, f)
-				}
+	if got, err := d.refills.Lock(ctx, token, d.cfg.UpstreamTimeout+time.Second, flightKeys(leads)); err == nil {
+		locked = true
+		up = nil
+		var remote []*flight
+		for i, f := range leads {
+			if got[i] {
+				up = append(up, f)
+			} else {
+				remote = append(remote, f)
 			}
-			if len(remote) > 0 {
-				go d.waitRemote(base, remote)
-			}
+		}
+		if len(remote) > 0 {
+			go d.waitRemote(base, remote)
 		}
 	}
 	if len(up) == 0 {
@@ -321,16 +319,17 @@ func (d *Decider) fly(base context.Context, fr flightReq, leads []*flight) {
 			}
 		}
 		// Not ctx: a slow upstream answer must still leave the store its
-		// own RedisTimeout.
+		// own SharedTimeout.
 		d.land(base, f, ads, err, locked, token, resp.UserKey)
 		landed++
 	}
 }
 
 // land shares a refill's ads out to the flight's waiters, in order, then
-// stores the rest in exactly one tier: Redis when this refill holds the
-// key's lock, else memory. Storing in both would let two callers pop the
-// same ad. An answer with no ad is remembered as negative.
+// stores the rest in exactly one tier: the one refills go to when this
+// refill holds the key's lock there, else memory. Storing in both would
+// let two callers pop the same ad. An answer with no ad is remembered as
+// negative.
 func (d *Decider) land(ctx context.Context, f *flight, ads []decision.Ad, err error, locked bool, token, userKey string) {
 	now := d.now()
 	exp := now.Add(d.cfg.TTL)
@@ -362,24 +361,30 @@ func (d *Decider) land(ctx context.Context, f *flight, ads []decision.Ad, err er
 		d.stats.evictedExpired.Add(float64(len(rest)))
 		rest = nil
 	}
-	var negUntil int64
+	var negUntil time.Time
 	if err == nil && len(ads) == 0 && d.cfg.NegativeTTL > 0 {
-		negUntil = now.Add(d.cfg.NegativeTTL).UnixNano()
-		d.mem.setNegative(f.key, negUntil)
+		negUntil = now.Add(d.cfg.NegativeTTL)
+		d.mem.setNegative(f.key, negUntil.UnixNano()) // memory mirrors the shared tier's mark
 	}
 	switch {
 	case locked:
 		if err != nil {
 			rest = nil // release the lock only
 		}
-		switch d.rds.store(ctx, f.key, token, rest, expNs, negUntil, d.cfg.TTL, d.cfg.NegativeTTL) {
-		case storeLockLost:
-			d.mem.push(f.key, rest, expNs) // not in Redis: memory is the one tier
-		case storeUnknown:
-			d.stats.evictedDropped.Add(float64(len(rest))) // maybe in Redis: never in memory too
+		res, serr := d.refills.EndRefill(ctx, Refill{
+			Key: f.key, Token: token, Ads: rest, Expires: exp, Max: d.cfg.MaxAdsPerKey, NegativeUntil: negUntil, Now: now,
+		})
+		switch {
+		case serr == nil:
+			d.countTrimmed(res.Trimmed)
+			d.countDropped(ctx, 0, res.Dropped, "decision/cache: dropping ads the shared tier could not store")
+		case errors.Is(serr, ErrLockLost):
+			d.countTrimmed(d.mem.push(f.key, rest, expNs)) // not stored: memory is the one tier
+		default:
+			d.stats.evictedDropped.Add(float64(len(rest))) // maybe stored: never in memory too
 		}
 	case err == nil:
-		d.mem.push(f.key, rest, expNs)
+		d.countTrimmed(d.mem.push(f.key, rest, expNs))
 	}
 
 	d.mu.Lock()
@@ -402,7 +407,7 @@ func (d *Decider) waitRemote(base context.Context, flights []*flight) {
 	defer tick.Stop()
 	pending := flights
 	for len(pending) > 0 {
-		held, err := d.rds.held(ctx, pending)
+		held, err := d.refills.Locked(ctx, flightKeys(pending))
 		if err != nil {
 			break
 		}
@@ -430,6 +435,15 @@ func (d *Decider) waitRemote(base context.Context, flights []*flight) {
 	for _, f := range pending {
 		d.landAgain(f)
 	}
+}
+
+// flightKeys returns the flights' keys, in order.
+func flightKeys(flights []*flight) []Key {
+	keys := make([]Key, len(flights))
+	for i, f := range flights {
+		keys[i] = f.key
+	}
+	return keys
 }
 
 // landAgain ends a flight whose refill happened in another instance.

@@ -2,8 +2,8 @@ package cache
 
 import (
 	"context"
+	"errors"
 	"fmt"
-	"net"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -11,15 +11,14 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/decisiontest"
-	"github.com/adshare/adshare/internal/testenv"
 )
 
-// tiers names the two configurations every behaviour is checked in.
+// tiers names the two configurations every behaviour is checked in:
+// memory alone, and with store/redis's DecisionPools as the shared tier.
 var tiers = []struct {
 	name  string
 	redis bool
@@ -103,12 +102,12 @@ type testBundle struct {
 	up     *upstream
 	clock  *clock
 	reg    *prometheus.Registry
-	rdb    goredis.UniversalClient // nil in memory-only bundles
-	prefix string
+	shared Tier // nil in memory-only bundles
 }
 
 // setup returns a decorator over up (a fresh one with 20 banner ads when
-// nil), with a fake clock and a registry, sharing Redis when withRedis.
+// nil), with a fake clock and a registry, with a shared tier in Redis
+// when withRedis.
 func setup(t testing.TB, withRedis bool, cfg Config, up *upstream) *testBundle {
 	t.Helper()
 	b := &testBundle{up: up, clock: newClock(), reg: prometheus.NewRegistry()}
@@ -116,23 +115,23 @@ func setup(t testing.TB, withRedis bool, cfg Config, up *upstream) *testBundle {
 		b.up = newUpstream(20, "banner")
 	}
 	if withRedis {
-		b.rdb, b.prefix = redisClient(t)
+		b.shared = sharedTier(t)
 	}
 	return b.instance(t, cfg)
 }
 
 // instance returns a bundle for another decorator (another app instance)
-// sharing b's upstream, clock and Redis prefix.
+// sharing b's upstream, clock and shared tier.
 func (b *testBundle) instance(t testing.TB, cfg Config) *testBundle {
 	t.Helper()
 	nb := *b
 	nb.reg = prometheus.NewRegistry()
 	cfg.Metrics = nb.reg
 	cfg.Now = cmpOr(cfg.Now, b.clock.Now)
-	if b.rdb != nil {
-		cfg.Redis, cfg.RedisPrefix = b.rdb, b.prefix
-		if cfg.RedisTimeout == 0 {
-			cfg.RedisTimeout = 2 * time.Second // generous under -race
+	if b.shared != nil {
+		cfg.Shared = b.shared
+		if cfg.SharedTimeout == 0 {
+			cfg.SharedTimeout = 2 * time.Second // generous under -race
 		}
 	}
 	d, err := New(b.up, &cfg)
@@ -146,20 +145,6 @@ func cmpOr(f, def func() time.Time) func() time.Time {
 		return f
 	}
 	return def
-}
-
-// redisClient returns a client on the test Redis and a key prefix unique
-// to tb (skips without Redis, fails under CI).
-func redisClient(tb testing.TB) (goredis.UniversalClient, string) {
-	tb.Helper()
-	url, prefix := testenv.Redis(tb)
-	opts, err := goredis.ParseURL(url)
-	require.NoError(tb, err)
-	opts.ContextTimeoutEnabled = true
-	rdb := goredis.NewClient(opts)
-	tb.Cleanup(func() { _ = rdb.Close() })
-	require.NoError(tb, rdb.Ping(context.Background()).Err())
-	return rdb, prefix
 }
 
 // banner is a request for n banner ads in one placement.
@@ -215,61 +200,43 @@ func ids(resp decision.Response, placement string) []string {
 	return out
 }
 
-// deadRedis returns a client on a port where nothing listens.
-func deadRedis(t *testing.T) goredis.UniversalClient {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	addr := ln.Addr().String()
-	require.NoError(t, ln.Close())
-	rdb := goredis.NewClient(&goredis.Options{Addr: addr, MaxRetries: -1, DialTimeout: time.Second})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
+// brokenTier is a shared tier whose every call fails with errBroken; with
+// hang set, a call first blocks, whatever its ctx, until the test ends:
+// only the decorator's bounds can then save the caller.
+type brokenTier struct {
+	hang chan struct{}
 }
 
-// blackHoleRedis returns a client on a server that accepts connections and
-// never answers, with go-redis's own timeouts far beyond the test's: only
-// the decorator's bounds can save the caller.
-func blackHoleRedis(t *testing.T) goredis.UniversalClient {
+var errBroken = errors.New("tier: connection refused")
+
+var _ Tier = brokenTier{}
+
+// newBrokenTier returns a failing tier; a hanging one when hang.
+func newBrokenTier(t *testing.T, hang bool) brokenTier {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	require.NoError(t, err)
-	var conns sync.WaitGroup
-	var mu sync.Mutex
-	var open []net.Conn
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for _, c := range open {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		conns.Wait()
-	})
-	conns.Add(1)
-	go func() {
-		defer conns.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			open = append(open, c)
-			mu.Unlock()
-			conns.Add(1)
-			go func() {
-				defer conns.Done()
-				buf := make([]byte, 4096)
-				for {
-					if _, err := c.Read(buf); err != nil {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	rdb := goredis.NewClient(&goredis.Options{Addr: ln.Addr().String(), MaxRetries: -1, ReadTimeout: time.Minute, WriteTimeout: time.Minute, DialTimeout: time.Minute})
-	t.Cleanup(func() { _ = rdb.Close() })
-	return rdb
+	if !hang {
+		return brokenTier{}
+	}
+	b := brokenTier{hang: make(chan struct{})}
+	t.Cleanup(func() { close(b.hang) })
+	return b
+}
+
+func (b brokenTier) fail() error {
+	if b.hang != nil {
+		<-b.hang
+	}
+	return errBroken
+}
+
+func (b brokenTier) Pop(context.Context, time.Time, []Pop) error { return b.fail() }
+
+func (b brokenTier) Lock(context.Context, string, time.Duration, []Key) ([]bool, error) {
+	return nil, b.fail()
+}
+
+func (b brokenTier) Locked(context.Context, []Key) ([]bool, error) { return nil, b.fail() }
+
+func (b brokenTier) EndRefill(context.Context, Refill) (RefillResult, error) {
+	return RefillResult{}, b.fail()
 }

@@ -10,17 +10,19 @@ import (
 	"github.com/adshare/adshare/decision"
 )
 
-// key names one pool: the SHA-256 of a canonical encoding of everything in a
-// request that changes which ads a placement may get (see keyParts in
-// doc.go). A fixed-size array, so looking a pool up allocates nothing.
-type key [sha256.Size]byte
+// Key names one pool: the SHA-256 of a canonical encoding of everything in a
+// request that changes which ads a placement may get (see "Keys" in the
+// package documentation). A fixed-size array, so looking a pool up
+// allocates nothing. A Tier stores it as it likes; String gives a form fit
+// for names.
+type Key [sha256.Size]byte
 
-// hex returns the key as used in Redis key names.
-func (k key) hex() string { return hex.EncodeToString(k[:]) }
+// String returns the key in lower-case hexadecimal (64 characters).
+func (k Key) String() string { return hex.EncodeToString(k[:]) }
 
 // keyVersion starts every encoding, so that a change to the encoding (or to
 // what the pools hold) never shares a pool with the previous one in a shared
-// Redis during a rolling deploy.
+// tier during a rolling deploy.
 const keyVersion = "adshare/decision-cache/v1\x00"
 
 // scratch holds the buffers one key computation needs; pooled so that a

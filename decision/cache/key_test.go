@@ -24,7 +24,7 @@ func TestKeyHasExactlyThePartsThatChangeTheAnswer(t *testing.T) {
 			IP:         "198.51.100.1", UserAgent: "UA", URL: "https://a.example/", Referrer: "https://r.example/", Time: time.Unix(1, 0),
 		}
 	}
-	keyOf := func(req decision.Request) key {
+	keyOf := func(req decision.Request) Key {
 		var s [decision.MaxPlacements]slot
 		requestKeys(&req, s[:len(req.Placements)])
 		return s[0].key

@@ -10,16 +10,16 @@ import (
 // are still created but never exported. No label ever carries a key, a user
 // key or a placement ID: labels are outcomes and reasons from fixed sets.
 type metrics struct {
-	lookups   *prometheus.CounterVec
-	hit       prometheus.Counter
-	miss      prometheus.Counter
-	negative  prometheus.Counter
-	stale     prometheus.Counter
-	noFill    prometheus.Counter
-	upCalls   *prometheus.CounterVec
-	upSeconds *prometheus.HistogramVec
-	evicted   *prometheus.CounterVec
-	redisErrs *prometheus.CounterVec
+	lookups    *prometheus.CounterVec
+	hit        prometheus.Counter
+	miss       prometheus.Counter
+	negative   prometheus.Counter
+	stale      prometheus.Counter
+	noFill     prometheus.Counter
+	upCalls    *prometheus.CounterVec
+	upSeconds  *prometheus.HistogramVec
+	evicted    *prometheus.CounterVec
+	sharedErrs *prometheus.CounterVec
 
 	evictedExpired, evictedPoolFull, evictedKey, evictedDropped prometheus.Counter
 }
@@ -29,7 +29,7 @@ const (
 	reasonExpired  = "expired"   // the ad's TTL ran out before anyone asked
 	reasonPoolFull = "pool_full" // more than MaxAdsPerKey ads under one key
 	reasonKey      = "key"       // the key itself was evicted (MaxKeys, least recently used)
-	reasonDropped  = "dropped"   // a refill whose fate in Redis is unknown (see doc.go)
+	reasonDropped  = "dropped"   // unreadable, unstorable, or a refill whose fate in the shared tier is unknown (see doc.go)
 )
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,9 +60,11 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: ns, Subsystem: sub, Name: "evicted_ads_total",
 			Help: "Pooled ads discarded without being handed out, by reason: expired, pool_full, key, dropped.",
 		}, []string{"reason"}),
-		redisErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
+		// Named for Redis, the shared tier it was written for; kept so that
+		// dashboards and alerts built on it go on working with any tier.
+		sharedErrs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "redis_errors_total",
-			Help: "Failed Redis operations (the decorator fell back to memory and upstream), by operation: pop, lock, store, poll.",
+			Help: "Failed operations of the shared tier (Config.Shared, Redis typically; the decorator fell back to memory and upstream), by operation: pop, lock, store, poll.",
 		}, []string{"op"}),
 	}
 	m.hit = m.lookups.WithLabelValues("hit")
@@ -75,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.lookups, m.stale, m.noFill, m.upCalls, m.upSeconds, m.evicted, m.redisErrs} {
+	for _, c := range []prometheus.Collector{m.lookups, m.stale, m.noFill, m.upCalls, m.upSeconds, m.evicted, m.sharedErrs} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("decision/cache: register metrics: %w", err)
 		}

@@ -74,7 +74,7 @@ func newDeciders(ctx context.Context, cfg config, logger *slog.Logger, reg prome
 	}
 	cacheCfg := &cache.Config{Logger: logger, Metrics: reg}
 	if rc != nil {
-		cacheCfg.Redis, cacheCfg.RedisPrefix = rc.Redis(), rc.Prefix()+"decision-cache:"
+		cacheCfg.Shared = rc.DecisionPools("")
 	}
 	cached, err := cache.New(client, cacheCfg)
 	if err != nil {

@@ -2,14 +2,12 @@ package cache
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/decision"
@@ -30,7 +28,7 @@ func TestInstancesShareTheRedisPools(t *testing.T) {
 	require.Equal(t, 4.0, testutil.ToFloat64(b.d.stats.hit))
 	keys, pool := a.d.mem.size()
 	require.Equal(t, 1, keys, "A's memory holds bookkeeping only")
-	require.Zero(t, pool, "a refill goes to one tier: Redis")
+	require.Zero(t, pool, "a refill goes to one tier: the shared one")
 }
 
 // TestAnAdIsHandedOutOnceAcrossTwoInstances runs rounds of 500 concurrent
@@ -82,7 +80,7 @@ func TestAnAdIsHandedOutOnceAcrossTwoInstances(t *testing.T) {
 	require.LessOrEqual(t, served, calls*decision.MaxCount)
 	require.Positive(t, served)
 	t.Logf("%d answers over %d rounds: %d ads served from %d upstream calls", 2*perInstance*rounds, rounds, served, calls)
-	require.Zero(t, testutil.CollectAndCount(a.d.stats.redisErrs)+testutil.CollectAndCount(b.d.stats.redisErrs))
+	require.Zero(t, testutil.CollectAndCount(a.d.stats.sharedErrs)+testutil.CollectAndCount(b.d.stats.sharedErrs))
 }
 
 func TestAnInstanceWaitsForAnotherInstancesRefill(t *testing.T) {
@@ -124,81 +122,29 @@ func TestAnInstanceAnswersFromWhatExistsAfterLockWait(t *testing.T) {
 	var slots [1]slot
 	req := banner(1)
 	requestKeys(&req, slots[:])
-	require.NoError(t, b.rdb.Set(context.Background(), b.d.rds.name(slots[0].key, "lock"), "someone-else", time.Minute).Err())
+	held, err := b.shared.Lock(context.Background(), "someone-else", time.Minute, []Key{slots[0].key})
+	require.NoError(t, err)
+	require.Equal(t, []bool{true}, held)
 
 	resp := b.decide(t, req)
 	require.Empty(t, resp.Ads["slot"], "no fill rather than a second refill")
 	require.Empty(t, b.up.Calls())
 }
 
-func TestRedisLayout(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t, true, Config{Prefetch: 4}, nil)
-	req := banner(1)
-	b.decide(t, req)
-	var slots [1]slot
-	requestKeys(&req, slots[:])
-	pool := b.prefix + "{" + slots[0].key.hex() + "}:pool"
-	require.Equal(t, pool, b.d.rds.name(slots[0].key, "pool"))
-
-	items, err := b.rdb.LRange(ctx, pool, 0, -1).Result()
-	require.NoError(t, err)
-	require.Len(t, items, 3)
-	var e storedAd
-	require.NoError(t, json.Unmarshal([]byte(items[0]), &e))
-	require.Equal(t, "fake-2", e.Ad.ID)
-	require.Equal(t, "https://e.example/i?d=fake-2", e.Ad.Tracking.ImpressionURL)
-	require.Equal(t, b.clock.Now().Add(DefaultTTL).UnixNano(), e.Exp)
-	ttl, err := b.rdb.PTTL(ctx, pool).Result()
-	require.NoError(t, err)
-	require.Positive(t, ttl)
-	require.LessOrEqual(t, ttl, DefaultTTL)
-	n, err := b.rdb.Exists(ctx, b.d.rds.name(slots[0].key, "lock")).Result()
-	require.NoError(t, err)
-	require.Zero(t, n, "the lock is released with the store")
-}
-
-// TestStoreIsIdempotent replays a store, as go-redis does when a reply is
-// lost: the ads must not be pushed twice.
-func TestStoreIsIdempotent(t *testing.T) {
-	t.Parallel()
-	ctx := context.Background()
-	b := setup(t, true, Config{}, nil)
-	r := b.d.rds
-	var k key
-	k[0] = 1
-	ads := []decision.Ad{{ID: "d1"}, {ID: "d2"}}
-	got, err := r.lock(ctx, []*flight{newFlight(k)}, "tok", time.Minute)
-	require.NoError(t, err)
-	require.Equal(t, []bool{true}, got)
-	again, err := r.lock(ctx, []*flight{newFlight(k)}, "tok", time.Minute)
-	require.NoError(t, err)
-	require.Equal(t, []bool{true}, again, "a retried SET of our own lock is still ours")
-	other, err := r.lock(ctx, []*flight{newFlight(k)}, "other", time.Minute)
-	require.NoError(t, err)
-	require.Equal(t, []bool{false}, other)
-
-	exp := time.Now().Add(time.Minute).UnixNano()
-	require.Equal(t, storeDone, r.store(ctx, k, "tok", ads, exp, 0, time.Minute, time.Second))
-	require.Equal(t, storeDone, r.store(ctx, k, "tok", ads, exp, 0, time.Minute, time.Second), "the replay is recognised")
-	n, err := b.rdb.LLen(ctx, r.name(k, "pool")).Result()
-	require.NoError(t, err)
-	require.Equal(t, int64(2), n)
-	require.Equal(t, storeLockLost, r.store(ctx, k, "never-locked", ads, exp, 0, time.Minute, time.Second))
-}
-
-func TestRedisDownFallsBackToMemoryAndUpstream(t *testing.T) {
+// TestASharedTierThatFailsFallsBackToMemoryAndUpstream runs the
+// resilience policy against a tier that refuses every call and one that
+// never answers, whatever its ctx.
+func TestASharedTierThatFailsFallsBackToMemoryAndUpstream(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
 		name string
-		rdb  func(t *testing.T) goredis.UniversalClient
-	}{{"refused", deadRedis}, {"black hole", blackHoleRedis}} {
+		hang bool
+	}{{"refused", false}, {"black hole", true}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			logs := &testenv.Buffer{}
 			b := setup(t, false, Config{}, nil)
-			b = b.instance(t, Config{Prefetch: 3, Redis: c.rdb(t), RedisTimeout: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			b = b.instance(t, Config{Prefetch: 3, Shared: newBrokenTier(t, c.hang), SharedTimeout: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			for i := range 3 {
@@ -208,9 +154,9 @@ func TestRedisDownFallsBackToMemoryAndUpstream(t *testing.T) {
 				b.settle(t)
 			}
 			require.Len(t, b.up.Calls(), 1, "the refill went to memory and served the next two")
-			require.Positive(t, testutil.ToFloat64(b.d.stats.redisErrs.WithLabelValues("pop")))
+			require.Positive(t, testutil.ToFloat64(b.d.stats.sharedErrs.WithLabelValues("pop")))
 			require.Contains(t, logs.String(), "level=WARN")
-			require.Contains(t, logs.String(), "decision/cache: redis pop failed")
+			require.Contains(t, logs.String(), "decision/cache: shared tier pop failed")
 		})
 	}
 }
