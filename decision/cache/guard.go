@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -16,9 +17,10 @@ var errSharedSkipped = errors.New("decision/cache: shared tier skipped after a r
 // guarded is the resilience policy around the shared tier, whatever tier
 // the host configured: every call is bounded by timeout whatever the tier
 // does with its ctx (the call runs in its own goroutine, abandoned at the
-// deadline), and a failure is counted, logged at warn and makes the tier
-// skipped for sharedBackoff: the decorator then works from memory and
-// upstream alone. ErrLockLost is an answer, not a failure.
+// deadline; a panic in it is an error), and a failure is counted, logged
+// at warn, and makes the tier skipped for sharedBackoff: the decorator
+// then works from memory and upstream alone. ErrLockLost is an answer, not
+// a failure.
 type guarded struct {
 	tier    Tier
 	timeout time.Duration
@@ -40,7 +42,16 @@ func (g *guarded) do(ctx context.Context, op string, f func(context.Context) err
 	tctx, cancel := context.WithTimeout(ctx, g.timeout)
 	defer cancel()
 	done := make(chan error, 1)
-	go func() { done <- f(tctx) }()
+	go func() {
+		// A host's tier runs here, outside the caller's goroutine: its
+		// panic is a failure like any other, not the end of the process.
+		defer func() {
+			if r := recover(); r != nil {
+				done <- fmt.Errorf("decision/cache: shared tier panicked: %v", r)
+			}
+		}()
+		done <- f(tctx)
+	}()
 	var err error
 	select {
 	case err = <-done:

@@ -200,31 +200,36 @@ func ids(resp decision.Response, placement string) []string {
 	return out
 }
 
-// brokenTier is a shared tier whose every call fails with errBroken; with
-// hang set, a call first blocks, whatever its ctx, until the test ends:
-// only the decorator's bounds can then save the caller.
+// brokenTier is a shared tier whose every call fails with errBroken, or
+// panics; with hang set, a call first blocks, whatever its ctx, until the
+// test ends: only the decorator's bounds can then save the caller.
 type brokenTier struct {
-	hang chan struct{}
+	hang   chan struct{}
+	panics bool
 }
 
 var errBroken = errors.New("tier: connection refused")
 
 var _ Tier = brokenTier{}
 
-// newBrokenTier returns a failing tier; a hanging one when hang.
-func newBrokenTier(t *testing.T, hang bool) brokenTier {
+// newBrokenTier returns a failing tier: one that hangs, or one that
+// panics, when asked.
+func newBrokenTier(t *testing.T, hang, panics bool) brokenTier {
 	t.Helper()
-	if !hang {
-		return brokenTier{}
+	b := brokenTier{panics: panics}
+	if hang {
+		b.hang = make(chan struct{})
+		t.Cleanup(func() { close(b.hang) })
 	}
-	b := brokenTier{hang: make(chan struct{})}
-	t.Cleanup(func() { close(b.hang) })
 	return b
 }
 
 func (b brokenTier) fail() error {
 	if b.hang != nil {
 		<-b.hang
+	}
+	if b.panics {
+		panic("tier: bug")
 	}
 	return errBroken
 }

@@ -132,19 +132,19 @@ func TestAnInstanceAnswersFromWhatExistsAfterLockWait(t *testing.T) {
 }
 
 // TestASharedTierThatFailsFallsBackToMemoryAndUpstream runs the
-// resilience policy against a tier that refuses every call and one that
-// never answers, whatever its ctx.
+// resilience policy against a tier that refuses every call, one that never
+// answers, whatever its ctx, and one that panics.
 func TestASharedTierThatFailsFallsBackToMemoryAndUpstream(t *testing.T) {
 	t.Parallel()
 	for _, c := range []struct {
-		name string
-		hang bool
-	}{{"refused", false}, {"black hole", true}} {
+		name         string
+		hang, panics bool
+	}{{"refused", false, false}, {"black hole", true, false}, {"panics", false, true}} {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
 			logs := &testenv.Buffer{}
 			b := setup(t, false, Config{}, nil)
-			b = b.instance(t, Config{Prefetch: 3, Shared: newBrokenTier(t, c.hang), SharedTimeout: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
+			b = b.instance(t, Config{Prefetch: 3, Shared: newBrokenTier(t, c.hang, c.panics), SharedTimeout: 50 * time.Millisecond, Logger: slog.New(slog.NewTextHandler(logs, nil))})
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			for i := range 3 {
