@@ -24,7 +24,10 @@ import (
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/decision/cache"
 	"github.com/adshare/adshare/decision/decisiontest"
+	"github.com/adshare/adshare/decision/kevel"
+	"github.com/adshare/adshare/decision/kevel/kevelfake"
 	"github.com/adshare/adshare/decision/local"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/transport"
@@ -235,25 +238,59 @@ func (decidingPixels) FireClick(context.Context, string) (string, error) {
 }
 
 // TestStopUnderLoadDrainsAndLeavesNoGoroutine serves the assembled API to
-// concurrent apps that fill a space and report impressions, then shuts the
-// server down and stops the App while they still send: every impression
-// acknowledged is stored, later ones get 503 (or no connection), and no
-// goroutine of adshare is left. It is not parallel: goleak sees the whole
+// concurrent apps that fill a space and report impressions, and stops the
+// App while they still send, then the server: every impression
+// acknowledged is stored, later ones get 503, and no goroutine is left,
+// on the local engine and on Kevel (the project's fake) through the cache
+// with its pixels fired. It is not parallel: goleak sees the whole
 // process.
 func TestStopUnderLoadDrainsAndLeavesNoGoroutine(t *testing.T) {
-	defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
-	store := memory.New()
-	inventory, err := adspace.NewInventory(store)
-	require.NoError(t, err)
-	engine, err := local.New(local.Config{Inventory: inventory, Stats: store, Frequency: memory.NewFrequencyCounter(time.Hour)})
-	require.NoError(t, err)
-	cfg := &adshare.Config{Store: store, Shared: memory.NewShared(), Decider: engine, Keys: testKeys(t)}
-	cfg.AdSpaces.AllowAnonymous = true
-	app, err := adshare.New(cfg)
-	require.NoError(t, err)
+	t.Run("local engine", func(t *testing.T) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		store := memory.New()
+		inventory, err := adspace.NewInventory(store)
+		require.NoError(t, err)
+		engine, err := local.New(local.Config{Inventory: inventory, Stats: store, Frequency: memory.NewFrequencyCounter(time.Hour)})
+		require.NoError(t, err)
+		cfg := &adshare.Config{Store: store, Shared: memory.NewShared(), Decider: engine, Keys: testKeys(t)}
+		cfg.AdSpaces.AllowAnonymous = true
+		app, err := adshare.New(cfg)
+		require.NoError(t, err)
+		owner, _ := seedApprovedAd(t, app, store)
+		stopUnderLoad(t, app, store, owner)
+	})
+	t.Run("kevel through the cache", func(t *testing.T) {
+		defer goleak.VerifyNone(t, goleak.IgnoreCurrent())
+		ctx := context.Background()
+		fake := kevelfake.New(kevelfake.Config{NetworkID: 23, SiteIDs: []int64{1}, Ads: []kevelfake.Ad{{
+			AdType: 4, SiteID: 1, Title: "Ride further", ImageURL: "https://cdn.example.com/bike.png", Width: 320, Height: 50,
+			Price: "2.50", RateType: 2, ClickThroughURL: "https://bikes.example.com/",
+		}}})
+		require.NoError(t, fake.Start(ctx))
+		defer func() { require.NoError(t, fake.Stop(ctx)) }() // after the App, before goleak
+		client, err := kevel.New(kevel.Config{NetworkID: 23, SiteID: 1, BaseURL: fake.URL(), RatePerSecond: -1})
+		require.NoError(t, err)
+		firer, err := kevel.NewFirer(kevel.FirerConfig{NetworkID: 23, BaseURL: fake.URL()})
+		require.NoError(t, err)
+		cached, err := cache.New(client, nil)
+		require.NoError(t, err)
+		store := memory.New()
+		cfg := &adshare.Config{Store: store, Shared: memory.NewShared(), Decider: cached, Pixels: firer, Keys: testKeys(t)}
+		cfg.AdSpaces.AllowAnonymous = true
+		app, err := adshare.New(cfg)
+		require.NoError(t, err)
+		owner, _, err := app.Auth().Register(ctx, auth.Registration{Email: "owner@example.com", Password: "a long enough passphrase"})
+		require.NoError(t, err)
+		stopUnderLoad(t, app, store, owner.ID)
+		require.NotEmpty(t, fake.FireLog(), "the impressions' pixels reached Kevel")
+	})
+}
+
+// stopUnderLoad starts app, loads it with fills and impressions from 16
+// apps, stops it under that load and checks what was stored.
+func stopUnderLoad(t *testing.T, app *adshare.App, store *memory.Store, owner uuid.UUID) {
 	ctx := context.Background()
-	owner, _ := seedApprovedAd(t, app, store)
-	require.NoError(t, app.Start(ctx)) // the engine's first snapshot holds the ad
+	require.NoError(t, app.Start(ctx)) // the local engine's first snapshot holds the seeded ad
 	srv := httptest.NewServer(app.Handler())
 
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 16}}

@@ -144,9 +144,10 @@ func (c Config) validate() error {
 
 // Decider is a decision.Decider that pools the upstream Decider's ads and
 // hands each out exactly once (see the package documentation). It is safe
-// for concurrent use; it needs no Start or Stop: the only goroutines it
-// starts serve one refill each and end within UpstreamTimeout (plus
-// SharedTimeout per call to the shared tier).
+// for concurrent use. The only goroutines it starts serve one refill each
+// and end within UpstreamTimeout (plus SharedTimeout per call to the
+// shared tier); Stop waits for them, and Start and Stop reach the upstream
+// Decider too, so the decorator stands in for it in a lifecycle.
 type Decider struct {
 	upstream decision.Decider
 	cfg      Config
@@ -163,6 +164,11 @@ type Decider struct {
 
 	mu      sync.Mutex
 	flights map[Key]*flight
+	// flying counts the refills' goroutines; once stopping, no refill
+	// starts, and idle is closed when the last one has landed.
+	flying   int
+	stopping bool
+	idle     chan struct{}
 
 	hooks hooks
 }
@@ -206,6 +212,7 @@ func New(upstream decision.Decider, cfg *Config) (*Decider, error) {
 		upstream: upstream, cfg: c, stats: stats, log: c.Logger, now: c.Now,
 		mem:     newMemTier(c.MaxKeys, c.MaxAdsPerKey, stats),
 		flights: make(map[Key]*flight),
+		idle:    make(chan struct{}),
 	}
 	d.refills = d.mem
 	if c.Shared != nil {
@@ -214,6 +221,54 @@ func New(upstream decision.Decider, cfg *Config) (*Decider, error) {
 	}
 	return d, nil
 }
+
+// Start starts the upstream Decider when it has a Start method (the
+// decorator itself needs none).
+func (d *Decider) Start(ctx context.Context) error {
+	if s, ok := d.upstream.(interface{ Start(context.Context) error }); ok {
+		return s.Start(ctx)
+	}
+	return nil
+}
+
+// Stop waits for the refills in flight to land (their ads go to the
+// pools), within ctx, and then stops the upstream Decider when it has a
+// Stop method. From Stop on no refill starts: a Decide is answered from the
+// pools, or fails as upstream failures do (a stale copy may stand in).
+// Call it after the last Decide. It is idempotent when the upstream's Stop
+// is.
+func (d *Decider) Stop(ctx context.Context) error {
+	d.mu.Lock()
+	if !d.stopping {
+		d.stopping = true
+		if d.flying == 0 {
+			close(d.idle)
+		}
+	}
+	d.mu.Unlock()
+	select {
+	case <-d.idle:
+	case <-ctx.Done():
+		return fmt.Errorf("decision/cache: stop: refills still in flight: %w", ctx.Err())
+	}
+	if s, ok := d.upstream.(interface{ Stop(context.Context) error }); ok {
+		return s.Stop(ctx)
+	}
+	return nil
+}
+
+// landed counts a refill goroutine out.
+func (d *Decider) landed() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.flying--
+	if d.flying == 0 && d.stopping {
+		close(d.idle)
+	}
+}
+
+// errStopped is a refill's error once Stop was called.
+var errStopped = decision.ErrUnavailable.WithMessage("the decision cache is stopping")
 
 // slot is one placement of a Decide call on its way to an answer.
 type slot struct {

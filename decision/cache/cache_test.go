@@ -502,3 +502,42 @@ func TestAPanickingUpstreamFailsTheFlightNotTheProcess(t *testing.T) {
 	}
 	require.Len(t, up.Calls(), 2, "the flight ended: the next call tries again")
 }
+
+// lifecycleUpstream is an upstream with a lifecycle that records it.
+type lifecycleUpstream struct {
+	*upstream
+	started, stopped atomic.Int64
+}
+
+func (u *lifecycleUpstream) Start(context.Context) error { u.started.Add(1); return nil }
+func (u *lifecycleUpstream) Stop(context.Context) error  { u.stopped.Add(1); return nil }
+
+func TestStopWaitsForTheRefillsInFlightThenStopsUpstream(t *testing.T) {
+	t.Parallel()
+	up := &lifecycleUpstream{upstream: newUpstream(3, "banner")}
+	release := make(chan struct{})
+	up.setBefore(func(ctx context.Context) error { <-release; return nil })
+	d, err := New(up, nil)
+	require.NoError(t, err)
+	ctx := context.Background()
+	require.NoError(t, d.Start(ctx))
+	require.Equal(t, int64(1), up.started.Load(), "Start reaches the upstream")
+
+	// A Decide whose caller gives up leaves its refill flying.
+	callerCtx, cancel := context.WithCancel(ctx)
+	leader := goDecide(callerCtx, d, banner(1))
+	require.Eventually(t, func() bool { return len(up.Calls()) == 1 }, 5*time.Second, time.Millisecond)
+	cancel()
+	require.ErrorIs(t, (<-leader).err, decision.ErrTimeout)
+
+	short, cancelShort := context.WithTimeout(ctx, 20*time.Millisecond)
+	defer cancelShort()
+	require.ErrorContains(t, d.Stop(short), "refills still in flight", "Stop waits for the refill")
+	require.Zero(t, up.stopped.Load(), "and does not stop upstream under it")
+
+	close(release)
+	require.NoError(t, d.Stop(ctx))
+	require.Equal(t, int64(1), up.stopped.Load(), "then Stop reaches the upstream")
+	_, maxPool := d.mem.size()
+	require.Equal(t, 3, maxPool, "the refill landed in the pool before Stop returned")
+}

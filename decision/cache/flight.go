@@ -80,6 +80,16 @@ func (d *Decider) refill(ctx context.Context, req *decision.Request, slots []slo
 	var leads []*flight
 	joined := 0
 	d.mu.Lock()
+	if d.stopping {
+		// Stop waits for the refills in flight: no new one starts.
+		d.mu.Unlock()
+		for i := range slots {
+			if s := &slots[i]; s.short() {
+				s.err = errStopped
+			}
+		}
+		return "", nil
+	}
 	for j := range parts {
 		p := &parts[j]
 		p.f = d.flights[p.key]
@@ -99,9 +109,15 @@ func (d *Decider) refill(ctx context.Context, req *decision.Request, slots []slo
 		}
 		p.f.mu.Unlock()
 	}
+	if len(leads) > 0 {
+		d.flying++
+	}
 	d.mu.Unlock()
 	if len(leads) > 0 {
-		go d.fly(context.WithoutCancel(ctx), flightRequest(req, slots, leads, d.cfg.Prefetch), leads)
+		go func() {
+			defer d.landed()
+			d.fly(context.WithoutCancel(ctx), flightRequest(req, slots, leads, d.cfg.Prefetch), leads)
+		}()
 	}
 	if d.hooks.joined != nil {
 		for range joined {
@@ -284,7 +300,13 @@ func (d *Decider) fly(base context.Context, fr flightReq, leads []*flight) {
 			}
 		}
 		if len(remote) > 0 {
-			go d.waitRemote(base, remote)
+			d.mu.Lock()
+			d.flying++ // within fly's own count, so Stop is still waiting
+			d.mu.Unlock()
+			go func() {
+				defer d.landed()
+				d.waitRemote(base, remote)
+			}()
 		}
 	}
 	if len(up) == 0 {

@@ -27,6 +27,7 @@ import (
 type Client struct {
 	cfg     Config
 	http    *http.Client
+	ownHTTP bool // the transport is the Client's own: Stop closes its connections
 	limiter *tokenBucket
 	breaker *breaker
 	metrics *clientMetrics
@@ -52,9 +53,11 @@ func New(cfg Config) (*Client, error) {
 	}
 	var prefix [4]byte
 	_, _ = crand.Read(prefix[:])
+	hc, own := newHTTPClient(cfg.HTTPClient, cfg.Transport)
 	c := &Client{
 		cfg:        cfg,
-		http:       newHTTPClient(cfg.HTTPClient, cfg.Transport),
+		http:       hc,
+		ownHTTP:    own,
 		limiter:    newTokenBucket(cfg.RatePerSecond, cfg.RateBurst),
 		metrics:    m,
 		log:        cfg.Logger,
@@ -65,6 +68,17 @@ func New(cfg Config) (*Client, error) {
 		c.log.Warn("kevel: circuit breaker "+to.String(), slog.String("from", from.String()))
 	})
 	return c, nil
+}
+
+// Stop closes the idle connections of the Client's own transport (a
+// configured HTTPClient or Transport stays the host's to close). Calls in
+// flight finish; Stop it after the last one. It is idempotent and never
+// fails.
+func (c *Client) Stop(context.Context) error {
+	if c.ownHTTP {
+		c.http.CloseIdleConnections()
+	}
+	return nil
 }
 
 // Decide implements decision.Decider: it asks Kevel for the request's

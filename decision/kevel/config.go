@@ -253,21 +253,21 @@ func normalizeBaseURL(raw string, networkID int64) (string, error) {
 }
 
 // newHTTPClient returns the client to use: a copy of the configured one,
-// or one over the configured or default transport. It never follows
-// redirects: a decision, a UserDB call or a pixel answered with a redirect
-// must not be re-sent elsewhere.
-func newHTTPClient(hc *http.Client, rt http.RoundTripper) *http.Client {
-	var c http.Client
+// with redirects left to the caller, or one on its own transport; owned
+// says whether the transport is ours (and so whether Stop may close its
+// idle connections).
+func newHTTPClient(hc *http.Client, rt http.RoundTripper) (c *http.Client, owned bool) {
+	c = new(http.Client)
 	switch {
 	case hc != nil:
-		c = *hc
+		*c = *hc
 	case rt != nil:
 		c.Transport = rt
 	default:
 		t := http.DefaultTransport.(*http.Transport).Clone()
 		t.MaxIdleConnsPerHost = 64
-		c.Transport = t
+		c.Transport, owned = t, true
 	}
 	c.CheckRedirect = func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
-	return &c
+	return c, owned
 }

@@ -131,6 +131,7 @@ type FireOpts struct {
 type Firer struct {
 	cfg     FirerConfig
 	http    *http.Client
+	ownHTTP bool              // the transport is the Firer's own: Stop closes its connections
 	allowed map[string]string // host[:port] → scheme
 	guard   *onceGuard
 	queue   chan pixelJob
@@ -186,9 +187,11 @@ func NewFirer(cfg FirerConfig) (*Firer, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
+	hc, own := newHTTPClient(cfg.HTTPClient, cfg.Transport)
 	f := &Firer{
 		cfg:     cfg,
-		http:    newHTTPClient(cfg.HTTPClient, cfg.Transport),
+		http:    hc,
+		ownHTTP: own,
 		allowed: allowed,
 		queue:   make(chan pixelJob, cfg.QueueSize),
 		log:     cfg.Logger,
@@ -251,6 +254,7 @@ func (f *Firer) Stop(ctx context.Context) error {
 	started := f.started
 	f.mu.Unlock()
 
+	defer f.closeIdle()
 	if !started {
 		for job := range f.queue {
 			f.metrics.count(job.kind, "dropped")
@@ -271,6 +275,13 @@ func (f *Firer) Stop(ctx context.Context) error {
 	}
 	f.cancel()
 	return err
+}
+
+// closeIdle closes the idle connections of the Firer's own transport.
+func (f *Firer) closeIdle() {
+	if f.ownHTTP {
+		f.http.CloseIdleConnections()
+	}
 }
 
 // Fire queues rawURL to be fired once, without options: FireWith with nil
