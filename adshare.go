@@ -15,6 +15,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/transport"
@@ -199,7 +200,7 @@ func New(cfg *Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	sealer, err := analytics.NewSealer(keys.Tracking, nil)
+	sealer, err := tracking.NewSealer(keys.Tracking, nil)
 	if err != nil {
 		return nil, fmt.Errorf("adshare: Keys.Tracking: %w", err)
 	}

@@ -12,7 +12,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/errs"
@@ -128,12 +128,16 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 	for _, ad := range ads {
 		s.sizeByFormat(&ad.Creative)
 		billable := fill.Billable && !house && !(ad.Source == "kevel" && ad.Tracking.ImpressionURL == "")
-		t := analytics.Tracking{
-			ID: uuid.Must(uuid.NewV7()), Owner: r.Owner, ViewerKey: viewer.key, Placement: mainPlacement,
-			Source: ad.Source, AdID: ad.AdID, CreativeID: ad.CreativeID, CampaignID: ad.CampaignID,
-			AdvertiserID: ad.AdvertiserID, PriceModel: string(ad.Price.Model), PriceMicros: ad.Price.Micros,
-			Billable: billable, UpstreamImpressionURL: ad.Tracking.ImpressionURL, UpstreamClickURL: ad.Tracking.ClickURL,
-			LandingURL: ad.Creative.LandingURL, IssuedAt: now, ExpiresAt: now.Add(s.cfg.TrackingTTL),
+		t := tracking.Payload{
+			ID: uuid.Must(uuid.NewV7()),
+			Ad: tracking.Ad{
+				Owner: r.Owner, ViewerKey: viewer.key, Placement: mainPlacement,
+				Source: ad.Source, AdID: ad.AdID, CreativeID: ad.CreativeID, CampaignID: ad.CampaignID,
+				AdvertiserID: ad.AdvertiserID, PriceModel: string(ad.Price.Model), PriceMicros: ad.Price.Micros,
+				Billable: billable, IssuedAt: now,
+			},
+			Upstream:   tracking.Upstream{ImpressionURL: ad.Tracking.ImpressionURL, ClickURL: ad.Tracking.ClickURL},
+			LandingURL: ad.Creative.LandingURL, ExpiresAt: now.Add(s.cfg.TrackingTTL),
 		}
 		if r.Viewer != nil {
 			t.Viewer = r.Viewer.UserID

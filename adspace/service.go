@@ -15,7 +15,7 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
 )
@@ -79,7 +79,7 @@ type Config struct {
 	// decision/kevel). Required.
 	Decider decision.Decider
 	// Sealer seals tracking tokens. Required.
-	Sealer *analytics.Sealer
+	Sealer *tracking.Sealer
 	// ViewerKeySecret (≥ 32 bytes, the same on every instance) derives
 	// viewers' pseudonymous keys, so no user id reaches the ad server.
 	ViewerKeySecret []byte
@@ -137,7 +137,7 @@ func NewService(cfg Config) (*Service, error) {
 	case cfg.Decider == nil:
 		return nil, errors.New("adspace: Config.Decider is required (decision/local.New for the embedded engine)")
 	case cfg.Sealer == nil:
-		return nil, errors.New("adspace: Config.Sealer is required (analytics.NewSealer)")
+		return nil, errors.New("adspace: Config.Sealer is required (tracking.NewSealer)")
 	case len(cfg.ViewerKeySecret) < 32:
 		return nil, errors.New("adspace: Config.ViewerKeySecret must be at least 32 random bytes, the same on every instance")
 	}

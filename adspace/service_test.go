@@ -10,7 +10,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/decisiontest"
@@ -27,7 +27,7 @@ type testBundle struct {
 	store  *memory.Store
 	auth   *auth.Service
 	spaces *adspace.Service
-	sealer *analytics.Sealer
+	sealer *tracking.Sealer
 	engine *local.Engine
 	bus    *memory.Bus
 }
@@ -61,7 +61,7 @@ func setup(t *testing.T, o opts) *testBundle {
 		AccountObservers: []auth.AccountObserver{accountObserver(func(ctx context.Context, u auth.User) error { return b.spaces.AccountCreated(ctx, u) })},
 	})
 	require.NoError(t, err)
-	b.sealer, err = analytics.NewSealer([][]byte{secret}, nil)
+	b.sealer, err = tracking.NewSealer([][]byte{secret}, nil)
 	require.NoError(t, err)
 	decider := o.decider
 	inv, err := adspace.NewInventory(b.store)

@@ -47,8 +47,8 @@ const burstKeyTTL = 15 * time.Minute
 // zero key when the event has no viewer key (no consent) or no network.
 func burstKeys(e *Event) (viewer, network BurstKey) {
 	window := string(e.Type) + ":" + strconv.FormatInt(e.OccurredAt.UTC().Truncate(burstWindow).Unix(), 10)
-	if e.ViewerKey != "" {
-		viewer = BurstKey{Window: "v:" + window, Member: e.ViewerKey}
+	if e.Ad.ViewerKey != "" {
+		viewer = BurstKey{Window: "v:" + window, Member: e.Ad.ViewerKey}
 	}
 	if e.ClientPrefix != "" {
 		network = BurstKey{Window: "n:" + window, Member: e.ClientPrefix}

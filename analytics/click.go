@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/url"
 
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/internal/errs"
 )
 
@@ -21,13 +22,13 @@ var ErrNoDestination = errs.New(errs.NotFound, "no_destination", "this ad has no
 // one is refused, and so is a link with nowhere safe to go (uncounted).
 func (s *Service) Click(ctx context.Context, token string) (string, Result, error) {
 	t, err := s.cfg.Sealer.Open(token)
-	if err != nil && !errors.Is(err, ErrExpiredToken) {
+	if err != nil && !errors.Is(err, tracking.ErrExpiredToken) {
 		return "", Result{}, err
 	}
 	// With nowhere safe to send the viewer, count nothing: no advertiser
 	// pays for a click that cannot reach them.
 	if t.LandingURL != "" && !safeRedirect(t.LandingURL) ||
-		t.LandingURL == "" && (t.UpstreamClickURL == "" || s.cfg.Pixels == nil) {
+		t.LandingURL == "" && (t.Upstream.ClickURL == "" || s.cfg.Pixels == nil) {
 		return "", Result{}, ErrNoDestination
 	}
 	var res Result
@@ -42,12 +43,12 @@ func (s *Service) Click(ctx context.Context, token string) (string, Result, erro
 		}
 	}
 	target := t.LandingURL
-	if t.UpstreamClickURL != "" && s.cfg.Pixels != nil {
+	if t.Upstream.ClickURL != "" && s.cfg.Pixels != nil {
 		// Fire the ad server's click only for a click we accepted as valid
 		// on a billable showing (the ad server counts every fire); else
 		// fire nothing and use the landing URL.
 		if res.Status == Accepted && res.Valid && t.Billable {
-			loc, ferr := s.cfg.Pixels.FireClick(ctx, t.UpstreamClickURL)
+			loc, ferr := s.cfg.Pixels.FireClick(ctx, t.Upstream.ClickURL)
 			if ferr != nil {
 				s.logger.WarnContext(ctx, "analytics: upstream click failed", slog.Any("error", ferr))
 			} else if target == "" {

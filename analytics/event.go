@@ -6,6 +6,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/errs"
 )
@@ -27,7 +28,7 @@ const (
 // Valid reports whether t is a known type.
 func (t EventType) Valid() bool { return t == Impression || t == Click || t == Conversion }
 
-// Event is one accepted report, with what the token says and what the
+// Event is one accepted report, with what its token says and what the
 // filters decided. Accepted means stored: invalid traffic is kept too, but
 // never billed.
 type Event struct {
@@ -37,27 +38,14 @@ type Event struct {
 	Type       EventType
 	// Name of a conversion ("signup", "purchase"); empty otherwise.
 	Name string
-	// From the token.
-	Owner        uuid.UUID
-	Viewer       uuid.UUID
-	ViewerKey    string
-	Placement    string
-	Source       string
-	AdID         string
-	CreativeID   string
-	CampaignID   string
-	AdvertiserID string
-	PriceModel   string
-	PriceMicros  int64
-	// IssuedAt is when the ad was served (the token's time; events are
-	// partitioned by it, so one token's events always land together).
-	IssuedAt time.Time
+	// Ad is what the token says about the served ad: its space, viewer,
+	// identity, price, whether it may bill (Billable: false for the
+	// owner's own views, house ads and stale fallbacks) and when it was
+	// served (Ad.IssuedAt places the event in time, see ServedAd).
+	Ad tracking.Ad
 	// OccurredAt is when the app says it happened; ReceivedAt when we got it.
 	OccurredAt time.Time
 	ReceivedAt time.Time
-	// Billable is the token's word: false for the owner's own views, house
-	// ads and stale fallbacks.
-	Billable bool
 	// Valid is false when an invalid-traffic rule fired; Rule names it.
 	Valid bool
 	Rule  string
@@ -74,9 +62,9 @@ type Event struct {
 	ClientPrefix string
 	UserAgent    string
 
-	// The ad server's pixels, from the token: fired after commit, never
-	// stored.
-	upstreamImpression, upstreamClick string
+	// upstream are the ad server's pixels, from the token: fired after
+	// commit, never stored (unexported, so no store can see them).
+	upstream tracking.Upstream
 }
 
 // Key identifies an event for deduplication.

@@ -131,7 +131,7 @@ type filters struct {
 // e trips, or "".
 func (f *filters) classify(e *Event, s signals) string {
 	switch {
-	case e.Viewer != [16]byte{} && e.Viewer == e.Owner:
+	case e.Ad.Viewer != [16]byte{} && e.Ad.Viewer == e.Ad.Owner:
 		return RuleOwnerView
 	case s.bot:
 		return RuleBotUserAgent
@@ -140,7 +140,7 @@ func (f *filters) classify(e *Event, s signals) string {
 	}
 	switch e.Type {
 	case Impression:
-		if e.OccurredAt.Sub(e.IssuedAt) < f.cfg.MinViewTime {
+		if e.OccurredAt.Sub(e.Ad.IssuedAt) < f.cfg.MinViewTime {
 			return RuleNotViewable
 		}
 	case Click:

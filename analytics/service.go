@@ -16,6 +16,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/batch"
 	"github.com/adshare/adshare/internal/errs"
@@ -76,7 +77,7 @@ type Live interface {
 type Config struct {
 	// Store keeps events and rollups; Sealer opens tracking tokens. Required.
 	Store  Store
-	Sealer *Sealer
+	Sealer *tracking.Sealer
 	// Tiers gives owners' revenue shares. Required.
 	Tiers TierSource
 	// Bursts counts events for the burst rules (store/redis shares the
@@ -163,7 +164,7 @@ func (p *pendingWrite) revalidate() {
 func NewService(cfg Config) (*Service, error) {
 	switch {
 	case cfg.Store == nil || cfg.Sealer == nil:
-		return nil, errors.New("analytics: Config needs a Store (store/memory or store/postgres) and a Sealer (NewSealer)")
+		return nil, errors.New("analytics: Config needs a Store (store/memory or store/postgres) and a Sealer (tracking.NewSealer)")
 	case cfg.Tiers == nil:
 		return nil, errors.New("analytics: Config.Tiers is required (auth.Service implements it)")
 	}
@@ -419,14 +420,12 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 	if ip, err := netip.ParseAddr(client.IP); err == nil {
 		prefix = networkOf(ip)
 	}
+	ad := t.Ad
+	ad.IssuedAt = ad.IssuedAt.UTC().Truncate(time.Microsecond)
 	return Event{
-		TrackingID: t.ID, Type: r.Type, Name: r.Name,
-		Owner: t.Owner, Viewer: t.Viewer, ViewerKey: t.ViewerKey, Placement: t.Placement, Source: t.Source,
-		AdID: t.AdID, CreativeID: t.CreativeID, CampaignID: t.CampaignID, AdvertiserID: t.AdvertiserID,
-		PriceModel: t.PriceModel, PriceMicros: t.PriceMicros, IssuedAt: t.IssuedAt.UTC().Truncate(time.Microsecond),
-		OccurredAt: occurred, ReceivedAt: now, Billable: t.Billable, Valid: true, ValueMicros: r.ValueMicros,
-		ClientPrefix: prefix, UserAgent: ua,
-		upstreamImpression: t.UpstreamImpressionURL, upstreamClick: t.UpstreamClickURL,
+		TrackingID: t.ID, Type: r.Type, Name: r.Name, Ad: ad,
+		OccurredAt: occurred, ReceivedAt: now, Valid: true, ValueMicros: r.ValueMicros,
+		ClientPrefix: prefix, UserAgent: ua, upstream: t.Upstream,
 	}, nil
 }
 
@@ -439,9 +438,9 @@ func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) (
 	for _, e := range events {
 		switch e.Type {
 		case Click:
-			clicked = append(clicked, ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt})
+			clicked = append(clicked, ServedAd{TrackingID: e.TrackingID, IssuedAt: e.Ad.IssuedAt})
 		case Conversion:
-			converted = append(converted, Event{TrackingID: e.TrackingID, Type: Impression, IssuedAt: e.IssuedAt})
+			converted = append(converted, Event{TrackingID: e.TrackingID, Type: Impression, Ad: tracking.Ad{IssuedAt: e.Ad.IssuedAt}})
 		}
 	}
 	impressed := map[uuid.UUID]time.Time{}
@@ -517,18 +516,18 @@ func (s *Service) classify(ctx context.Context, events []Event, ip netip.Addr) (
 // owner's share is rounded down too, its remainder goes to the platform.
 // Final figures come from settlement.
 func (s *Service) price(ctx context.Context, e *Event) error {
-	if !e.Valid || !e.Billable {
+	if !e.Valid || !e.Ad.Billable {
 		return nil
 	}
 	switch {
-	case e.Type == Impression && e.PriceModel == "cpm":
-		e.SpendMicros = e.PriceMicros / 1000
-	case e.Type == Click && e.PriceModel == "cpc":
-		e.SpendMicros = e.PriceMicros
+	case e.Type == Impression && e.Ad.PriceModel == "cpm":
+		e.SpendMicros = e.Ad.PriceMicros / 1000
+	case e.Type == Click && e.Ad.PriceModel == "cpc":
+		e.SpendMicros = e.Ad.PriceMicros
 	default:
 		return nil
 	}
-	share, err := s.ownerShare(ctx, e.Owner, e.OccurredAt)
+	share, err := s.ownerShare(ctx, e.Ad.Owner, e.OccurredAt)
 	if err != nil {
 		return err
 	}
@@ -568,7 +567,7 @@ func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 	}
 	if s.cfg.Pixels != nil {
 		for _, e := range fresh {
-			if !e.Valid || !e.Billable {
+			if !e.Valid || !e.Ad.Billable {
 				continue
 			}
 			if url := s.upstreamURL(e); url != "" {
@@ -594,9 +593,9 @@ func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 func (s *Service) upstreamURL(e Event) string {
 	switch e.Type {
 	case Impression:
-		return e.upstreamImpression
+		return e.upstream.ImpressionURL
 	case Click:
-		return e.upstreamClick
+		return e.upstream.ClickURL
 	}
 	return ""
 }

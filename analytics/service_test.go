@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/store/memory"
@@ -94,7 +95,7 @@ func (l *liveRecorder) seen() (calls int, events map[uuid.UUID]int) {
 type testBundle struct {
 	svc    *analytics.Service
 	store  *countingStore
-	sealer *analytics.Sealer
+	sealer *tracking.Sealer
 	pixels *pixels
 	live   *liveRecorder
 	now    time.Time
@@ -102,7 +103,7 @@ type testBundle struct {
 
 func setup(t *testing.T, mutate ...func(*analytics.Config)) *testBundle {
 	t.Helper()
-	sealer, err := analytics.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
+	sealer, err := tracking.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
 	require.NoError(t, err)
 	b := &testBundle{store: &countingStore{Store: memory.New(), delay: time.Millisecond}, sealer: sealer, pixels: &pixels{},
 		live: &liveRecorder{events: map[uuid.UUID]int{}}}
@@ -120,14 +121,16 @@ func setup(t *testing.T, mutate ...func(*analytics.Config)) *testBundle {
 }
 
 // served seals a token for an ad served two seconds ago.
-func (b *testBundle) served(t *testing.T, mutate ...func(*analytics.Tracking)) (string, analytics.Tracking) {
+func (b *testBundle) served(t *testing.T, mutate ...func(*tracking.Payload)) (string, tracking.Payload) {
 	t.Helper()
 	now := time.Now().UTC()
-	tr := analytics.Tracking{
-		ID: uuid.Must(uuid.NewV7()), Owner: uuid.New(), ViewerKey: "viewer-" + uuid.NewString(), Placement: "main",
-		Source: "kevel", AdID: "42", CreativeID: "7", AdvertiserID: "501", PriceModel: "cpm", PriceMicros: 2_500_000,
-		Billable: true, UpstreamImpressionURL: "https://e-23.adzerk.net/i.gif?e=x", UpstreamClickURL: "https://e-23.adzerk.net/r?e=y",
-		IssuedAt: now.Add(-2 * time.Second), ExpiresAt: now.Add(time.Hour),
+	tr := tracking.Payload{
+		ID: uuid.Must(uuid.NewV7()),
+		Ad: tracking.Ad{Owner: uuid.New(), ViewerKey: "viewer-" + uuid.NewString(), Placement: "main",
+			Source: "kevel", AdID: "42", CreativeID: "7", AdvertiserID: "501", PriceModel: "cpm", PriceMicros: 2_500_000,
+			Billable: true, IssuedAt: now.Add(-2 * time.Second)},
+		Upstream:  tracking.Upstream{ImpressionURL: "https://e-23.adzerk.net/i.gif?e=x", ClickURL: "https://e-23.adzerk.net/r?e=y"},
+		ExpiresAt: now.Add(time.Hour),
 	}
 	for _, m := range mutate {
 		m(&tr)
@@ -214,17 +217,17 @@ func TestInvalidTrafficRules(t *testing.T) {
 	tests := []struct {
 		description string
 		ctx         context.Context
-		tracking    func(*analytics.Tracking)
+		tracking    func(*tracking.Payload)
 		report      func(tok string) []analytics.Report
 		wantRule    string
 	}{
-		{"the owner viewing their own space", app, func(tr *analytics.Tracking) { tr.Owner, tr.Viewer = owner, owner },
+		{"the owner viewing their own space", app, func(tr *tracking.Payload) { tr.Owner, tr.Viewer = owner, owner },
 			imp, analytics.RuleOwnerView},
 		{"a crawler", client("203.0.113.8", "Mozilla/5.0 (compatible; Googlebot/2.1)"), nil, imp, analytics.RuleBotUserAgent},
 		{"a script", client("203.0.113.8", "python-requests/2.32"), nil, imp, analytics.RuleBotUserAgent},
 		{"a headless browser", client("203.0.113.8", "Mozilla/5.0 HeadlessChrome/120"), nil, imp, analytics.RuleBotUserAgent},
 		{"a data centre", client("192.0.2.50", "AdshareApp/2.1"), nil, imp, analytics.RuleDataCenter},
-		{"an impression reported before it could be seen", app, func(tr *analytics.Tracking) { tr.IssuedAt = time.Now().UTC() },
+		{"an impression reported before it could be seen", app, func(tr *tracking.Payload) { tr.IssuedAt = time.Now().UTC() },
 			imp, analytics.RuleNotViewable},
 		{"a click without an impression", app, nil, func(tok string) []analytics.Report {
 			return []analytics.Report{{Type: analytics.Click, Token: tok}}
@@ -242,7 +245,7 @@ func TestInvalidTrafficRules(t *testing.T) {
 		t.Run(tt.description, func(t *testing.T) {
 			t.Parallel()
 			b := setup(t)
-			var mutate []func(*analytics.Tracking)
+			var mutate []func(*tracking.Payload)
 			if tt.tracking != nil {
 				mutate = append(mutate, tt.tracking)
 			}
@@ -267,7 +270,7 @@ func TestInvalidTrafficRules(t *testing.T) {
 		minute := pastMinute()
 		var rules []string
 		for i := range 7 {
-			tok, _ := b.served(t, func(tr *analytics.Tracking) {
+			tok, _ := b.served(t, func(tr *tracking.Payload) {
 				tr.IssuedAt = minute
 				if i < 4 {
 					tr.ViewerKey = "same-viewer"
@@ -291,7 +294,7 @@ func TestBurstsCountWhenEventsHappened(t *testing.T) {
 	t.Parallel()
 	limit := func(c *analytics.Config) { c.Filters.ViewerPerMinute = 3 }
 	report := func(b *testBundle, at time.Time) analytics.Report {
-		tok, _ := b.served(t, func(tr *analytics.Tracking) { tr.IssuedAt, tr.ViewerKey = at.Add(-2*time.Second), "one-viewer" })
+		tok, _ := b.served(t, func(tr *tracking.Payload) { tr.IssuedAt, tr.ViewerKey = at.Add(-2*time.Second), "one-viewer" })
 		return analytics.Report{Type: analytics.Impression, Token: tok, OccurredAt: at}
 	}
 	rulesOf := func(res []analytics.Result) []string {
@@ -437,13 +440,13 @@ func TestBadReportsAreRejectedAndChangeNothing(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 	good, tr := b.served(t)
-	other, err := analytics.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
+	other, err := tracking.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
 	require.NoError(t, err)
 	forged, err := other.Seal(tr)
 	require.NoError(t, err)
-	expired, _ := b.served(t, func(tr *analytics.Tracking) { tr.ExpiresAt = time.Now().Add(-time.Second) })
+	expired, _ := b.served(t, func(tr *tracking.Payload) { tr.ExpiresAt = time.Now().Add(-time.Second) })
 	viewer := uuid.New()
-	servedToViewer, _ := b.served(t, func(tr *analytics.Tracking) { tr.Viewer = viewer })
+	servedToViewer, _ := b.served(t, func(tr *tracking.Payload) { tr.Viewer = viewer })
 	someoneElse := auth.NewContextWithPrincipal(app, auth.Principal{UserID: uuid.New()})
 
 	tests := []struct {
@@ -522,14 +525,14 @@ func TestConversionsNeedAValidImpression(t *testing.T) {
 	t.Parallel()
 	// unseen is a token whose ad was served just now: its impression,
 	// reported at once, is not viewable.
-	unseen := func(tr *analytics.Tracking) { tr.IssuedAt = time.Now().UTC() }
-	seen := func(*analytics.Tracking) {} // served two seconds ago
+	unseen := func(tr *tracking.Payload) { tr.IssuedAt = time.Now().UTC() }
+	seen := func(*tracking.Payload) {} // served two seconds ago
 	conversion := func(tok, name string) analytics.Report {
 		return analytics.Report{Type: analytics.Conversion, Token: tok, Name: name, ValueMicros: 9_990_000}
 	}
 	tests := []struct {
 		description string
-		tracking    func(*analytics.Tracking)
+		tracking    func(*tracking.Payload)
 		// batches are sent in turn; each conversion in them is judged.
 		batches   func(tok string) [][]analytics.Report
 		wantValid bool
@@ -584,7 +587,7 @@ func TestConversionsNeedAValidImpression(t *testing.T) {
 		t.Parallel()
 		b := setup(t, func(c *analytics.Config) { c.Filters.ViewerPerMinute = 1 })
 		minute := pastMinute()
-		oneViewer := func(tr *analytics.Tracking) { tr.IssuedAt, tr.ViewerKey = minute, "one-viewer" }
+		oneViewer := func(tr *tracking.Payload) { tr.IssuedAt, tr.ViewerKey = minute, "one-viewer" }
 		first, _ := b.served(t, oneViewer)
 		second, _ := b.served(t, oneViewer)
 		at := minute.Add(5 * time.Second)
@@ -603,7 +606,7 @@ func TestConversionsNeedAValidImpression(t *testing.T) {
 func TestNotBillableTokensNeverEarn(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
-	tok, tr := b.served(t, func(tr *analytics.Tracking) { tr.Billable = false })
+	tok, tr := b.served(t, func(tr *tracking.Payload) { tr.Billable = false })
 	res := b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok})
 	require.True(t, res.Valid)
 	require.False(t, res.Billable)
@@ -622,7 +625,7 @@ func TestGroupCommit(t *testing.T) {
 	reports := make([]analytics.Report, n)
 	ids := map[uuid.UUID]int{}
 	for i := range reports {
-		tok, tr := b.served(t, func(tr *analytics.Tracking) { tr.Owner = owner; tr.ViewerKey = "v" + strconv.Itoa(i) })
+		tok, tr := b.served(t, func(tr *tracking.Payload) { tr.Owner = owner; tr.ViewerKey = "v" + strconv.Itoa(i) })
 		reports[i] = analytics.Report{Type: analytics.Impression, Token: tok}
 		ids[tr.ID] = 1
 	}
@@ -656,8 +659,8 @@ func TestClickRedirect(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
 
-	local, tr := b.served(t, func(tr *analytics.Tracking) {
-		tr.Source, tr.UpstreamClickURL, tr.UpstreamImpressionURL = "local", "", ""
+	local, tr := b.served(t, func(tr *tracking.Payload) {
+		tr.Source, tr.Upstream.ClickURL, tr.Upstream.ImpressionURL = "local", "", ""
 		tr.PriceModel, tr.LandingURL = "cpc", "https://shop.example.com/beans"
 	})
 	b.one(t, app, analytics.Report{Type: analytics.Impression, Token: local, OccurredAt: time.Now().Add(-2 * time.Second)})
@@ -674,7 +677,7 @@ func TestClickRedirect(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, "https://advertiser.example/landing", target, "the ad server's redirect, read without following it")
 
-	expired, _ := b.served(t, func(tr *analytics.Tracking) {
+	expired, _ := b.served(t, func(tr *tracking.Payload) {
 		tr.ExpiresAt, tr.LandingURL = time.Now().Add(-time.Minute), "https://shop.example.com/late"
 	})
 	target, res, err = b.svc.Click(app, expired)
@@ -683,10 +686,10 @@ func TestClickRedirect(t *testing.T) {
 	require.Empty(t, res.Status, "but counts nothing")
 
 	_, _, err = b.svc.Click(app, "forged")
-	require.ErrorIs(t, err, analytics.ErrInvalidToken)
+	require.ErrorIs(t, err, tracking.ErrInvalidToken)
 
-	evil, _ := b.served(t, func(tr *analytics.Tracking) {
-		tr.Source, tr.UpstreamClickURL, tr.LandingURL = "local", "", "javascript:alert(1)"
+	evil, _ := b.served(t, func(tr *tracking.Payload) {
+		tr.Source, tr.Upstream.ClickURL, tr.LandingURL = "local", "", "javascript:alert(1)"
 	})
 	_, _, err = b.svc.Click(app, evil)
 	require.ErrorIs(t, err, analytics.ErrNoDestination)
@@ -707,7 +710,7 @@ func TestFillCountsReachTheReports(t *testing.T) {
 func TestReports(t *testing.T) {
 	t.Parallel()
 	store := memory.New()
-	sealer, err := analytics.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
+	sealer, err := tracking.NewSealer([][]byte{[]byte("0123456789abcdef0123456789abcdef")}, nil)
 	require.NoError(t, err)
 	perms := &permissions{allowed: map[auth.Permission]bool{auth.PermAdSpace: true}}
 	svc, err := analytics.NewService(analytics.Config{Store: store, Sealer: sealer, Tiers: fixedTiers{bp: 5000}, Auth: perms, Users: store})
@@ -715,8 +718,10 @@ func TestReports(t *testing.T) {
 	defer func() { require.NoError(t, svc.Stop(context.Background())) }()
 	owner := auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}
 	now := time.Now().UTC()
-	tok, err := sealer.Seal(analytics.Tracking{ID: uuid.Must(uuid.NewV7()), Owner: owner.UserID, Source: "local", AdID: "a1",
-		AdvertiserID: "adv", PriceModel: "cpm", PriceMicros: 4_000_000, Billable: true, IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour)})
+	tok, err := sealer.Seal(tracking.Payload{ID: uuid.Must(uuid.NewV7()),
+		Ad: tracking.Ad{Owner: owner.UserID, Source: "local", AdID: "a1", AdvertiserID: "adv", PriceModel: "cpm", PriceMicros: 4_000_000,
+			Billable: true, IssuedAt: now.Add(-5 * time.Second)},
+		ExpiresAt: now.Add(time.Hour)})
 	require.NoError(t, err)
 	_, err = svc.Ingest(app, []analytics.Report{{Type: analytics.Impression, Token: tok}})
 	require.NoError(t, err)
@@ -777,7 +782,7 @@ func TestStopWritesWhatIsGatheredAndThenRefuses(t *testing.T) {
 	require.NoError(t, b.svc.Start(ctx))
 	require.NoError(t, b.svc.Start(ctx), "a second Start is a no-op")
 	owner := uuid.New()
-	tok, _ := b.served(t, func(tr *analytics.Tracking) { tr.Owner = owner })
+	tok, _ := b.served(t, func(tr *tracking.Payload) { tr.Owner = owner })
 	require.Equal(t, analytics.Accepted, b.one(t, app, analytics.Report{Type: analytics.Impression, Token: tok}).Status)
 	b.svc.RecordFill(owner, 4, 3)
 

@@ -13,7 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision/local"
 	"github.com/adshare/adshare/internal/testenv"
@@ -99,7 +99,7 @@ func newSpaceServiceWith(t *testing.T, b *authBundle, bus adspace.Broadcaster, c
 	t.Helper()
 	st, ok := b.users.(adspaceStores)
 	require.True(t, ok, "the %s store does not implement the ad space stores", b.backend)
-	sealer, err := analytics.NewSealer([][]byte{testTrackingKey}, nil)
+	sealer, err := tracking.NewSealer([][]byte{testTrackingKey}, nil)
 	require.NoError(t, err)
 	inv, err := adspace.NewInventory(st)
 	require.NoError(t, err)

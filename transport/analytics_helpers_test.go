@@ -13,6 +13,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/store/memory"
 )
@@ -35,7 +36,7 @@ const testUpstreamLanding = "https://advertiser.example/landing"
 type analyticsBundle struct {
 	*spacesBundle
 	analytics *analytics.Service
-	sealer    *analytics.Sealer
+	sealer    *tracking.Sealer
 	pixels    *recordingPixels
 }
 
@@ -116,7 +117,7 @@ func (a appUserAgent) RoundTrip(r *http.Request) (*http.Response, error) {
 // newAnalyticsService returns an analytics.Service on b's stores and user
 // system, counting bursts in Redis on PostgreSQL+Redis and in memory
 // otherwise, closed when t ends.
-func newAnalyticsService(t *testing.T, b *authBundle, sealer *analytics.Sealer, pixels analytics.Pixels, opts analyticsOpts) *analytics.Service {
+func newAnalyticsService(t *testing.T, b *authBundle, sealer *tracking.Sealer, pixels analytics.Pixels, opts analyticsOpts) *analytics.Service {
 	t.Helper()
 	store, ok := b.users.(analytics.Store)
 	require.True(t, ok, "the %s store does not implement analytics.Store", b.backend)
@@ -175,7 +176,7 @@ func (b *analyticsBundle) servedAd(t *testing.T, owner uuid.UUID, query, token s
 }
 
 // tracking opens a token with the bundle's sealer.
-func (b *analyticsBundle) tracking(t *testing.T, token string) analytics.Tracking {
+func (b *analyticsBundle) tracking(t *testing.T, token string) tracking.Payload {
 	t.Helper()
 	tr, err := b.sealer.Open(token)
 	require.NoError(t, err)
@@ -184,7 +185,7 @@ func (b *analyticsBundle) tracking(t *testing.T, token string) analytics.Trackin
 
 // reseal seals a copy of the tracking of token, with a fresh id, changed
 // by mutate: a showing the test makes up.
-func (b *analyticsBundle) reseal(t *testing.T, token string, mutate func(*analytics.Tracking)) string {
+func (b *analyticsBundle) reseal(t *testing.T, token string, mutate func(*tracking.Payload)) string {
 	t.Helper()
 	tr := b.tracking(t, token)
 	tr.ID = uuid.Must(uuid.NewV7())

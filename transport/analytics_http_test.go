@@ -8,6 +8,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 )
 
@@ -85,7 +86,7 @@ func TestAnalyticsFillToConversionOverHTTP(t *testing.T) {
 			return map[string]any{"type": "conversion", "token": token, "name": name, "value_micros": value}
 		}
 		now := time.Now().UTC()
-		unseen := b.reseal(t, served.Tracking.Token, func(tr *analytics.Tracking) { tr.IssuedAt = now })
+		unseen := b.reseal(t, served.Tracking.Token, func(tr *tracking.Payload) { tr.IssuedAt = now })
 		require.Equal(t, analytics.RuleNotViewable, b.report(t, "", impression(unseen, now), nil).Rule)
 		for _, name := range []string{"signup", "purchase"} {
 			res := b.report(t, "", conversion(unseen, name, 10_000_000_000), nil)
@@ -125,11 +126,11 @@ func TestAnalyticsEventBatchesOverHTTP(t *testing.T) {
 
 		good := b.servedAd(t, owner.User.ID, "", "")
 		other := b.servedAd(t, owner.User.ID, "", "")
-		otherKey, err := analytics.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
+		otherKey, err := tracking.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
 		require.NoError(t, err)
 		forged, err := otherKey.Seal(b.tracking(t, good.Tracking.Token))
 		require.NoError(t, err)
-		expired := b.reseal(t, good.Tracking.Token, func(tr *analytics.Tracking) { tr.ExpiresAt = time.Now().Add(-time.Second) })
+		expired := b.reseal(t, good.Tracking.Token, func(tr *tracking.Payload) { tr.ExpiresAt = time.Now().Add(-time.Second) })
 
 		var out struct {
 			Results []resultJSON `json:"results"`
@@ -145,11 +146,11 @@ func TestAnalyticsEventBatchesOverHTTP(t *testing.T) {
 			{"type": "impression", "token": other.Tracking.Token, "occurred_at": 1795801740},
 		}}, nil).requireStatus(t, http.StatusOK).decode(t, &out)
 		expiredTracking, err := b.sealer.Open(expired)
-		require.ErrorIs(t, err, analytics.ErrExpiredToken)
+		require.ErrorIs(t, err, tracking.ErrExpiredToken)
 		require.Equal(t, []resultJSON{
 			{TrackingID: &good.ID, Status: "accepted", Valid: true, Billable: true},
-			{Status: "rejected", Error: &eventError{Code: "invalid_tracking_token", Detail: analytics.ErrInvalidToken.Message}},
-			{TrackingID: &expiredTracking.ID, Status: "rejected", Error: &eventError{Code: "expired_tracking_token", Detail: analytics.ErrExpiredToken.Message}},
+			{Status: "rejected", Error: &eventError{Code: "invalid_tracking_token", Detail: tracking.ErrInvalidToken.Message}},
+			{TrackingID: &expiredTracking.ID, Status: "rejected", Error: &eventError{Code: "expired_tracking_token", Detail: tracking.ErrExpiredToken.Message}},
 			{TrackingID: &good.ID, Status: "duplicate", Valid: true, Billable: true}, // as its first
 			{Status: "rejected", Error: &eventError{Code: "invalid_event", Detail: analytics.ErrInvalidReport.Message,
 				Errors: []FieldProblem{{Pointer: "#/events/4/type", Detail: "must be impression, click or conversion"}}}},
@@ -258,7 +259,7 @@ func TestAnalyticsInvalidTrafficOverHTTP(t *testing.T) {
 			{"an impression reported as the ad was served", func(t *testing.T) resultJSON {
 				ad := b.servedAd(t, ownerID, "", "")
 				now := time.Now().UTC()
-				token := b.reseal(t, ad.Tracking.Token, func(tr *analytics.Tracking) { tr.IssuedAt = now })
+				token := b.reseal(t, ad.Tracking.Token, func(tr *tracking.Payload) { tr.IssuedAt = now })
 				return b.report(t, "", impression(token, now), nil)
 			}, analytics.RuleNotViewable},
 			{"the owner viewing their own space", func(t *testing.T) resultJSON {
@@ -331,19 +332,19 @@ func TestAnalyticsClickLinkOverHTTP(t *testing.T) {
 		served := b.servedAd(t, owner.User.ID, "", "")
 
 		b.do(t, http.MethodGet, "/c/forged", "", nil).problem(t, http.StatusNotFound, "route_not_found")
-		otherKey, err := analytics.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
+		otherKey, err := tracking.NewSealer([][]byte{[]byte("another key, 32 bytes long......")}, nil)
 		require.NoError(t, err)
 		forged, err := otherKey.Seal(b.tracking(t, served.Tracking.Token))
 		require.NoError(t, err)
 		b.do(t, http.MethodGet, "/c/"+forged, "", nil).problem(t, http.StatusNotFound, "route_not_found")
 
-		late := b.reseal(t, served.Tracking.Token, func(tr *analytics.Tracking) { tr.ExpiresAt = time.Now().Add(-time.Minute) })
+		late := b.reseal(t, served.Tracking.Token, func(tr *tracking.Payload) { tr.ExpiresAt = time.Now().Add(-time.Minute) })
 		r := b.do(t, http.MethodGet, "/c/"+late, "", nil).requireStatus(t, http.StatusFound)
 		require.Equal(t, ad.ClickURL, r.header.Get("Location"))
 
 		// A link with nowhere safe to go sends no one anywhere, and counts
 		// nothing: no advertiser pays for a click that cannot reach them.
-		evil := b.reseal(t, served.Tracking.Token, func(tr *analytics.Tracking) {
+		evil := b.reseal(t, served.Tracking.Token, func(tr *tracking.Payload) {
 			tr.LandingURL, tr.PriceModel, tr.PriceMicros = "javascript:alert(1)", "cpc", 1_000_000
 		})
 		require.True(t, b.report(t, "", impression(evil, time.Now().Add(-time.Second)), nil).Valid)
@@ -352,8 +353,8 @@ func TestAnalyticsClickLinkOverHTTP(t *testing.T) {
 		// An ad server's ad goes where its click URL redirects, fired once
 		// for a valid click on a billable showing.
 		upstream := "https://e-23.adzerk.net/r?e=click"
-		kevel := b.reseal(t, served.Tracking.Token, func(tr *analytics.Tracking) {
-			tr.Source, tr.LandingURL, tr.UpstreamClickURL = "kevel", "", upstream
+		kevel := b.reseal(t, served.Tracking.Token, func(tr *tracking.Payload) {
+			tr.Source, tr.LandingURL, tr.Upstream.ClickURL = "kevel", "", upstream
 		})
 		require.True(t, b.report(t, "", impression(kevel, time.Now().Add(-time.Second)), nil).Valid)
 		r = b.do(t, http.MethodGet, "/c/"+kevel, "", nil).requireStatus(t, http.StatusFound)

@@ -14,6 +14,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/store/memory"
 )
@@ -33,7 +34,7 @@ func (freeTier) TierAt(context.Context, uuid.UUID, time.Time) (auth.Tier, error)
 // middleware (BenchmarkServeHelloBaseline).
 func BenchmarkServeEvent(b *testing.B) {
 	key := make([]byte, 32)
-	sealer, err := analytics.NewSealer([][]byte{key}, nil)
+	sealer, err := tracking.NewSealer([][]byte{key}, nil)
 	require.NoError(b, err)
 	svc, err := analytics.NewService(analytics.Config{
 		Store: memory.New(), Sealer: sealer, Tiers: freeTier{}, Bursts: memory.NewBurstCounter(),
@@ -47,10 +48,12 @@ func BenchmarkServeEvent(b *testing.B) {
 	now := time.Now()
 	bodies := make([]string, 0, b.N) // one token per request: none is a retry
 	for i := range b.N {
-		tok, err := sealer.Seal(analytics.Tracking{
-			ID: uuid.Must(uuid.NewV7()), Owner: owner, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
-			AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
-			IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour),
+		tok, err := sealer.Seal(tracking.Payload{
+			ID: uuid.Must(uuid.NewV7()),
+			Ad: tracking.Ad{Owner: owner, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
+				AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
+				IssuedAt: now.Add(-5 * time.Second)},
+			ExpiresAt: now.Add(time.Hour),
 		})
 		require.NoError(b, err)
 		bodies = append(bodies, `{"type":"impression","token":"`+tok+`"}`)

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/decisiontest"
 	"github.com/adshare/adshare/decision/local"
@@ -72,8 +73,8 @@ func (b *bundle) deliver(t testing.TB, id string, impressions, clicks int, spend
 	t.Helper()
 	events := make([]analytics.Event, 0, impressions+clicks)
 	for i := range impressions + clicks {
-		e := analytics.Event{TrackingID: uuid.New(), Type: analytics.Impression, Source: "local", AdID: id,
-			IssuedAt: noon, OccurredAt: noon, ReceivedAt: noon, Billable: true, Valid: true}
+		e := analytics.Event{TrackingID: uuid.New(), Type: analytics.Impression, OccurredAt: noon, ReceivedAt: noon, Valid: true,
+			Ad: tracking.Ad{Source: "local", AdID: id, Billable: true, IssuedAt: noon}}
 		if i >= impressions {
 			e.Type = analytics.Click
 		}

@@ -18,7 +18,7 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/internal/loadgen"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
@@ -128,14 +128,16 @@ func benchmarkIngestHTTP(b *testing.B, withRedis bool) {
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner := postJSON(b, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
 	ownerID := uuid.MustParse(owner["user"].(map[string]any)["id"].(string))
-	sealer, err := analytics.NewSealer([][]byte{key}, nil)
+	sealer, err := tracking.NewSealer([][]byte{key}, nil)
 	require.NoError(b, err)
 	seal := func(i int) string {
 		now := time.Now().UTC()
-		tok, err := sealer.Seal(analytics.Tracking{
-			ID: uuid.Must(uuid.NewV7()), Owner: ownerID, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
-			AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
-			IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour),
+		tok, err := sealer.Seal(tracking.Payload{
+			ID: uuid.Must(uuid.NewV7()),
+			Ad: tracking.Ad{Owner: ownerID, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
+				AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
+				IssuedAt: now.Add(-5 * time.Second)},
+			ExpiresAt: now.Add(time.Hour),
 		})
 		require.NoError(b, err)
 		return tok

@@ -21,7 +21,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
 
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
 )
 
@@ -73,16 +73,18 @@ func TestNoAcceptedEventIsLostWhenKilled(t *testing.T) {
 
 	owner := postJSON(t, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
 	ownerID := uuid.MustParse(owner["user"].(map[string]any)["id"].(string))
-	sealer, err := analytics.NewSealer([][]byte{key}, nil)
+	sealer, err := tracking.NewSealer([][]byte{key}, nil)
 	require.NoError(t, err)
 	const n = 20_000
 	tokens := make([]string, n)
 	now := time.Now().UTC()
 	for i := range tokens {
-		tokens[i], err = sealer.Seal(analytics.Tracking{
-			ID: uuid.Must(uuid.NewV7()), Owner: ownerID, ViewerKey: fmt.Sprint("viewer-", i), Placement: "main",
-			Source: "local", AdID: "ad-1", AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
-			IssuedAt: now.Add(-5 * time.Second), ExpiresAt: now.Add(time.Hour),
+		tokens[i], err = sealer.Seal(tracking.Payload{
+			ID: uuid.Must(uuid.NewV7()),
+			Ad: tracking.Ad{Owner: ownerID, ViewerKey: fmt.Sprint("viewer-", i), Placement: "main",
+				Source: "local", AdID: "ad-1", AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
+				IssuedAt: now.Add(-5 * time.Second)},
+			ExpiresAt: now.Add(time.Hour),
 		})
 		require.NoError(t, err)
 	}

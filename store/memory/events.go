@@ -76,7 +76,7 @@ func (s *Store) WriteEvents(ctx context.Context, events []analytics.Event) ([]bo
 		st.keys[e.Key()] = analytics.Verdict{Valid: e.Valid, Rule: e.Rule, SpendMicros: e.SpendMicros}
 		isNew[i] = true
 		if e.Type == analytics.Impression { // new, so the token's only one
-			st.impressions[e.TrackingID] = impression{issued: rollup.Micro(e.IssuedAt), occurred: rollup.Micro(e.OccurredAt)}
+			st.impressions[e.TrackingID] = impression{issued: rollup.Micro(e.Ad.IssuedAt), occurred: rollup.Micro(e.OccurredAt)}
 		}
 		fresh = append(fresh, e)
 	}

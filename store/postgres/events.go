@@ -187,7 +187,7 @@ func pgUUIDs(ids []uuid.UUID) []pgtype.UUID {
 
 // compareEventPK orders events by the events table's primary key.
 func compareEventPK(a, b analytics.Event) int {
-	if c := rollup.Micro(a.IssuedAt).Compare(rollup.Micro(b.IssuedAt)); c != 0 {
+	if c := rollup.Micro(a.Ad.IssuedAt).Compare(rollup.Micro(b.Ad.IssuedAt)); c != 0 {
 		return c
 	}
 	if c := bytes.Compare(a.TrackingID[:], b.TrackingID[:]); c != 0 {
@@ -216,16 +216,17 @@ func eventArgs(events []analytics.Event, order []int) []any {
 	)
 	for k, i := range order {
 		e := &events[i]
-		issued[k], occurred[k], received[k] = utc(e.IssuedAt), utc(e.OccurredAt), utc(e.ReceivedAt)
-		trackingIDs[k], owners[k] = pgUUID(e.TrackingID), pgUUID(e.Owner)
-		viewers[k] = pgtype.UUID{Bytes: e.Viewer, Valid: e.Viewer != uuid.Nil}
-		types[k], names[k], viewerKeys[k] = string(e.Type), e.Name, e.ViewerKey
-		placements[k], sources[k], adIDs[k] = e.Placement, e.Source, e.AdID
-		creatives[k], campaigns[k], advertisers[k] = e.CreativeID, e.CampaignID, e.AdvertiserID
-		priceModels[k], rules[k], prefixes[k], agent[k] = e.PriceModel, e.Rule, e.ClientPrefix, e.UserAgent
-		prices[k], spends[k], earnings[k], values[k] = e.PriceMicros, e.SpendMicros, e.OwnerEarningsMicros, e.ValueMicros
+		ad := &e.Ad
+		issued[k], occurred[k], received[k] = utc(ad.IssuedAt), utc(e.OccurredAt), utc(e.ReceivedAt)
+		trackingIDs[k], owners[k] = pgUUID(e.TrackingID), pgUUID(ad.Owner)
+		viewers[k] = pgtype.UUID{Bytes: ad.Viewer, Valid: ad.Viewer != uuid.Nil}
+		types[k], names[k], viewerKeys[k] = string(e.Type), e.Name, ad.ViewerKey
+		placements[k], sources[k], adIDs[k] = ad.Placement, ad.Source, ad.AdID
+		creatives[k], campaigns[k], advertisers[k] = ad.CreativeID, ad.CampaignID, ad.AdvertiserID
+		priceModels[k], rules[k], prefixes[k], agent[k] = ad.PriceModel, e.Rule, e.ClientPrefix, e.UserAgent
+		prices[k], spends[k], earnings[k], values[k] = ad.PriceMicros, e.SpendMicros, e.OwnerEarningsMicros, e.ValueMicros
 		shares[k] = int32(e.OwnerShareBP)
-		billable[k], valid[k] = e.Billable, e.Valid
+		billable[k], valid[k] = ad.Billable, e.Valid
 	}
 	return []any{issued, trackingIDs, types, names, owners, viewers, viewerKeys,
 		placements, sources, adIDs, creatives, campaigns, advertisers, priceModels, prices, occurred, received,
@@ -280,7 +281,7 @@ func (db *DB) Verdicts(ctx context.Context, events []analytics.Event) (map[analy
 	issued, ids := make([]time.Time, len(events)), make([]pgtype.UUID, len(events))
 	types, names := make([]string, len(events)), make([]string, len(events))
 	for i, e := range events {
-		issued[i], ids[i], types[i], names[i] = utc(e.IssuedAt), pgUUID(e.TrackingID), string(e.Type), e.Name
+		issued[i], ids[i], types[i], names[i] = utc(e.Ad.IssuedAt), pgUUID(e.TrackingID), string(e.Type), e.Name
 	}
 	rows, err := db.pool.Query(ctx, `
 		SELECT k.tracking_id, k.type, k.name, v.valid, v.rule, v.spend_micros

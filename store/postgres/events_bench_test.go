@@ -34,9 +34,9 @@ func benchEvents(now time.Time, owners []uuid.UUID, n int) []analytics.Event {
 		}
 		e := storetest.NewEvent(owners[i%len(owners)], typ, now.Add(-time.Duration(i)*time.Millisecond))
 		ad := i % 20
-		e.Source = []string{"kevel", "local"}[ad%2]
-		e.AdID, e.AdvertiserID = fmt.Sprintf("ad-%d", ad), fmt.Sprintf("adv-%d", ad%10)
-		e.UserAgent, e.ClientPrefix, e.ViewerKey = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)", "203.0.113.0/24", "vk"
+		e.Ad.Source = []string{"kevel", "local"}[ad%2]
+		e.Ad.AdID, e.Ad.AdvertiserID = fmt.Sprintf("ad-%d", ad), fmt.Sprintf("adv-%d", ad%10)
+		e.UserAgent, e.ClientPrefix, e.Ad.ViewerKey = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_0 like Mac OS X)", "203.0.113.0/24", "vk"
 		if typ == analytics.Conversion {
 			e.Name, e.SpendMicros = "signup", 0
 		}
@@ -84,11 +84,12 @@ func BenchmarkCopyFromBaseline(b *testing.B) {
 			pgx.CopyFromSlice(len(events), func(i int) ([]any, error) {
 				e := &events[i]
 				// pgtype.UUID, not uuid.UUID, whose driver.Valuer goes through text.
-				viewer := pgtype.UUID{Bytes: e.Viewer, Valid: e.Viewer != uuid.Nil}
-				return []any{e.IssuedAt, pgtype.UUID{Bytes: e.TrackingID, Valid: true}, string(e.Type), e.Name,
-					pgtype.UUID{Bytes: e.Owner, Valid: true}, viewer, e.ViewerKey, e.Placement,
-					e.Source, e.AdID, e.CreativeID, e.CampaignID, e.AdvertiserID, e.PriceModel, e.PriceMicros, e.OccurredAt,
-					e.ReceivedAt, e.Billable, e.Valid, e.Rule, e.SpendMicros, e.OwnerEarningsMicros, int32(e.OwnerShareBP),
+				ad := &e.Ad
+				viewer := pgtype.UUID{Bytes: ad.Viewer, Valid: ad.Viewer != uuid.Nil}
+				return []any{ad.IssuedAt, pgtype.UUID{Bytes: e.TrackingID, Valid: true}, string(e.Type), e.Name,
+					pgtype.UUID{Bytes: ad.Owner, Valid: true}, viewer, ad.ViewerKey, ad.Placement,
+					ad.Source, ad.AdID, ad.CreativeID, ad.CampaignID, ad.AdvertiserID, ad.PriceModel, ad.PriceMicros, e.OccurredAt,
+					e.ReceivedAt, ad.Billable, e.Valid, e.Rule, e.SpendMicros, e.OwnerEarningsMicros, int32(e.OwnerShareBP),
 					e.ValueMicros, e.ClientPrefix, e.UserAgent}, nil
 			}))
 		if err != nil {

@@ -12,6 +12,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/store/internal/rollup"
 	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
@@ -100,7 +101,7 @@ func TestEventPartitions(t *testing.T) {
 
 	var served []analytics.ServedAd
 	for _, e := range []analytics.Event{byDay[0], early, byDay[1], ancient} {
-		served = append(served, analytics.ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt})
+		served = append(served, analytics.ServedAd{TrackingID: e.TrackingID, IssuedAt: e.Ad.IssuedAt})
 	}
 	times, err := db.ImpressionTimes(ctx, served)
 	require.NoError(t, err)
@@ -125,10 +126,10 @@ func TestEventRowKeepsEveryField(t *testing.T) {
 	now := time.Now()
 	e := analytics.Event{
 		TrackingID: uuid.Must(uuid.NewV7()), Type: analytics.Conversion, Name: "purchase",
-		Owner: uuid.New(), Viewer: uuid.New(), ViewerKey: "vk", Placement: "main", Source: "kevel",
-		AdID: "ad", CreativeID: "cr", CampaignID: "ca", AdvertiserID: "adv", PriceModel: "cpc", PriceMicros: 1234,
-		IssuedAt: now.Add(-time.Minute), OccurredAt: now.Add(-time.Second), ReceivedAt: now,
-		Billable: true, Valid: false, Rule: "no_click", SpendMicros: 20, OwnerEarningsMicros: 14, OwnerShareBP: 7000,
+		Ad: tracking.Ad{Owner: uuid.New(), Viewer: uuid.New(), ViewerKey: "vk", Placement: "main", Source: "kevel",
+			AdID: "ad", CreativeID: "cr", CampaignID: "ca", AdvertiserID: "adv", PriceModel: "cpc", PriceMicros: 1234,
+			Billable: true, IssuedAt: now.Add(-time.Minute)},
+		OccurredAt: now.Add(-time.Second), ReceivedAt: now, Valid: false, Rule: "no_click", SpendMicros: 20, OwnerEarningsMicros: 14, OwnerShareBP: 7000,
 		ValueMicros: 99_000_000, ClientPrefix: "2001:db8::/48", UserAgent: "Zoë/1.0 🚲",
 	}
 	anonymous := storetest.NewEvent(uuid.New(), analytics.Impression, now)
@@ -146,19 +147,19 @@ func TestEventRowKeepsEveryField(t *testing.T) {
 			g      analytics.Event
 			viewer *uuid.UUID
 		)
-		err := r.Scan(&g.TrackingID, &g.Type, &g.Name, &g.Owner, &viewer, &g.ViewerKey, &g.Placement, &g.Source,
-			&g.AdID, &g.CreativeID, &g.CampaignID, &g.AdvertiserID, &g.PriceModel, &g.PriceMicros, &g.IssuedAt,
-			&g.OccurredAt, &g.ReceivedAt, &g.Billable, &g.Valid, &g.Rule, &g.SpendMicros, &g.OwnerEarningsMicros,
+		err := r.Scan(&g.TrackingID, &g.Type, &g.Name, &g.Ad.Owner, &viewer, &g.Ad.ViewerKey, &g.Ad.Placement, &g.Ad.Source,
+			&g.Ad.AdID, &g.Ad.CreativeID, &g.Ad.CampaignID, &g.Ad.AdvertiserID, &g.Ad.PriceModel, &g.Ad.PriceMicros, &g.Ad.IssuedAt,
+			&g.OccurredAt, &g.ReceivedAt, &g.Ad.Billable, &g.Valid, &g.Rule, &g.SpendMicros, &g.OwnerEarningsMicros,
 			&g.OwnerShareBP, &g.ValueMicros, &g.ClientPrefix, &g.UserAgent)
 		if viewer != nil {
-			g.Viewer = *viewer
+			g.Ad.Viewer = *viewer
 		}
-		g.IssuedAt, g.OccurredAt, g.ReceivedAt = g.IssuedAt.UTC(), g.OccurredAt.UTC(), g.ReceivedAt.UTC()
+		g.Ad.IssuedAt, g.OccurredAt, g.ReceivedAt = g.Ad.IssuedAt.UTC(), g.OccurredAt.UTC(), g.ReceivedAt.UTC()
 		return g, err
 	})
 	require.NoError(t, err)
 	for _, w := range []*analytics.Event{&e, &anonymous} {
-		w.IssuedAt, w.OccurredAt, w.ReceivedAt = rollup.Micro(w.IssuedAt), rollup.Micro(w.OccurredAt), rollup.Micro(w.ReceivedAt)
+		w.Ad.IssuedAt, w.OccurredAt, w.ReceivedAt = rollup.Micro(w.Ad.IssuedAt), rollup.Micro(w.OccurredAt), rollup.Micro(w.ReceivedAt)
 	}
 	require.Equal(t, []analytics.Event{e, anonymous}, got, "conversion sorts before impression")
 }

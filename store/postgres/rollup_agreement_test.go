@@ -11,6 +11,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
 )
@@ -38,10 +39,9 @@ func TestRollupsAgreeWithMemory(t *testing.T) {
 		at := midnight.Add(time.Duration(rnd.IntN(4*3600*1000)-2*3600*1000) * time.Millisecond).Add(time.Duration(rnd.IntN(1000)) * time.Microsecond)
 		e := analytics.Event{
 			TrackingID: uuid.Must(uuid.NewV7()), Type: []analytics.EventType{analytics.Impression, analytics.Impression, analytics.Click, analytics.Conversion}[rnd.IntN(4)],
-			Owner: owners[rnd.IntN(len(owners))], Source: ad.source, AdID: ad.id, AdvertiserID: ad.advertiser,
-			Placement: "main", PriceModel: "cpm", PriceMicros: 2_000_000,
-			IssuedAt: at.Add(-time.Second), OccurredAt: at, ReceivedAt: at.Add(time.Second),
-			Billable: rnd.IntN(5) > 0, Valid: rnd.IntN(6) > 0,
+			Ad: tracking.Ad{Owner: owners[rnd.IntN(len(owners))], Source: ad.source, AdID: ad.id, AdvertiserID: ad.advertiser,
+				Placement: "main", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: rnd.IntN(5) > 0, IssuedAt: at.Add(-time.Second)},
+			OccurredAt: at, ReceivedAt: at.Add(time.Second), Valid: rnd.IntN(6) > 0,
 		}
 		if e.Type == analytics.Conversion {
 			e.Name, e.ValueMicros = []string{"signup", "purchase"}[rnd.IntN(2)], int64(rnd.IntN(5000))

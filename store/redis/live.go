@@ -45,7 +45,7 @@ func (l *LiveCounters) Accepted(ctx context.Context, events []analytics.Event) {
 	sums := map[string]*LiveFigures{}
 	var keys []string // in first-seen order
 	for _, e := range events {
-		k := l.key(e.Owner, e.OccurredAt)
+		k := l.key(e.Ad.Owner, e.OccurredAt)
 		f := sums[k]
 		if f == nil {
 			f = &LiveFigures{}

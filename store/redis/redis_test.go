@@ -10,6 +10,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/redis"
 	"github.com/adshare/adshare/store/storetest"
@@ -58,11 +59,11 @@ func TestLiveCounters(t *testing.T) {
 	owner, other := uuid.New(), uuid.New()
 	now := time.Now().UTC()
 	live.Accepted(ctx, []analytics.Event{
-		{Owner: owner, Type: analytics.Impression, Valid: true, OccurredAt: now, OwnerEarningsMicros: 1000},
-		{Owner: owner, Type: analytics.Impression, Valid: false, OccurredAt: now},
-		{Owner: owner, Type: analytics.Click, Valid: true, OccurredAt: now, OwnerEarningsMicros: 250},
-		{Owner: other, Type: analytics.Impression, Valid: true, OccurredAt: now},
-		{Owner: owner, Type: analytics.Impression, Valid: true, OccurredAt: now.Add(-24 * time.Hour)},
+		{Ad: tracking.Ad{Owner: owner}, Type: analytics.Impression, Valid: true, OccurredAt: now, OwnerEarningsMicros: 1000},
+		{Ad: tracking.Ad{Owner: owner}, Type: analytics.Impression, Valid: false, OccurredAt: now},
+		{Ad: tracking.Ad{Owner: owner}, Type: analytics.Click, Valid: true, OccurredAt: now, OwnerEarningsMicros: 250},
+		{Ad: tracking.Ad{Owner: other}, Type: analytics.Impression, Valid: true, OccurredAt: now},
+		{Ad: tracking.Ad{Owner: owner}, Type: analytics.Impression, Valid: true, OccurredAt: now.Add(-24 * time.Hour)},
 	})
 	got, err := live.Today(ctx, owner, now)
 	require.NoError(t, err)

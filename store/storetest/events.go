@@ -13,6 +13,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/errs"
 )
@@ -37,7 +38,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		s := newStore(t)
 		h := at("2026-03-10T14:00:00Z")
 		imp := NewEvent(ownerA, analytics.Impression, h.Add(5*time.Minute+123456789))
-		imp.Viewer, imp.ViewerKey, imp.CreativeID, imp.CampaignID = uuid.New(), "vk-1", "cr-1", "ca-1"
+		imp.Ad.Viewer, imp.Ad.ViewerKey, imp.Ad.CreativeID, imp.Ad.CampaignID = uuid.New(), "vk-1", "cr-1", "ca-1"
 		imp.ClientPrefix, imp.UserAgent = "203.0.113.0/24", "Mozilla/5.0 (Zoë; ünïcode 🚲)"
 		imp.SpendMicros, imp.OwnerEarningsMicros, imp.OwnerShareBP = 2000, 1400, 7000
 		click := imp // the same token
@@ -47,7 +48,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		conv.Type, conv.Name, conv.ValueMicros, conv.OccurredAt = analytics.Conversion, "signup", 9_990_000, h.Add(7*time.Minute)
 		conv.SpendMicros, conv.OwnerEarningsMicros, conv.OwnerShareBP = 0, 0, 0
 		unbillable := NewEvent(ownerA, analytics.Impression, h.Add(10*time.Minute))
-		unbillable.Billable, unbillable.SpendMicros = false, 0
+		unbillable.Ad.Billable, unbillable.SpendMicros = false, 0
 		selfView := NewEvent(ownerA, analytics.Impression, h.Add(20*time.Minute))
 		selfView.Valid, selfView.Rule, selfView.SpendMicros = false, "self_view", 0
 		burst := NewEvent(ownerA, analytics.Click, h.Add(59*time.Minute))
@@ -69,12 +70,12 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		}}}, rows)
 
 		served := func(e analytics.Event) analytics.ServedAd {
-			return analytics.ServedAd{TrackingID: e.TrackingID, IssuedAt: e.IssuedAt}
+			return analytics.ServedAd{TrackingID: e.TrackingID, IssuedAt: e.Ad.IssuedAt}
 		}
 		misdated := served(imp)
 		misdated.IssuedAt = misdated.IssuedAt.Add(-time.Second)
 		times, err := s.ImpressionTimes(ctx, []analytics.ServedAd{served(imp), served(unbillable), served(burst),
-			{TrackingID: uuid.New(), IssuedAt: imp.IssuedAt}})
+			{TrackingID: uuid.New(), IssuedAt: imp.Ad.IssuedAt}})
 		require.NoError(t, err)
 		require.Equal(t, map[uuid.UUID]time.Time{
 			imp.TrackingID:        h.Add(5*time.Minute + 123456*time.Microsecond), // microseconds are kept
@@ -113,7 +114,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 
 		// A retry is answered with what was stored, not what it says.
 		misdated := c
-		misdated.IssuedAt = misdated.IssuedAt.Add(time.Second)
+		misdated.Ad.IssuedAt = misdated.Ad.IssuedAt.Add(time.Second)
 		verdicts, err := s.Verdicts(ctx, []analytics.Event{aAgain, aClick, c, misdated, NewEvent(ownerA, analytics.Impression, h)})
 		require.NoError(t, err)
 		require.Equal(t, map[analytics.EventKey]analytics.Verdict{
@@ -164,7 +165,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		for i := range 60 {
 			owner := []uuid.UUID{ownerA, ownerB}[i%2]
 			e := NewEvent(owner, []analytics.EventType{analytics.Impression, analytics.Click}[i%3/2], h.Add(time.Duration(i%3)*time.Hour))
-			e.Source, e.AdID = "local", []string{"ad-1", "ad-2", "ad-3"}[i%3]
+			e.Ad.Source, e.Ad.AdID = "local", []string{"ad-1", "ad-2", "ad-3"}[i%3]
 			batch = append(batch, e)
 		}
 		const writers = 8
@@ -285,15 +286,15 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		h := at("2026-03-10T14:00:00Z")
 		invalid := func(typ analytics.EventType, rule string) analytics.Event {
 			e := NewEvent(ownerA, typ, h)
-			e.Source, e.AdID = "local", "ad-1"
+			e.Ad.Source, e.Ad.AdID = "local", "ad-1"
 			// A stray price on an invalid event must not bill.
 			e.Valid, e.Rule, e.SpendMicros, e.OwnerEarningsMicros = false, rule, 1000, 500
 			return e
 		}
 		unbillable := NewEvent(ownerA, analytics.Impression, h)
-		unbillable.Source, unbillable.AdID, unbillable.Billable, unbillable.SpendMicros = "local", "ad-1", false, 100
+		unbillable.Ad.Source, unbillable.Ad.AdID, unbillable.Ad.Billable, unbillable.SpendMicros = "local", "ad-1", false, 100
 		billable := NewEvent(ownerA, analytics.Impression, h)
-		billable.Source, billable.AdID, billable.SpendMicros, billable.OwnerEarningsMicros = "local", "ad-1", 7, 3
+		billable.Ad.Source, billable.Ad.AdID, billable.SpendMicros, billable.OwnerEarningsMicros = "local", "ad-1", 7, 3
 		_, err := s.WriteEvents(ctx, []analytics.Event{
 			invalid(analytics.Impression, "self_view"), invalid(analytics.Impression, "self_view"),
 			invalid(analytics.Click, "burst"), invalid(analytics.Conversion, "no_click"), unbillable, billable,
@@ -416,7 +417,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		day := at("2026-05-05T00:00:00Z")
 		ev := func(owner uuid.UUID, source, ad, advertiser string, hour time.Time, spend int64) analytics.Event {
 			e := NewEvent(owner, analytics.Impression, hour.Add(15*time.Minute))
-			e.Source, e.AdID, e.AdvertiserID, e.SpendMicros = source, ad, advertiser, spend
+			e.Ad.Source, e.Ad.AdID, e.Ad.AdvertiserID, e.SpendMicros = source, ad, advertiser, spend
 			return e
 		}
 		_, err := s.WriteEvents(ctx, []analytics.Event{
@@ -553,15 +554,15 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		day1, day2 := at("2026-06-01T00:00:00Z"), at("2026-06-02T00:00:00Z")
 		local := func(typ analytics.EventType, ad string, when time.Time, spend int64) analytics.Event {
 			e := NewEvent(ownerA, typ, when)
-			e.Source, e.AdID, e.SpendMicros = "local", ad, spend
+			e.Ad.Source, e.Ad.AdID, e.SpendMicros = "local", ad, spend
 			return e
 		}
 		invalid := local(analytics.Impression, "l1", day1.Add(11*time.Hour), 0)
 		invalid.Valid, invalid.Rule = false, "burst"
 		unbillable := local(analytics.Impression, "l1", day1.Add(12*time.Hour), 0)
-		unbillable.Billable = false
+		unbillable.Ad.Billable = false
 		kevel := local(analytics.Impression, "l1", day1.Add(13*time.Hour), 1000)
-		kevel.Source = "kevel"
+		kevel.Ad.Source = "kevel"
 		_, err := s.WriteEvents(ctx, []analytics.Event{
 			local(analytics.Impression, "l1", day1.Add(10*time.Hour), 100),
 			local(analytics.Click, "l1", day2.Add(-time.Second), 50),
@@ -616,10 +617,10 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 // Kevel costing 10 micros, no owner share. Tests change what they need.
 func NewEvent(owner uuid.UUID, typ analytics.EventType, when time.Time) analytics.Event {
 	return analytics.Event{
-		TrackingID: uuid.Must(uuid.NewV7()), Type: typ, Owner: owner, Placement: "main",
-		Source: "kevel", AdID: "ad-1", AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 10_000,
-		IssuedAt: when.Add(-time.Second), OccurredAt: when, ReceivedAt: when.Add(time.Second),
-		Billable: true, Valid: true, SpendMicros: 10,
+		TrackingID: uuid.Must(uuid.NewV7()), Type: typ,
+		Ad: tracking.Ad{Owner: owner, Placement: "main", Source: "kevel", AdID: "ad-1", AdvertiserID: "adv-1",
+			PriceModel: "cpm", PriceMicros: 10_000, Billable: true, IssuedAt: when.Add(-time.Second)},
+		OccurredAt: when, ReceivedAt: when.Add(time.Second), Valid: true, SpendMicros: 10,
 	}
 }
 

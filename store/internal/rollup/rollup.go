@@ -186,8 +186,9 @@ type Contribution struct {
 // once more under its rule. Events of local ads (Source "local") that are
 // valid and billable add to their ad's totals.
 func Of(e analytics.Event) Contribution {
-	c := Contribution{Row: Row{Key: Key{Hour: Hour(e.OccurredAt), Owner: e.Owner, AdKey: AdKey(e.Source, e.AdID), Advertiser: e.AdvertiserID}}}
-	billable := e.Valid && e.Billable
+	ad := &e.Ad
+	c := Contribution{Row: Row{Key: Key{Hour: Hour(e.OccurredAt), Owner: ad.Owner, AdKey: AdKey(ad.Source, ad.AdID), Advertiser: ad.AdvertiserID}}}
+	billable := e.Valid && ad.Billable
 	switch e.Type {
 	case analytics.Impression:
 		c.Impressions = 1
@@ -205,9 +206,9 @@ func Of(e analytics.Event) Contribution {
 		c.OwnerEarningsMicros = e.OwnerEarningsMicros
 	}
 	c.Invalid, c.Rule = !e.Valid, e.Rule
-	if billable && e.Source == LocalSource {
+	if billable && ad.Source == LocalSource {
 		c.CountsForAd = true
-		c.Ad = AdRow{AdID: e.AdID, Day: Day(e.OccurredAt), DaySpend: e.SpendMicros, TotalSpend: e.SpendMicros,
+		c.Ad = AdRow{AdID: ad.AdID, Day: Day(e.OccurredAt), DaySpend: e.SpendMicros, TotalSpend: e.SpendMicros,
 			Impressions: b2i(e.Type == analytics.Impression), Clicks: b2i(e.Type == analytics.Click)}
 	}
 	return c
@@ -310,9 +311,9 @@ func CheckEvents(events []analytics.Event) error {
 		check(e.OwnerShareBP >= 0 && e.OwnerShareBP <= 10_000, "owner_share_bp", "must be between 0 and 10000")
 		check(e.Valid == (e.Rule == ""), "rule", "names the rule exactly when the event is invalid")
 		for _, s := range [...]struct{ name, value string }{
-			{"name", e.Name}, {"viewer_key", e.ViewerKey}, {"placement", e.Placement}, {"source", e.Source},
-			{"ad_id", e.AdID}, {"creative_id", e.CreativeID}, {"campaign_id", e.CampaignID},
-			{"advertiser_id", e.AdvertiserID}, {"price_model", e.PriceModel}, {"rule", e.Rule},
+			{"name", e.Name}, {"viewer_key", e.Ad.ViewerKey}, {"placement", e.Ad.Placement}, {"source", e.Ad.Source},
+			{"ad_id", e.Ad.AdID}, {"creative_id", e.Ad.CreativeID}, {"campaign_id", e.Ad.CampaignID},
+			{"advertiser_id", e.Ad.AdvertiserID}, {"price_model", e.Ad.PriceModel}, {"rule", e.Rule},
 			{"client_prefix", e.ClientPrefix}, {"user_agent", e.UserAgent},
 		} {
 			check(utf8.ValidString(s.value) && strings.IndexByte(s.value, 0) < 0, s.name, "must be UTF-8 text without NUL bytes")

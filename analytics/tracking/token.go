@@ -1,4 +1,4 @@
-package analytics
+package tracking
 
 import (
 	"crypto/aes"
@@ -28,10 +28,10 @@ var (
 // MaxTokenLen bounds an encoded token; longer input is refused unread.
 const MaxTokenLen = 4096
 
-// Tracking is what a token says about one served ad.
-type Tracking struct {
-	// ID is unique per served ad: an impression or click counts once per ID.
-	ID uuid.UUID
+// Ad is what a token says about the ad it tracks, as its events record
+// it: everything but the token's id, the ad server's pixels, the landing
+// page and the expiry (see Payload).
+type Ad struct {
 	// Owner is the user whose space showed the ad.
 	Owner uuid.UUID
 	// Viewer is the signed-in viewer, uuid.Nil when anonymous.
@@ -53,18 +53,35 @@ type Tracking struct {
 	// Billable is false when the view must never earn (the owner viewing
 	// their own space, house content, stale fallbacks).
 	Billable bool
-	// UpstreamImpressionURL and UpstreamClickURL are the ad server's own
-	// pixels, fired by the server once the event is accepted.
-	UpstreamImpressionURL string
-	UpstreamClickURL      string
+	// IssuedAt is when the ad was served. Events are partitioned by it,
+	// so one token's events always land together.
+	IssuedAt time.Time
+}
+
+// Upstream holds the ad server's own pixels for one served ad, fired by
+// the server once an event is accepted. They never reach clients and are
+// never stored.
+type Upstream struct {
+	ImpressionURL string
+	ClickURL      string
+}
+
+// Payload is everything a token holds about one served ad.
+type Payload struct {
+	// ID is unique per served ad: an impression or click counts once per
+	// ID (an event's TrackingID).
+	ID uuid.UUID
+	Ad
+	// Upstream are the ad server's pixels, for the server's eyes only.
+	Upstream Upstream
 	// LandingURL is where a click goes when the engine knows it.
 	LandingURL string
-	IssuedAt   time.Time
-	ExpiresAt  time.Time
+	// ExpiresAt is when the token stops being accepted.
+	ExpiresAt time.Time
 }
 
 // tokenVersion is the first byte of every token: 2 marks the binary
-// payload of encodeTracking (1 was JSON, slower to read and a third
+// payload of encodePayload (1 was JSON, slower to read and a third
 // longer).
 const tokenVersion = 2
 
@@ -93,7 +110,7 @@ func keyID(key []byte) byte {
 // is the clock (nil: time.Now).
 func NewSealer(keys [][]byte, now func() time.Time) (*Sealer, error) {
 	if len(keys) == 0 || len(keys) > 255 {
-		return nil, errors.New("analytics: NewSealer needs 1 to 255 keys of 32 random bytes (the first seals)")
+		return nil, errors.New("tracking: NewSealer needs 1 to 255 keys of 32 random bytes (the first seals)")
 	}
 	s := &Sealer{now: now, aeads: map[byte][]cipher.AEAD{}, sealID: keyID(keys[0])}
 	if s.now == nil {
@@ -101,7 +118,7 @@ func NewSealer(keys [][]byte, now func() time.Time) (*Sealer, error) {
 	}
 	for i, k := range keys {
 		if len(k) != 32 {
-			return nil, fmt.Errorf("analytics: tracking key %d is %d bytes; want 32", i, len(k))
+			return nil, fmt.Errorf("tracking: key %d is %d bytes; want 32", i, len(k))
 		}
 		block, err := aes.NewCipher(k)
 		if err != nil {
@@ -117,10 +134,10 @@ func NewSealer(keys [][]byte, now func() time.Time) (*Sealer, error) {
 	return s, nil
 }
 
-// Seal returns the token for t, with a random nonce. Times are kept to the
+// Seal returns the token for p, with a random nonce. Times are kept to the
 // microsecond.
-func (s *Sealer) Seal(t Tracking) (string, error) {
-	plain := encodeTracking(make([]byte, 0, 128), t)
+func (s *Sealer) Seal(p Payload) (string, error) {
+	plain := encodePayload(make([]byte, 0, 128), p)
 	gcm := s.aeads[s.sealID][0]
 	out := make([]byte, 2, 2+gcm.NonceSize()+len(plain)+gcm.Overhead())
 	out[0], out[1] = tokenVersion, s.sealID
@@ -133,14 +150,14 @@ func (s *Sealer) Seal(t Tracking) (string, error) {
 
 // Open verifies and decrypts a token. It returns ErrInvalidToken for
 // anything malformed, forged or altered, and ErrExpiredToken (with the
-// tracking still returned, for reporting) when it is past its expiry.
-func (s *Sealer) Open(token string) (Tracking, error) {
+// payload still returned, for reporting) when it is past its expiry.
+func (s *Sealer) Open(token string) (Payload, error) {
 	if len(token) == 0 || len(token) > MaxTokenLen {
-		return Tracking{}, ErrInvalidToken
+		return Payload{}, ErrInvalidToken
 	}
 	raw, err := base64.RawURLEncoding.DecodeString(token)
 	if err != nil || len(raw) < 2 || raw[0] != tokenVersion {
-		return Tracking{}, ErrInvalidToken
+		return Payload{}, ErrInvalidToken
 	}
 	body := raw[2:]
 	var plain []byte
@@ -156,93 +173,93 @@ func (s *Sealer) Open(token string) (Tracking, error) {
 		}
 	}
 	if plain == nil {
-		return Tracking{}, ErrInvalidToken
+		return Payload{}, ErrInvalidToken
 	}
-	t, ok := decodeTracking(plain)
-	if !ok || t.ID == uuid.Nil {
-		return Tracking{}, ErrInvalidToken
+	p, ok := decodePayload(plain)
+	if !ok || p.ID == uuid.Nil {
+		return Payload{}, ErrInvalidToken
 	}
-	if !s.now().Before(t.ExpiresAt) {
-		return t, ErrExpiredToken
+	if !s.now().Before(p.ExpiresAt) {
+		return p, ErrExpiredToken
 	}
-	return t, nil
+	return p, nil
 }
 
-// trackingFlag bits in an encoded Tracking.
+// Flag bits in an encoded Payload.
 const (
 	flagBillable = 1 << iota
 	flagViewer
 )
 
-// encodeTracking appends t's binary form to b: a flags byte; ID and Owner
+// encodePayload appends p's binary form to b: a flags byte; ID and Owner
 // (16 bytes each) and Viewer when signed in; IssuedAt and ExpiresAt as Unix
 // microseconds, and PriceMicros, as varints; then the strings, each as a
-// uvarint length and its bytes, in the order of trackingStrings.
-func encodeTracking(b []byte, t Tracking) []byte {
+// uvarint length and its bytes, in the order of payloadStrings.
+func encodePayload(b []byte, p Payload) []byte {
 	var flags byte
-	if t.Billable {
+	if p.Billable {
 		flags |= flagBillable
 	}
-	if t.Viewer != uuid.Nil {
+	if p.Viewer != uuid.Nil {
 		flags |= flagViewer
 	}
 	b = append(b, flags)
-	b = append(b, t.ID[:]...)
-	b = append(b, t.Owner[:]...)
-	if t.Viewer != uuid.Nil {
-		b = append(b, t.Viewer[:]...)
+	b = append(b, p.ID[:]...)
+	b = append(b, p.Owner[:]...)
+	if p.Viewer != uuid.Nil {
+		b = append(b, p.Viewer[:]...)
 	}
-	b = binary.AppendVarint(b, t.IssuedAt.UnixMicro())
-	b = binary.AppendVarint(b, t.ExpiresAt.UnixMicro())
-	b = binary.AppendVarint(b, t.PriceMicros)
-	for _, f := range trackingStrings(&t) {
+	b = binary.AppendVarint(b, p.IssuedAt.UnixMicro())
+	b = binary.AppendVarint(b, p.ExpiresAt.UnixMicro())
+	b = binary.AppendVarint(b, p.PriceMicros)
+	for _, f := range payloadStrings(&p) {
 		b = binary.AppendUvarint(b, uint64(len(*f)))
 		b = append(b, *f...)
 	}
 	return b
 }
 
-// trackingStrings lists t's strings in their encoded order.
-func trackingStrings(t *Tracking) [11]*string {
-	return [...]*string{&t.ViewerKey, &t.Placement, &t.Source, &t.AdID, &t.CreativeID, &t.CampaignID,
-		&t.AdvertiserID, &t.PriceModel, &t.UpstreamImpressionURL, &t.UpstreamClickURL, &t.LandingURL}
+// payloadStrings lists p's strings in their encoded order.
+func payloadStrings(p *Payload) [11]*string {
+	return [...]*string{&p.ViewerKey, &p.Placement, &p.Source, &p.AdID, &p.CreativeID, &p.CampaignID,
+		&p.AdvertiserID, &p.PriceModel, &p.Upstream.ImpressionURL, &p.Upstream.ClickURL, &p.LandingURL}
 }
 
-// decodeTracking reads encodeTracking's form; ok is false for anything
+// decodePayload reads encodePayload's form; ok is false for anything
 // else (short, long, unknown flags, trailing bytes). Times come back in
 // UTC.
-func decodeTracking(b []byte) (t Tracking, ok bool) {
-	r := trackingReader{b: b}
+func decodePayload(b []byte) (p Payload, ok bool) {
+	r := payloadReader{b: b}
 	flags := r.byte()
 	if flags&^(flagBillable|flagViewer) != 0 {
-		return Tracking{}, false
+		return Payload{}, false
 	}
-	t.Billable = flags&flagBillable != 0
-	r.uuid(&t.ID)
-	r.uuid(&t.Owner)
+	p.Billable = flags&flagBillable != 0
+	r.uuid(&p.ID)
+	r.uuid(&p.Owner)
 	if flags&flagViewer != 0 {
-		r.uuid(&t.Viewer)
+		r.uuid(&p.Viewer)
 	}
-	t.IssuedAt = time.UnixMicro(r.varint()).UTC()
-	t.ExpiresAt = time.UnixMicro(r.varint()).UTC()
-	t.PriceMicros = r.varint()
-	for _, f := range trackingStrings(&t) {
+	p.IssuedAt = time.UnixMicro(r.varint()).UTC()
+	p.ExpiresAt = time.UnixMicro(r.varint()).UTC()
+	p.PriceMicros = r.varint()
+	for _, f := range payloadStrings(&p) {
 		*f = r.string()
 	}
 	if r.failed || len(r.b) > 0 {
-		return Tracking{}, false
+		return Payload{}, false
 	}
-	return t, true
+	return p, true
 }
 
-// trackingReader reads an encoded Tracking; after the first short read it
+// payloadReader reads an encoded Payload; after the first short read it
 // stays failed and returns zero values.
-type trackingReader struct {
+type payloadReader struct {
 	b      []byte
 	failed bool
 }
 
-func (r *trackingReader) take(n int) []byte {
+func (r *payloadReader) take(n int) []byte {
 	if r.failed || n < 0 || n > len(r.b) {
 		r.failed = true
 		return nil
@@ -252,18 +269,18 @@ func (r *trackingReader) take(n int) []byte {
 	return out
 }
 
-func (r *trackingReader) byte() byte {
+func (r *payloadReader) byte() byte {
 	if b := r.take(1); b != nil {
 		return b[0]
 	}
 	return 0
 }
 
-func (r *trackingReader) uuid(id *uuid.UUID) {
+func (r *payloadReader) uuid(id *uuid.UUID) {
 	copy(id[:], r.take(len(id)))
 }
 
-func (r *trackingReader) varint() int64 {
+func (r *payloadReader) varint() int64 {
 	v, n := binary.Varint(r.b)
 	if n <= 0 {
 		r.failed = true
@@ -273,7 +290,7 @@ func (r *trackingReader) varint() int64 {
 	return v
 }
 
-func (r *trackingReader) string() string {
+func (r *payloadReader) string() string {
 	n, k := binary.Uvarint(r.b)
 	if k <= 0 || n > uint64(len(r.b)-k) {
 		r.failed = true

@@ -1,4 +1,4 @@
-package analytics_test
+package tracking_test
 
 import (
 	"crypto/rand"
@@ -10,7 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
-	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/analytics/tracking"
 )
 
 func key(t *testing.T) []byte {
@@ -21,19 +21,20 @@ func key(t *testing.T) []byte {
 	return k
 }
 
-func sample(now time.Time) analytics.Tracking {
-	return analytics.Tracking{
-		ID: uuid.Must(uuid.NewV7()), Owner: uuid.New(), Placement: "main", Source: "kevel", AdID: "123",
-		AdvertiserID: "77", PriceModel: "cpm", PriceMicros: 2_500_000, Billable: true,
-		UpstreamImpressionURL: "https://e-23.adzerk.net/i.gif?e=abc&s=def",
-		IssuedAt:              now, ExpiresAt: now.Add(time.Hour),
+func sample(now time.Time) tracking.Payload {
+	return tracking.Payload{
+		ID: uuid.Must(uuid.NewV7()),
+		Ad: tracking.Ad{Owner: uuid.New(), Placement: "main", Source: "kevel", AdID: "123",
+			AdvertiserID: "77", PriceModel: "cpm", PriceMicros: 2_500_000, Billable: true, IssuedAt: now},
+		Upstream:  tracking.Upstream{ImpressionURL: "https://e-23.adzerk.net/i.gif?e=abc&s=def"},
+		ExpiresAt: now.Add(time.Hour),
 	}
 }
 
 func TestSealOpenRoundTripAndSecrecy(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	s, err := analytics.NewSealer([][]byte{key(t)}, func() time.Time { return now })
+	s, err := tracking.NewSealer([][]byte{key(t)}, func() time.Time { return now })
 	require.NoError(t, err)
 	in := sample(now)
 	tok, err := s.Seal(in)
@@ -52,9 +53,9 @@ func TestSealOpenRoundTripAndSecrecy(t *testing.T) {
 func TestOpenRefusesForgeriesAndExpiry(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 27, 12, 0, 0, 0, time.UTC)
-	s, err := analytics.NewSealer([][]byte{key(t)}, func() time.Time { return now })
+	s, err := tracking.NewSealer([][]byte{key(t)}, func() time.Time { return now })
 	require.NoError(t, err)
-	other, err := analytics.NewSealer([][]byte{key(t)}, func() time.Time { return now })
+	other, err := tracking.NewSealer([][]byte{key(t)}, func() time.Time { return now })
 	require.NoError(t, err)
 	tok, err := s.Seal(sample(now))
 	require.NoError(t, err)
@@ -64,10 +65,10 @@ func TestOpenRefusesForgeriesAndExpiry(t *testing.T) {
 	flipped := append([]byte(nil), raw...)
 	flipped[len(flipped)-5] ^= 1
 
-	for _, bad := range []string{"", "x", tok[:20], tok + "A", strings.Repeat("A", analytics.MaxTokenLen+1),
+	for _, bad := range []string{"", "x", tok[:20], tok + "A", strings.Repeat("A", tracking.MaxTokenLen+1),
 		base64.RawURLEncoding.EncodeToString(flipped), forged, "!!!not base64!!!"} {
 		_, err := s.Open(bad)
-		require.ErrorIs(t, err, analytics.ErrInvalidToken, "%.40q", bad)
+		require.ErrorIs(t, err, tracking.ErrInvalidToken, "%.40q", bad)
 	}
 
 	expired := sample(now)
@@ -75,7 +76,7 @@ func TestOpenRefusesForgeriesAndExpiry(t *testing.T) {
 	etok, err := s.Seal(expired)
 	require.NoError(t, err)
 	got, err := s.Open(etok)
-	require.ErrorIs(t, err, analytics.ErrExpiredToken)
+	require.ErrorIs(t, err, tracking.ErrExpiredToken)
 	require.Equal(t, expired.ID, got.ID, "an expired token still says what it was")
 }
 
@@ -83,34 +84,34 @@ func TestKeyRotation(t *testing.T) {
 	t.Parallel()
 	now := time.Now()
 	oldKey, newKey := key(t), key(t)
-	before, err := analytics.NewSealer([][]byte{oldKey}, nil)
+	before, err := tracking.NewSealer([][]byte{oldKey}, nil)
 	require.NoError(t, err)
 	tok, err := before.Seal(sample(now))
 	require.NoError(t, err)
 
-	after, err := analytics.NewSealer([][]byte{newKey, oldKey}, nil)
+	after, err := tracking.NewSealer([][]byte{newKey, oldKey}, nil)
 	require.NoError(t, err)
 	_, err = after.Open(tok)
 	require.NoError(t, err, "tokens sealed with the old key open during rotation")
 	fresh, err := after.Seal(sample(now))
 	require.NoError(t, err)
 	_, err = before.Open(fresh)
-	require.ErrorIs(t, err, analytics.ErrInvalidToken, "new tokens use the new key")
+	require.ErrorIs(t, err, tracking.ErrInvalidToken, "new tokens use the new key")
 
-	retired, err := analytics.NewSealer([][]byte{newKey}, nil)
+	retired, err := tracking.NewSealer([][]byte{newKey}, nil)
 	require.NoError(t, err)
 	_, err = retired.Open(tok)
-	require.ErrorIs(t, err, analytics.ErrInvalidToken)
+	require.ErrorIs(t, err, tracking.ErrInvalidToken)
 
-	_, err = analytics.NewSealer(nil, nil)
+	_, err = tracking.NewSealer(nil, nil)
 	require.Error(t, err)
-	_, err = analytics.NewSealer([][]byte{[]byte("short")}, nil)
+	_, err = tracking.NewSealer([][]byte{[]byte("short")}, nil)
 	require.Error(t, err)
 }
 
 func BenchmarkSeal(b *testing.B) {
 	k := make([]byte, 32)
-	s, _ := analytics.NewSealer([][]byte{k}, nil)
+	s, _ := tracking.NewSealer([][]byte{k}, nil)
 	tr := sample(time.Now())
 	for b.Loop() {
 		_, _ = s.Seal(tr)
@@ -119,7 +120,7 @@ func BenchmarkSeal(b *testing.B) {
 
 func BenchmarkOpen(b *testing.B) {
 	k := make([]byte, 32)
-	s, _ := analytics.NewSealer([][]byte{k}, nil)
+	s, _ := tracking.NewSealer([][]byte{k}, nil)
 	tok, _ := s.Seal(sample(time.Now()))
 	for b.Loop() {
 		if _, err := s.Open(tok); err != nil {
