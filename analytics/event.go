@@ -146,10 +146,15 @@ type Row struct {
 	Totals
 }
 
-// Totals are the counters of a report row.
-type Totals struct {
-	Requested           int64
-	Filled              int64
+// Counts are the counters of a report row, and of the rollup rows that
+// stores sum into report rows.
+type Counts struct {
+	// Requested and Filled count the ads fills asked for and got.
+	Requested int64
+	Filled    int64
+	// Impressions and Clicks count every stored event of their type; the
+	// Valid ones passed the invalid-traffic rules, the Billable ones are
+	// valid and may earn.
 	Impressions         int64
 	ValidImpressions    int64
 	BillableImpressions int64
@@ -157,8 +162,30 @@ type Totals struct {
 	ValidClicks         int64
 	BillableClicks      int64
 	Conversions         int64
+	// SpendMicros is what advertisers pay; OwnerEarningsMicros the owners'
+	// estimated share of it.
 	SpendMicros         int64
 	OwnerEarningsMicros int64
+}
+
+// Add adds o to c, counter by counter.
+func (c *Counts) Add(o Counts) {
+	c.Requested += o.Requested
+	c.Filled += o.Filled
+	c.Impressions += o.Impressions
+	c.ValidImpressions += o.ValidImpressions
+	c.BillableImpressions += o.BillableImpressions
+	c.Clicks += o.Clicks
+	c.ValidClicks += o.ValidClicks
+	c.BillableClicks += o.BillableClicks
+	c.Conversions += o.Conversions
+	c.SpendMicros += o.SpendMicros
+	c.OwnerEarningsMicros += o.OwnerEarningsMicros
+}
+
+// Totals are the counters of a report row and its invalid traffic.
+type Totals struct {
+	Counts
 	// InvalidByRule counts invalid events per rule.
 	InvalidByRule map[string]int64
 }

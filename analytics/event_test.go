@@ -13,6 +13,24 @@ import (
 	"github.com/adshare/adshare/analytics/tracking"
 )
 
+// Add adds every counter: one forgotten in Add (the old copies of the
+// field list each had to name all eleven) reads as zero in every report.
+func TestCountsAddAddsEveryCounter(t *testing.T) {
+	t.Parallel()
+	var c analytics.Counts
+	v := reflect.ValueOf(&c).Elem()
+	for i := range v.NumField() {
+		v.Field(i).SetInt(int64(i + 1)) // every counter is an integer, each a different one
+	}
+	sum := c
+	sum.Add(c)
+	sum.Add(analytics.Counts{})
+	got := reflect.ValueOf(sum)
+	for i := range got.NumField() {
+		require.Equal(t, int64(2*(i+1)), got.Field(i).Int(), "Counts.%s", got.Type().Field(i).Name)
+	}
+}
+
 // recordingStore keeps the events it is asked to write.
 type recordingStore struct {
 	analytics.Store

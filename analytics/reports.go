@@ -162,17 +162,7 @@ func (s *Service) Performance(ctx context.Context, p auth.Principal, rp ReportPa
 func sum(rows []Row) Totals {
 	t := Totals{InvalidByRule: map[string]int64{}}
 	for _, r := range rows {
-		t.Requested += r.Requested
-		t.Filled += r.Filled
-		t.Impressions += r.Impressions
-		t.ValidImpressions += r.ValidImpressions
-		t.BillableImpressions += r.BillableImpressions
-		t.Clicks += r.Clicks
-		t.ValidClicks += r.ValidClicks
-		t.BillableClicks += r.BillableClicks
-		t.Conversions += r.Conversions
-		t.SpendMicros += r.SpendMicros
-		t.OwnerEarningsMicros += r.OwnerEarningsMicros
+		t.Counts.Add(r.Counts)
 		for k, v := range r.InvalidByRule {
 			t.InvalidByRule[k] += v
 		}

@@ -194,15 +194,7 @@ func (b *testBundle) report(t *testing.T, owner uuid.UUID) analytics.Totals {
 	var total analytics.Totals
 	total.InvalidByRule = map[string]int64{}
 	for _, r := range rows {
-		total.Requested += r.Requested
-		total.Filled += r.Filled
-		total.Impressions += r.Impressions
-		total.BillableImpressions += r.BillableImpressions
-		total.ValidImpressions += r.ValidImpressions
-		total.Clicks += r.Clicks
-		total.ValidClicks += r.ValidClicks
-		total.SpendMicros += r.SpendMicros
-		total.OwnerEarningsMicros += r.OwnerEarningsMicros
+		total.Counts.Add(r.Counts)
 		for k, v := range r.InvalidByRule {
 			total.InvalidByRule[k] += v
 		}

@@ -29,7 +29,7 @@ type eventState struct {
 	mu          sync.RWMutex
 	keys        map[analytics.EventKey]analytics.Verdict
 	impressions map[uuid.UUID]impression
-	rows        map[rollup.Key]*rollup.Counts
+	rows        map[rollup.Key]*analytics.Counts
 	invalid     map[rollup.InvalidKey]int64
 	ads         map[string]rollup.AdRow
 }
@@ -43,7 +43,7 @@ func newEventState() eventState {
 	return eventState{
 		keys:        map[analytics.EventKey]analytics.Verdict{},
 		impressions: map[uuid.UUID]impression{},
-		rows:        map[rollup.Key]*rollup.Counts{},
+		rows:        map[rollup.Key]*analytics.Counts{},
 		invalid:     map[rollup.InvalidKey]int64{},
 		ads:         map[string]rollup.AdRow{},
 	}
@@ -99,7 +99,7 @@ func (s *Store) WriteEvents(ctx context.Context, events []analytics.Event) ([]bo
 func (st *eventState) add(r rollup.Row) {
 	c := st.rows[r.Key]
 	if c == nil {
-		c = &rollup.Counts{}
+		c = &analytics.Counts{}
 		st.rows[r.Key] = c
 	}
 	c.Add(r.Counts)
@@ -213,7 +213,7 @@ func (s *Store) Report(ctx context.Context, q analytics.Query) ([]analytics.Row,
 			r = &analytics.Row{Bucket: rk.bucket, Owner: rk.owner, AdKey: rk.adKey, AdvertiserID: rk.advertiser}
 			groups[rk] = r
 		}
-		c.AddTo(&r.Totals)
+		r.Counts.Add(*c)
 	}
 	for k, n := range st.invalid {
 		rk, ok := keyOf(k.Key)

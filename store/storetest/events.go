@@ -61,12 +61,14 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Hour, From: h, To: h.Add(time.Hour)})
 		require.NoError(t, err)
 		RequireRows(t, []analytics.Row{{Bucket: h, Totals: analytics.Totals{
-			Impressions: 3, ValidImpressions: 2, BillableImpressions: 1, // imp, unbillable, selfView
-			Clicks: 2, ValidClicks: 1, BillableClicks: 1, // click, burst
-			Conversions:         1,
-			SpendMicros:         502_000,
-			OwnerEarningsMicros: 351_400,
-			InvalidByRule:       map[string]int64{"self_view": 1, "burst": 1},
+			Counts: analytics.Counts{
+				Impressions: 3, ValidImpressions: 2, BillableImpressions: 1, // imp, unbillable, selfView
+				Clicks: 2, ValidClicks: 1, BillableClicks: 1, // click, burst
+				Conversions:         1,
+				SpendMicros:         502_000,
+				OwnerEarningsMicros: 351_400,
+			},
+			InvalidByRule: map[string]int64{"self_view": 1, "burst": 1},
 		}}}, rows)
 
 		served := func(e analytics.Event) analytics.ServedAd {
@@ -128,11 +130,11 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Hour, From: h, To: h.Add(time.Hour)})
 		require.NoError(t, err)
-		RequireRows(t, []analytics.Row{{Bucket: h, Totals: analytics.Totals{
+		RequireRows(t, []analytics.Row{{Bucket: h, Totals: analytics.Totals{Counts: analytics.Counts{
 			Impressions: 3, ValidImpressions: 3, BillableImpressions: 3, // a, b, c
 			Clicks: 1, ValidClicks: 1, BillableClicks: 1, // aClick
 			SpendMicros: 4 * 10,
-		}}}, rows)
+		}}}}, rows)
 	})
 
 	t.Run("conversions are deduplicated by name", func(t *testing.T) {
@@ -154,7 +156,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Day, From: h.Add(-14 * time.Hour), To: h.Add(10 * time.Hour)})
 		require.NoError(t, err)
-		RequireRows(t, []analytics.Row{{Bucket: at("2026-03-10T00:00:00Z"), Totals: analytics.Totals{Conversions: 3}}}, rows)
+		RequireRows(t, []analytics.Row{{Bucket: at("2026-03-10T00:00:00Z"), Totals: analytics.Totals{Counts: analytics.Counts{Conversions: 3}}}}, rows)
 	})
 
 	t.Run("eight concurrent writers of one batch count each event once", func(t *testing.T) {
@@ -211,11 +213,11 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Day, From: at("2026-03-10T00:00:00Z"), To: at("2026-03-11T00:00:00Z")})
 		require.NoError(t, err)
 		// Of 60 events, i%3 == 2 are the 20 clicks, the other 40 impressions.
-		RequireRows(t, []analytics.Row{{Bucket: at("2026-03-10T00:00:00Z"), Totals: analytics.Totals{
+		RequireRows(t, []analytics.Row{{Bucket: at("2026-03-10T00:00:00Z"), Totals: analytics.Totals{Counts: analytics.Counts{
 			Impressions: 40, ValidImpressions: 40, BillableImpressions: 40,
 			Clicks: 20, ValidClicks: 20, BillableClicks: 20,
 			SpendMicros: 600,
-		}}}, rows)
+		}}}}, rows)
 		stats, err := s.AdStats(ctx, []string{"ad-1", "ad-2", "ad-3"}, h)
 		require.NoError(t, err)
 		require.Equal(t, map[string]decision.AdStats{
@@ -304,9 +306,11 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Hour, From: h, To: h.Add(time.Hour)})
 		require.NoError(t, err)
 		RequireRows(t, []analytics.Row{{Bucket: h, Totals: analytics.Totals{
-			Impressions: 4, ValidImpressions: 2, BillableImpressions: 1,
-			Clicks: 1, Conversions: 1,
-			SpendMicros: 7, OwnerEarningsMicros: 3,
+			Counts: analytics.Counts{
+				Impressions: 4, ValidImpressions: 2, BillableImpressions: 1,
+				Clicks: 1, Conversions: 1,
+				SpendMicros: 7, OwnerEarningsMicros: 3,
+			},
 			InvalidByRule: map[string]int64{"self_view": 2, "burst": 1, "no_click": 1},
 		}}}, rows)
 		stats, err := s.AdStats(ctx, []string{"ad-1"}, h)
@@ -395,9 +399,9 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 			require.NoError(t, err, tt.description)
 			var want []analytics.Row
 			for _, b := range tt.want {
-				want = append(want, analytics.Row{Bucket: at(b.start), Totals: analytics.Totals{
+				want = append(want, analytics.Row{Bucket: at(b.start), Totals: analytics.Totals{Counts: analytics.Counts{
 					Impressions: b.impressions, ValidImpressions: b.impressions, BillableImpressions: b.impressions,
-					SpendMicros: b.spend}})
+					SpendMicros: b.spend}}})
 			}
 			RequireRows(t, want, rows, tt.description)
 		}
@@ -406,8 +410,8 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		rows, err := s.Report(ctx, analytics.Query{Granularity: analytics.Day, Location: newYork,
 			From: at("2026-03-09T04:00:00Z"), To: at("2026-03-10T02:00:00Z")})
 		require.NoError(t, err)
-		RequireRows(t, []analytics.Row{{Bucket: at("2026-03-09T04:00:00Z"), Totals: analytics.Totals{
-			Impressions: 1, ValidImpressions: 1, BillableImpressions: 1, SpendMicros: 8}}}, rows, "e5's hour is at To, excluded")
+		RequireRows(t, []analytics.Row{{Bucket: at("2026-03-09T04:00:00Z"), Totals: analytics.Totals{Counts: analytics.Counts{
+			Impressions: 1, ValidImpressions: 1, BillableImpressions: 1, SpendMicros: 8}}}}, rows, "e5's hour is at To, excluded")
 	})
 
 	t.Run("group by owner, ad and advertiser; filter by owner and advertiser; fills alongside", func(t *testing.T) {
@@ -436,7 +440,7 @@ func RunEventStore(t *testing.T, newStore func(t *testing.T) analytics.Store) {
 		}))
 
 		imps := func(n, spend int64) analytics.Totals {
-			return analytics.Totals{Impressions: n, ValidImpressions: n, BillableImpressions: n, SpendMicros: spend}
+			return analytics.Totals{Counts: analytics.Counts{Impressions: n, ValidImpressions: n, BillableImpressions: n, SpendMicros: spend}}
 		}
 		fills := func(t analytics.Totals, requested, filled int64) analytics.Totals {
 			t.Requested, t.Filled = requested, filled

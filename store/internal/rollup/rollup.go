@@ -48,56 +48,11 @@ func (k Key) Compare(o Key) int {
 	return cmp.Or(strings.Compare(k.AdKey, o.AdKey), strings.Compare(k.Advertiser, o.Advertiser))
 }
 
-// Counts are the counters of one rollup row (analytics.Totals without the
-// invalid-traffic breakdown, which has rows of its own).
-type Counts struct {
-	Requested           int64
-	Filled              int64
-	Impressions         int64
-	ValidImpressions    int64
-	BillableImpressions int64
-	Clicks              int64
-	ValidClicks         int64
-	BillableClicks      int64
-	Conversions         int64
-	SpendMicros         int64
-	OwnerEarningsMicros int64
-}
-
-// Add adds o to c.
-func (c *Counts) Add(o Counts) {
-	c.Requested += o.Requested
-	c.Filled += o.Filled
-	c.Impressions += o.Impressions
-	c.ValidImpressions += o.ValidImpressions
-	c.BillableImpressions += o.BillableImpressions
-	c.Clicks += o.Clicks
-	c.ValidClicks += o.ValidClicks
-	c.BillableClicks += o.BillableClicks
-	c.Conversions += o.Conversions
-	c.SpendMicros += o.SpendMicros
-	c.OwnerEarningsMicros += o.OwnerEarningsMicros
-}
-
-// AddTo adds c to the counters of t.
-func (c Counts) AddTo(t *analytics.Totals) {
-	t.Requested += c.Requested
-	t.Filled += c.Filled
-	t.Impressions += c.Impressions
-	t.ValidImpressions += c.ValidImpressions
-	t.BillableImpressions += c.BillableImpressions
-	t.Clicks += c.Clicks
-	t.ValidClicks += c.ValidClicks
-	t.BillableClicks += c.BillableClicks
-	t.Conversions += c.Conversions
-	t.SpendMicros += c.SpendMicros
-	t.OwnerEarningsMicros += c.OwnerEarningsMicros
-}
-
-// Row is one rollup row's increment.
+// Row is one rollup row's increment (its counters are analytics.Counts;
+// the invalid-traffic breakdown has rows of its own).
 type Row struct {
 	Key
-	Counts
+	analytics.Counts
 }
 
 // InvalidKey identifies one invalid-traffic rollup row.
@@ -218,14 +173,14 @@ func Of(e analytics.Event) Contribution {
 // contributions (Of), one row per key. The caller passes only events that
 // were new (never stored before, no duplicates among them).
 func Fold(events []analytics.Event) Delta {
-	rows := map[Key]*Counts{}
+	rows := map[Key]*analytics.Counts{}
 	invalid := map[InvalidKey]int64{}
 	ads := map[string]*AdRow{}
 	for _, e := range events {
 		c := Of(e)
 		sum := rows[c.Key]
 		if sum == nil {
-			sum = &Counts{}
+			sum = &analytics.Counts{}
 			rows[c.Key] = sum
 		}
 		sum.Add(c.Counts)
@@ -262,7 +217,7 @@ func Fold(events []analytics.Event) Delta {
 // more filled than requested, and then nothing may be written.
 func FillRows(fills []analytics.FillCount) ([]Row, error) {
 	var f errs.Fields
-	sums := map[Key]*Counts{}
+	sums := map[Key]*analytics.Counts{}
 	for i, fc := range fills {
 		f.Check(fc.Requested >= 0, fmt.Sprintf("fills/%d/requested", i), "must not be negative")
 		f.Check(fc.Filled >= 0 && fc.Filled <= fc.Requested, fmt.Sprintf("fills/%d/filled", i), "must be between 0 and requested")
@@ -272,7 +227,7 @@ func FillRows(fills []analytics.FillCount) ([]Row, error) {
 		k := Key{Hour: Hour(fc.Hour), Owner: fc.Owner}
 		c := sums[k]
 		if c == nil {
-			c = &Counts{}
+			c = &analytics.Counts{}
 			sums[k] = c
 		}
 		c.Requested += fc.Requested
