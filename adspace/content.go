@@ -83,22 +83,11 @@ type Content struct {
 	Status       Status
 	// RejectReason says why a moderator rejected it.
 	RejectReason string
-	// Creative fields; Title and Body are plain text (HTML is stripped).
-	Format       string
-	Title        string
-	Body         string
-	ImageURL     string
-	Image        Image
-	ClickURL     string
-	CallToAction string
-	Categories   []string
-	Keywords     []string
-	Bid          Bid
-	// DailyBudgetMicros and TotalBudgetMicros cap spending; 0 means no
-	// daily cap (the total is always required).
-	DailyBudgetMicros int64
-	TotalBudgetMicros int64
-	Schedule          Schedule
+	// ContentDraft is the creative and its funding, as the advertiser last
+	// wrote it and Rules.Check normalised it (Title and Body plain text,
+	// HTML stripped); Schedule.Start is when it was written if the draft
+	// left it zero.
+	ContentDraft
 	// Fingerprint identifies the creative for duplicate detection: the same
 	// advertiser cannot have two live contents with one fingerprint.
 	Fingerprint string

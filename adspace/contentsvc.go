@@ -74,10 +74,7 @@ func (s *Service) checkContentLimit(ctx context.Context, advertiser uuid.UUID) e
 }
 
 func applyDraft(c *Content, d ContentDraft, now time.Time) {
-	c.Format, c.Title, c.Body, c.ImageURL, c.Image = d.Format, d.Title, d.Body, d.ImageURL, d.Image
-	c.ClickURL, c.CallToAction, c.Categories, c.Keywords = d.ClickURL, d.CallToAction, d.Categories, d.Keywords
-	c.Bid, c.DailyBudgetMicros, c.TotalBudgetMicros = d.Bid, d.DailyBudgetMicros, d.TotalBudgetMicros
-	c.Schedule = d.Schedule
+	c.ContentDraft = d
 	if c.Schedule.Start.IsZero() {
 		c.Schedule.Start = now
 	}

@@ -267,6 +267,43 @@ func TestContentLifecycleAndModeration(t *testing.T) {
 	require.Contains(t, actions, auth.AuditAccessDenied, "the other advertiser's attempts are audited")
 }
 
+// Content holds its draft whole: every field an advertiser writes is
+// what the service answers and what the store keeps, on create and on
+// edit (an edit replaces every field, the empty ones too).
+func TestContentKeepsEveryFieldOfItsDraft(t *testing.T) {
+	t.Parallel()
+	b := setup(t, opts{})
+	ctx := context.Background()
+	adv := b.user(t, "adv@example.com", auth.RoleAdvertiser)
+	start := time.Now().UTC().Add(time.Hour).Truncate(time.Microsecond)
+	first := draft("Beans")
+	first.DailyBudgetMicros = 10_000_000
+	first.Schedule = adspace.Schedule{Start: start, End: start.Add(48 * time.Hour)}
+	edit := adspace.ContentDraft{
+		Format: "native", Title: "Tea", Body: "Leaves, loose.", ClickURL: "https://shop.example.com/tea",
+		ImageURL: "https://cdn.example.com/tea.webp", Image: adspace.Image{MimeType: "image/webp", Width: 600, Height: 400, Bytes: 30_000},
+		CallToAction: "Brew", Categories: []string{"drinks"}, Keywords: []string{"oolong", "tea"},
+		Bid: adspace.Bid{Model: adspace.BidCPC, Micros: 300_000}, DailyBudgetMicros: 5_000_000, TotalBudgetMicros: 50_000_000,
+		Schedule: adspace.Schedule{Start: start.Add(time.Hour), End: start.Add(72 * time.Hour)},
+	}
+
+	c, err := b.spaces.CreateContent(ctx, adv, first, false)
+	require.NoError(t, err)
+	require.Equal(t, first, c.ContentDraft)
+	require.Equal(t, adspace.Fingerprint(first), c.Fingerprint)
+	stored, err := b.spaces.Content(ctx, adv, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, first, stored.ContentDraft)
+
+	c, err = b.spaces.UpdateContent(ctx, adv, c.ID, edit, c.Version, false)
+	require.NoError(t, err)
+	require.Equal(t, edit, c.ContentDraft)
+	require.Equal(t, adspace.Fingerprint(edit), c.Fingerprint)
+	stored, err = b.spaces.Content(ctx, adv, c.ID)
+	require.NoError(t, err)
+	require.Equal(t, edit, stored.ContentDraft)
+}
+
 func TestContentLimitByTier(t *testing.T) {
 	t.Parallel()
 	b := setup(t, opts{})

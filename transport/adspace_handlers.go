@@ -306,16 +306,21 @@ func timePtr(t time.Time) *time.Time {
 func contentOf(c adspace.Content) contentJSON {
 	return contentJSON{
 		ID: c.ID, AdvertiserID: c.AdvertiserID, Status: string(c.Status), RejectReason: c.RejectReason,
-		creativeJSON: creativeJSON{
-			Format: c.Format, Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
-			Image:    imageJSON{MimeType: c.Image.MimeType, Width: c.Image.Width, Height: c.Image.Height, Bytes: c.Image.Bytes},
-			ClickURL: c.ClickURL, CallToAction: c.CallToAction, Categories: orEmpty(c.Categories), Keywords: orEmpty(c.Keywords),
-			Bid:               bidJSON{Model: string(c.Bid.Model), Micros: c.Bid.Micros},
-			DailyBudgetMicros: c.DailyBudgetMicros, TotalBudgetMicros: c.TotalBudgetMicros,
-			Schedule: scheduleJSON{Start: timePtr(c.Schedule.Start), End: timePtr(c.Schedule.End)},
-		},
-		Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
+		creativeJSON: creativeOf(c.ContentDraft), Version: c.Version, CreatedAt: c.CreatedAt, UpdatedAt: c.UpdatedAt,
 		SubmittedAt: timePtr(c.SubmittedAt), ReviewedAt: timePtr(c.ReviewedAt),
+	}
+}
+
+// creativeOf is the JSON of a content's creative and terms; draft reads
+// it back.
+func creativeOf(d adspace.ContentDraft) creativeJSON {
+	return creativeJSON{
+		Format: d.Format, Title: d.Title, Body: d.Body, ImageURL: d.ImageURL,
+		Image:    imageJSON{MimeType: d.Image.MimeType, Width: d.Image.Width, Height: d.Image.Height, Bytes: d.Image.Bytes},
+		ClickURL: d.ClickURL, CallToAction: d.CallToAction, Categories: orEmpty(d.Categories), Keywords: orEmpty(d.Keywords),
+		Bid:               bidJSON{Model: string(d.Bid.Model), Micros: d.Bid.Micros},
+		DailyBudgetMicros: d.DailyBudgetMicros, TotalBudgetMicros: d.TotalBudgetMicros,
+		Schedule: scheduleJSON{Start: timePtr(d.Schedule.Start), End: timePtr(d.Schedule.End)},
 	}
 }
 

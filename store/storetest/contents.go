@@ -598,26 +598,14 @@ func NewContent(tb testing.TB, advertiser uuid.UUID, title string, now time.Time
 	require.NoError(tb, err)
 	now = now.UTC().Truncate(time.Microsecond)
 	return adspace.Content{
-		ID:                uuid.New(),
-		AdvertiserID:      advertiser,
-		Status:            adspace.StatusDraft,
-		Format:            d.Format,
-		Title:             d.Title,
-		Body:              d.Body,
-		ImageURL:          d.ImageURL,
-		Image:             d.Image,
-		ClickURL:          d.ClickURL,
-		CallToAction:      d.CallToAction,
-		Categories:        d.Categories,
-		Keywords:          d.Keywords,
-		Bid:               d.Bid,
-		DailyBudgetMicros: d.DailyBudgetMicros,
-		TotalBudgetMicros: d.TotalBudgetMicros,
-		Schedule:          d.Schedule,
-		Fingerprint:       adspace.Fingerprint(d),
-		Version:           1,
-		CreatedAt:         now,
-		UpdatedAt:         now,
+		ID:           uuid.New(),
+		AdvertiserID: advertiser,
+		Status:       adspace.StatusDraft,
+		ContentDraft: d,
+		Fingerprint:  adspace.Fingerprint(d),
+		Version:      1,
+		CreatedAt:    now,
+		UpdatedAt:    now,
 	}
 }
 
