@@ -5,8 +5,6 @@ import (
 	"time"
 
 	"github.com/google/uuid"
-
-	"github.com/adshare/adshare/internal/errs"
 )
 
 // cachedSpace is a space with its owner's tier name, as a fill needs them.
@@ -86,14 +84,6 @@ func (c *spaceCache) clear() {
 	clear(c.entries)
 	clear(c.tombstones)
 	c.clearedAt = time.Now()
-}
-
-// errAsFields returns the field messages of a validation error, or nil.
-func errAsFields(err error) map[string]string {
-	if e := errs.As(err); e != nil && e.Kind == errs.Invalid {
-		return e.Fields
-	}
-	return nil
 }
 
 // viewerConsentTTL is how long a signed-in viewer's consent is reused: a

@@ -28,3 +28,11 @@ var (
 	// ErrSpaceDisabled: the owner turned the space off.
 	ErrSpaceDisabled = errs.New(errs.NotFound, "space_disabled", "this ad space is turned off")
 )
+
+// errAsFields returns the field messages of a validation error, or nil.
+func errAsFields(err error) map[string]string {
+	if e := errs.As(err); e != nil && e.Kind == errs.Invalid {
+		return e.Fields
+	}
+	return nil
+}

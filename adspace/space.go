@@ -2,7 +2,10 @@ package adspace
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"log/slog"
+	"maps"
 	"slices"
 	"strings"
 	"time"
@@ -11,6 +14,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/errs"
 )
 
@@ -237,4 +241,116 @@ type Store interface {
 	// It returns ErrSpaceNotFound when owner has no space. The caller passes
 	// settings already normalised.
 	UpdateSettings(ctx context.Context, owner uuid.UUID, s Settings, expectVersion int64, now time.Time) (Space, error)
+}
+
+// AccountCreated gives a new account its ad space: it implements
+// auth.AccountObserver, so that auth tells adspace of every sign-up
+// without either depending on the other's service. It is idempotent.
+func (s *Service) AccountCreated(ctx context.Context, u auth.User) error {
+	return s.CreateSpace(ctx, u.ID)
+}
+
+// CreateSpace gives owner a space with the default settings, if they have
+// none. It is idempotent.
+func (s *Service) CreateSpace(ctx context.Context, owner uuid.UUID) error {
+	sp, err := NewSpace(owner, s.defaultSettings(), s.now())
+	if err != nil {
+		return err
+	}
+	if err := s.cfg.Spaces.CreateSpace(ctx, sp); err != nil && !errors.Is(err, ErrSpaceExists) {
+		return err
+	}
+	return nil
+}
+
+func (s *Service) defaultSettings() Settings {
+	set := DefaultSettings()
+	if _, ok := s.formats[DefaultFormat]; !ok {
+		set.Formats = []string{s.Formats()[0].Name}
+	}
+	return set
+}
+
+// ensureSpace returns owner's space, creating the default one for an
+// existing user who has none (accounts made before spaces existed, or a
+// failed hook).
+func (s *Service) ensureSpace(ctx context.Context, owner uuid.UUID) (Space, error) {
+	sp, err := s.cfg.Spaces.SpaceByOwner(ctx, owner)
+	if !errors.Is(err, ErrSpaceNotFound) {
+		return sp, err
+	}
+	if err := s.CreateSpace(ctx, owner); err != nil {
+		if errors.Is(err, ErrOwnerNotFound) {
+			return Space{}, ErrSpaceNotFound
+		}
+		return Space{}, err
+	}
+	return s.cfg.Spaces.SpaceByOwner(ctx, owner)
+}
+
+// MySpace returns the caller's space.
+func (s *Service) MySpace(ctx context.Context, p auth.Principal) (Space, error) {
+	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermAdSpace); err != nil {
+		return Space{}, err
+	}
+	return s.ensureSpace(ctx, p.UserID)
+}
+
+// UpdateSettings replaces the caller's settings. They are validated and
+// normalised; formats must be configured ones and the ads per view within
+// the caller's tier. expectVersion, when not zero, must be the stored
+// version (ErrVersionConflict otherwise). Every instance sees the change
+// within moments (the cached copies are invalidated).
+func (s *Service) UpdateSettings(ctx context.Context, p auth.Principal, set Settings, expectVersion int64) (Space, error) {
+	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermAdSpace); err != nil {
+		return Space{}, err
+	}
+	set, err := s.checkSettings(ctx, p.UserID, set)
+	if err != nil {
+		return Space{}, err
+	}
+	if _, err := s.ensureSpace(ctx, p.UserID); err != nil {
+		return Space{}, err
+	}
+	sp, err := s.cfg.Spaces.UpdateSettings(ctx, p.UserID, set, expectVersion, s.now())
+	if err != nil {
+		return Space{}, err
+	}
+	s.cache.drop(p.UserID)
+	if s.cfg.Broadcaster != nil {
+		if err := s.cfg.Broadcaster.Publish(ctx, invalidationChannel, p.UserID.String()); err != nil {
+			// Other instances catch up within SpaceCacheTTL.
+			s.logger.WarnContext(ctx, "adspace: invalidation not published", slog.Any("error", err))
+		}
+	}
+	return sp, nil
+}
+
+func (s *Service) checkSettings(ctx context.Context, owner uuid.UUID, set Settings) (Settings, error) {
+	set, err := set.Normalize()
+	fields := map[string]string{}
+	if e := errAsFields(err); e != nil {
+		maps.Copy(fields, e)
+	} else if err != nil {
+		return Settings{}, err
+	}
+	for _, f := range set.Formats {
+		if _, ok := s.formats[f]; !ok {
+			fields["formats"] = fmt.Sprintf("%q is not a format; use one of %v", f, slices.Sorted(maps.Keys(s.formats)))
+		}
+	}
+	if set.MaxAdsPerView > 0 {
+		u, err := s.cfg.Users.UserByID(ctx, owner)
+		if err != nil {
+			return Settings{}, err
+		}
+		tier, err := s.cfg.Tiers.Get(u.Tier)
+		if err == nil && set.MaxAdsPerView > tier.MaxAdsPerView {
+			fields["max_ads_per_view"] = fmt.Sprintf("your tier (%s) allows at most %d", tier.Name, tier.MaxAdsPerView)
+		}
+	}
+	if len(fields) > 0 {
+		return Settings{}, ErrInvalidSettings.WithFields(fields)
+	}
+	return set, nil
 }

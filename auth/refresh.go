@@ -1,10 +1,13 @@
 package auth
 
 import (
+	"context"
 	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
+	"errors"
+	"time"
 )
 
 // refreshTokenLen is the length of an encoded refresh token: 256 bits in
@@ -45,4 +48,81 @@ func plausibleRefreshToken(token string) bool {
 	}
 	_, err := base64.RawURLEncoding.DecodeString(token)
 	return err == nil
+}
+
+// Refresh rotates a refresh token: it returns a new access token and the
+// token's successor, and the presented token stops working.
+//
+// Reuse detection: a refresh token used a second time means it was copied,
+// so the whole session is revoked (its refresh tokens and, through the
+// revocation list, its access tokens on every instance), the event is
+// audited as AuditRefreshReuse, and ErrInvalidGrant is returned.
+//
+// One exception, documented for client authors: an app that sends the same
+// refresh token twice at once (two requests racing after a resume) would
+// otherwise lose its session. Within the grace window (Config.RefreshGrace,
+// 10 s by default) after a rotation, a second use of the token that was just
+// replaced — while its successor is still unused — returns that same
+// successor (with a fresh access token) instead of revoking. Any later use,
+// or any use once the successor has been used, is reuse. Clients should
+// still refresh one request at a time.
+func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, error) {
+	if err := s.allow(ctx, "refresh:ip:"+clientBucket(ClientFromContext(ctx).IP), s.cfg.RefreshLimitPerClient); err != nil {
+		return TokenPair{}, err
+	}
+	if !plausibleRefreshToken(refreshToken) {
+		s.record(ctx, AuditEvent{Action: AuditRefreshFailure, Outcome: OutcomeFailure, Reason: "malformed"})
+		return TokenPair{}, ErrInvalidGrant
+	}
+	now := s.now().UTC().Truncate(time.Microsecond)
+	successor := successorToken(s.cfg.RefreshKey, refreshToken)
+	res, err := s.sessions.RotateRefreshToken(ctx, Rotation{
+		OldHash: hashRefreshToken(refreshToken), NewHash: hashRefreshToken(successor),
+		Now: now, IdleTimeout: s.cfg.SessionIdleTimeout,
+	})
+	switch {
+	case errors.Is(err, ErrRefreshTokenUnknown):
+		s.record(ctx, AuditEvent{Action: AuditRefreshFailure, Outcome: OutcomeFailure, Reason: "unknown_token"})
+		return TokenPair{}, ErrInvalidGrant
+	case errors.Is(err, ErrSessionRevoked), errors.Is(err, ErrSessionExpired):
+		reason := "session_revoked"
+		if errors.Is(err, ErrSessionExpired) {
+			reason = "session_expired"
+		}
+		s.record(ctx, AuditEvent{ActorID: res.Session.UserID, Action: AuditRefreshFailure, TargetType: "session",
+			TargetID: res.Session.ID.String(), Outcome: OutcomeFailure, Reason: reason})
+		return TokenPair{}, ErrInvalidGrant.WithCause(err)
+	case err != nil:
+		return TokenPair{}, err
+	}
+	sess := res.Session
+	action := AuditRefresh
+	if !res.Rotated {
+		inGrace := s.cfg.RefreshGrace > 0 && res.SuccessorUnused && now.Sub(res.UsedAt) <= s.cfg.RefreshGrace
+		if !inGrace {
+			return TokenPair{}, s.reuseDetected(ctx, sess)
+		}
+		action = AuditRefreshGrace
+	}
+	// The role may have changed since sign-in: tokens carry the current one.
+	pair, err := s.tokenPair(sess.UserID, res.UserRole, sess, successor)
+	if err != nil {
+		return TokenPair{}, err
+	}
+	s.record(ctx, AuditEvent{ActorID: sess.UserID, Action: action, TargetType: "session", TargetID: sess.ID.String(),
+		Details: map[string]string{"generation": itoa(sess.Generation)}})
+	return pair, nil
+}
+
+// reuseDetected revokes a session whose refresh token was used twice.
+func (s *Service) reuseDetected(ctx context.Context, sess Session) error {
+	if _, err := s.sessions.RevokeSession(ctx, sess.ID, RevokeRefreshReuse, s.now()); err != nil {
+		return err
+	}
+	if err := s.revoked.RevokeSession(ctx, sess.ID, s.accessTokenHorizon(s.now())); err != nil {
+		return err
+	}
+	s.record(ctx, AuditEvent{ActorID: sess.UserID, Action: AuditRefreshReuse, TargetType: "session",
+		TargetID: sess.ID.String(), Outcome: OutcomeDenied, Reason: "refresh_token_reuse"})
+	return ErrInvalidGrant
 }
