@@ -4,8 +4,9 @@ import (
 	"context"
 	"time"
 
-	"github.com/adshare/adshare/auth"
 	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/auth"
 )
 
 // Status is where ad content is in its life.

@@ -6,8 +6,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/adshare/adshare/auth"
 	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/auth"
 )
 
 // QueuePlace is a place in the review queue, which is ordered by
