@@ -99,7 +99,9 @@ type Keys struct {
 // parts together through the fields that connect them (stores, the shared
 // pieces, keys, the decider, loggers and metrics, and each other): it fills
 // such a field only when it is nil, so a host can replace any one piece
-// for one part, for example Auth.Limiter.
+// for one part, for example Auth.Limiter. A piece set that way is the
+// host's to start and stop; App's lifecycle covers Store, Shared, Decider,
+// Pixels and the services it builds.
 type Config struct {
 	// Store keeps adshare's data. Required.
 	Store Store
@@ -152,7 +154,6 @@ type App struct {
 	spaces    *adspace.Service
 	analytics *analytics.Service
 	handler   http.Handler
-	logger    *slog.Logger
 	life      *lifecycle
 }
 
@@ -178,7 +179,7 @@ func New(cfg *Config) (*App, error) {
 	if err != nil {
 		return nil, err
 	}
-	a := &App{logger: c.Logger}
+	a := &App{}
 
 	// Built in dependency order, each from small interfaces only: the
 	// policies first, then analytics, then ad spaces (which count fills
