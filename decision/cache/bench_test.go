@@ -155,3 +155,30 @@ func BenchmarkHitRedis(b *testing.B) {
 		}
 	}
 }
+
+// TestAHitAllocatesNoMoreThanTheFloor holds a pool hit to at most the
+// allocations of the floor of any Decider (decisiontest.Fake answering the
+// same request): a hit must keep its slots on the stack. Allocation counts
+// do not depend on the machine's speed, so this is a test, not a
+// benchmark.
+func TestAHitAllocatesNoMoreThanTheFloor(t *testing.T) {
+	d, err := New(&decisiontest.Fake{}, &Config{TTL: MaxTTL, MaxAdsPerKey: 1000})
+	require.NoError(t, err)
+	req := benchRequest(1)
+	var s [1]slot
+	requestKeys(&req, s[:])
+	ads := make([]decision.Ad, 600)
+	for i := range ads {
+		ads[i] = benchAd()
+	}
+	d.mem.push(s[0].key, ads, time.Now().Add(time.Hour).UnixNano())
+	ctx := context.Background()
+	hit := testing.AllocsPerRun(500, func() {
+		if resp, err := d.Decide(ctx, req); err != nil || len(resp.Ads["slot"]) != 1 {
+			t.Fatalf("not a hit: %v %v", resp, err)
+		}
+	})
+	f := &decisiontest.Fake{Ads: []decision.Ad{benchAd()}}
+	floor := testing.AllocsPerRun(500, func() { _, _ = f.Decide(ctx, req) })
+	require.LessOrEqual(t, hit, floor, "a hit allocates %v times, the floor %v", hit, floor)
+}

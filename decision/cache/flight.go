@@ -114,10 +114,9 @@ func (d *Decider) refill(ctx context.Context, req *decision.Request, slots []slo
 	}
 	d.mu.Unlock()
 	if len(leads) > 0 {
-		go func() {
-			defer d.landed()
-			d.fly(context.WithoutCancel(ctx), flightRequest(req, slots, leads, d.cfg.Prefetch), leads)
-		}()
+		// The request is built here, not in the goroutine: capturing
+		// slots would move every Decide's slots to the heap, hits too.
+		go d.flyAndLand(context.WithoutCancel(ctx), flightRequest(req, slots, leads, d.cfg.Prefetch), leads)
 	}
 	if d.hooks.joined != nil {
 		for range joined {
@@ -264,6 +263,12 @@ func flightRequest(req *decision.Request, slots []slot, leads []*flight, prefetc
 		keys = append(keys, s.key)
 	}
 	return flightReq{req: r, keys: keys}
+}
+
+// flyAndLand is fly counted in flying, for Stop.
+func (d *Decider) flyAndLand(base context.Context, fr flightReq, leads []*flight) {
+	defer d.landed()
+	d.fly(base, fr, leads)
 }
 
 // fly runs one Decide's refill in the background: it takes each key's lock
