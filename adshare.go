@@ -9,7 +9,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -379,7 +378,3 @@ func readinessChecks(parts ...any) []transport.ReadinessCheck {
 	}
 	return checks
 }
-
-// stopTimeout bounds a part's stop when the App's Start fails and undoes
-// what it started.
-const stopTimeout = 10 * time.Second

@@ -7,7 +7,12 @@ import (
 	"log/slog"
 	"reflect"
 	"sync"
+	"time"
 )
+
+// stopTimeout bounds the stop of every part when the App's Start fails and
+// undoes what it started.
+const stopTimeout = 10 * time.Second
 
 // starter and stopper are the lifecycle every adshare component has: a
 // component that owns goroutines or connections has Stop, and Start too

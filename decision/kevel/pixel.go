@@ -14,8 +14,6 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/adshare/adshare/analytics"
 )
 
 // Defaults of FirerConfig.
@@ -145,9 +143,6 @@ type Firer struct {
 	done    chan struct{}
 	stopErr error
 }
-
-// The Firer fires the pixels of accepted events for analytics.
-var _ analytics.Pixels = (*Firer)(nil)
 
 type pixelJob struct {
 	url  string
@@ -285,7 +280,8 @@ func (f *Firer) closeIdle() {
 }
 
 // Fire queues rawURL to be fired once, without options: FireWith with nil
-// options. It implements analytics.Pixels.
+// options. With FireClick it makes the Firer an analytics.Pixels (held by
+// a test, so that this package need not import analytics).
 func (f *Firer) Fire(rawURL string) error { return f.FireWith(rawURL, nil) }
 
 // FireWith queues rawURL to be fired once with opts (nil for none). It never

@@ -18,9 +18,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/kevel"
 )
+
+// The Firer fires the pixels of accepted events for analytics.
+var _ analytics.Pixels = (*kevel.Firer)(nil)
 
 type pixelBundle struct {
 	*testBundle
