@@ -116,6 +116,50 @@ func (s *Service) SetRole(ctx context.Context, p Principal, user uuid.UUID, role
 	return u, nil
 }
 
+// BecomeAdvertiser lets a user create and fund ads: it gives a caller with
+// the user role the advertiser role once they accept the advertiser terms
+// in force (Config.AdvertiserTerms), and audits the acceptance. It is the
+// self-serve path; admins still set any role. A caller who already has
+// the permission to create content keeps their role. The caller's current
+// access tokens are refused from then on (they carry the old role): the app
+// refreshes. Errors: ErrInvalidTerms when termsVersion is not the version
+// in force (the terms changed since the app showed them).
+//
+// Becoming an advertiser costs nothing and moves no money: ads run only on
+// budget that a verified payment funded, and top-ups carry their own fraud
+// controls.
+func (s *Service) BecomeAdvertiser(ctx context.Context, p Principal, termsVersion string) (User, error) {
+	if err := s.Authorize(ctx, p, PermProfile); err != nil {
+		return User{}, err
+	}
+	if termsVersion != s.cfg.AdvertiserTerms {
+		return User{}, ErrInvalidTerms.WithFields(map[string]string{
+			"terms_version": "the advertiser terms in force are version " + s.cfg.AdvertiserTerms,
+		})
+	}
+	before, err := s.users.UserByID(ctx, p.UserID)
+	if err != nil {
+		return User{}, err
+	}
+	if s.rbac.Can(before.Role, PermContentCreate) {
+		return before, nil
+	}
+	if before.Role != RoleUser {
+		return User{}, ErrForbidden.WithMessage("only users may become advertisers themselves")
+	}
+	now := s.now()
+	u, err := s.users.SetRole(ctx, p.UserID, RoleAdvertiser, now)
+	if err != nil {
+		return User{}, err
+	}
+	if err := s.revoked.RevokeUserTokensBefore(ctx, p.UserID, now, s.accessTokenHorizon(now)); err != nil {
+		return User{}, err
+	}
+	s.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditAdvertiserTermsAccepted, TargetType: "user", TargetID: p.UserID.String(),
+		Details: map[string]string{"from": string(before.Role), "to": string(RoleAdvertiser), "terms_version": termsVersion}})
+	return u, nil
+}
+
 // AuditEvents returns audit events, for callers with PermAuditRead.
 func (s *Service) AuditEvents(ctx context.Context, p Principal, f AuditFilter) ([]AuditEvent, error) {
 	if err := s.Authorize(ctx, p, PermAuditRead); err != nil {

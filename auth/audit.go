@@ -26,9 +26,12 @@ const (
 	AuditIdentityLinked  = "auth.identity.linked"
 	AuditProfileUpdated  = "user.profile.updated"
 	AuditRoleChanged     = "admin.role.changed"
-	AuditTierChanged     = "admin.tier.changed"
-	AuditAccessDenied    = "authz.denied"
-	AuditTokenRejected   = "auth.token.rejected"
+	// AuditAdvertiserTermsAccepted: a user accepted the advertiser terms
+	// and became an advertiser (BecomeAdvertiser).
+	AuditAdvertiserTermsAccepted = "user.advertiser_terms_accepted"
+	AuditTierChanged             = "admin.tier.changed"
+	AuditAccessDenied            = "authz.denied"
+	AuditTokenRejected           = "auth.token.rejected"
 )
 
 // Outcomes of an audited action.

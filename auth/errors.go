@@ -61,6 +61,8 @@ var (
 	ErrTierNotFound = errs.New(errs.NotFound, "tier_not_found", "no such tier")
 	// ErrInvalidTiers: a host-supplied tier table breaks a rule.
 	ErrInvalidTiers = errs.New(errs.Invalid, "invalid_tiers", "the tier table is not valid")
+	// ErrInvalidTerms: the terms accepted are not the version in force.
+	ErrInvalidTerms = errs.New(errs.Invalid, "invalid_terms_version", "these are not the terms in force")
 	// ErrInvalidRole: no role has this name.
 	ErrInvalidRole = errs.New(errs.Invalid, "invalid_role", "no such role")
 

@@ -25,6 +25,9 @@ const (
 	// same refresh token gets the same successor instead of revoking the
 	// session (see Service.Refresh).
 	DefaultRefreshGrace = 10 * time.Second
+	// DefaultAdvertiserTerms is the version of the advertiser terms when
+	// the host sets none.
+	DefaultAdvertiserTerms = "2026-12-01"
 	// maxRefreshGrace bounds the grace window: it is a window for theft too.
 	maxRefreshGrace = time.Minute
 )
@@ -90,6 +93,12 @@ type Config struct {
 	OIDCTransactionTTL        time.Duration // default 10 minutes
 	AllowOIDCSignUp           *bool         // default true: first sign-in through a provider creates an account
 	AllowPasswordRegistration *bool         // default true
+
+	// AdvertiserTerms is the version of the advertiser terms a user must
+	// accept to become an advertiser (BecomeAdvertiser). Defaults to
+	// DefaultAdvertiserTerms; change it when the terms change, so that
+	// everyone accepts the new ones.
+	AdvertiserTerms string
 
 	// AccountObservers are told of every account created (by password
 	// sign-up or a first provider sign-in), in order: adspace.Service
@@ -197,6 +206,7 @@ func NewService(cfg Config) (*Service, error) {
 	c.RegisterLimitPerClient = orLimit(c.RegisterLimitPerClient, DefaultRegisterLimitPerClient)
 	c.RefreshLimitPerClient = orLimit(c.RefreshLimitPerClient, DefaultRefreshLimitPerClient)
 	c.OIDCTransactionTTL = cmp.Or(c.OIDCTransactionTTL, 10*time.Minute)
+	c.AdvertiserTerms = cmp.Or(c.AdvertiserTerms, DefaultAdvertiserTerms)
 	return s, nil
 }
 
@@ -219,6 +229,9 @@ func (s *Service) Tokens() *Tokens { return s.tokens }
 
 // Tiers returns the tier table.
 func (s *Service) Tiers() *Tiers { return s.tiers }
+
+// AdvertiserTerms returns the version of the advertiser terms in force.
+func (s *Service) AdvertiserTerms() string { return s.cfg.AdvertiserTerms }
 
 // RBAC returns the role table.
 func (s *Service) RBAC() *RBAC { return s.rbac }

@@ -251,6 +251,51 @@ type auditPage struct {
 	NextBeforeID *int64           `json:"next_before_id"`
 }
 
+// A user becomes an advertiser themselves.
+func TestAUserBecomesAnAdvertiserByAcceptingTheTerms(t *testing.T) {
+	t.Parallel()
+	forEachBackend(t, func(t *testing.T, b *authBundle) {
+		user := b.register(t, "maker@example.com")
+		userID := user.User.ID.String()
+		require.NotContains(t, b.me(t, user.AccessToken).Permissions, auth.PermContentCreate)
+
+		// Other terms than the ones in force, or none: 422, nothing changes.
+		p := b.do(t, http.MethodPost, "/users/me/advertiser", user.AccessToken, map[string]string{"terms_version": "2020-01-01"}).
+			problem(t, http.StatusUnprocessableEntity, "invalid_terms_version")
+		require.Equal(t, []string{"#/terms_version"}, pointers(p))
+		require.Contains(t, p.Errors[0].Detail, auth.DefaultAdvertiserTerms, "the answer names the terms in force")
+		b.do(t, http.MethodPost, "/users/me/advertiser", user.AccessToken, map[string]string{}).
+			problem(t, http.StatusUnprocessableEntity, "invalid_body")
+		b.do(t, http.MethodPost, "/users/me/advertiser", "", map[string]string{"terms_version": auth.DefaultAdvertiserTerms}).
+			problem(t, http.StatusUnauthorized, "invalid_token")
+		require.Equal(t, auth.RoleUser, b.me(t, user.AccessToken).Role)
+
+		b.clock.Advance(2 * time.Second) // token times have one-second resolution
+		var got userJSON
+		b.do(t, http.MethodPost, "/users/me/advertiser", user.AccessToken, map[string]string{"terms_version": auth.DefaultAdvertiserTerms}).
+			requireStatus(t, http.StatusOK).decode(t, &got)
+		require.Equal(t, auth.RoleAdvertiser, got.Role)
+		require.Contains(t, got.Permissions, auth.PermContentCreate)
+		b.do(t, http.MethodGet, "/users/me", user.AccessToken, nil).problem(t, http.StatusUnauthorized, "token_revoked")
+		refreshed := b.refresh(t, user.RefreshToken)
+		require.Equal(t, auth.RoleAdvertiser, b.me(t, refreshed.AccessToken).Role)
+
+		// Accepting again keeps the role; an admin's acceptance keeps theirs.
+		b.do(t, http.MethodPost, "/users/me/advertiser", refreshed.AccessToken, map[string]string{"terms_version": auth.DefaultAdvertiserTerms}).
+			requireStatus(t, http.StatusOK).decode(t, &got)
+		require.Equal(t, auth.RoleAdvertiser, got.Role)
+		admin := b.promote(t, b.register(t, "boss@example.com"), auth.RoleAdmin)
+		b.do(t, http.MethodPost, "/users/me/advertiser", admin.AccessToken, map[string]string{"terms_version": auth.DefaultAdvertiserTerms}).
+			requireStatus(t, http.StatusOK).decode(t, &got)
+		require.Equal(t, auth.RoleAdmin, got.Role)
+
+		accepted := b.events(t, auth.AuditFilter{Action: auth.AuditAdvertiserTermsAccepted})
+		require.Len(t, accepted, 1, "the acceptance is audited once")
+		require.Equal(t, userID, accepted[0].TargetID)
+		require.Equal(t, auth.DefaultAdvertiserTerms, accepted[0].Details["terms_version"])
+	})
+}
+
 // Scenario 4: roles and permissions.
 func TestRolesAndPermissionsOverHTTP(t *testing.T) {
 	t.Parallel()

@@ -73,6 +73,36 @@ func (s *server) handlePatchMe() http.Handler {
 	})
 }
 
+// advertiserRequest is the body of POST /users/me/advertiser.
+type advertiserRequest struct {
+	TermsVersion string `json:"terms_version"`
+}
+
+// Valid implements validator.
+func (a *advertiserRequest) Valid(context.Context) errs.Fields {
+	var f errs.Fields
+	f.Check(a.TermsVersion != "" && len(a.TermsVersion) <= 64, "terms_version", "the version of the advertiser terms accepted is required")
+	return f
+}
+
+// handleBecomeAdvertiser serves POST /users/me/advertiser: the caller
+// accepts the advertiser terms and may then create and fund ads (after a
+// refresh: the access token in hand carries the old role).
+func (s *server) handleBecomeAdvertiser() http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		req, err := decodeJSON[advertiserRequest](r)
+		if err != nil {
+			return err
+		}
+		u, err := s.auth.BecomeAdvertiser(r.Context(), p, req.TermsVersion)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusOK, s.userJSON(u))
+		return nil
+	})
+}
+
 // handleGetUser answers for oneself, or for anyone with PermUsersRead. An
 // unknown id and a forbidden one are both 404 for callers without the
 // permission, so ids cannot be probed.
