@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/internal/secret"
 )
 
 // Defaults of Config.
@@ -65,21 +66,9 @@ const (
 
 // Secret is a credential. It prints, logs and marshals as "[redacted]";
 // convert it to string only to send it.
-type Secret string
+type Secret = secret.Secret
 
-const redacted = "[redacted]"
-
-// String implements fmt.Stringer.
-func (Secret) String() string { return redacted }
-
-// GoString implements fmt.GoStringer.
-func (Secret) GoString() string { return redacted }
-
-// LogValue implements slog.LogValuer.
-func (Secret) LogValue() slog.Value { return slog.StringValue(redacted) }
-
-// MarshalJSON implements json.Marshaler.
-func (Secret) MarshalJSON() ([]byte, error) { return []byte(`"` + redacted + `"`), nil }
+const redacted = secret.Redacted
 
 // BreakerConfig configures the circuit breaker in front of the Decision
 // API. The breaker opens after ConsecutiveFailures failures in a row, or
