@@ -1,5 +1,6 @@
 // Package testenv finds the PostgreSQL and Redis servers that integration
-// tests run against, and isolates each test from every other.
+// tests run against, and isolates each test from every other; it also
+// starts stripe-mock (StripeMock).
 //
 // A server is found, in order, from ADSHARE_TEST_DATABASE_URL /
 // ADSHARE_TEST_REDIS_URL; else from a container started with
@@ -81,11 +82,17 @@ func (s *server) require(tb testing.TB) string {
 	if s.url != "" {
 		return s.url
 	}
-	if os.Getenv(ciEnv) != "" {
-		tb.Fatalf("integration server missing while CI is set: %s", s.reason)
-	}
-	tb.Skip(s.reason)
+	skip(tb, s.reason)
 	return ""
+}
+
+// skip skips tb for reason, or fails it when CI is set.
+func skip(tb testing.TB, reason string) {
+	tb.Helper()
+	if os.Getenv(ciEnv) != "" {
+		tb.Fatalf("integration server missing while CI is set: %s", reason)
+	}
+	tb.Skip(reason)
 }
 
 func dockerHealthy(ctx context.Context) (err error) {
