@@ -90,7 +90,7 @@ type keys struct {
 // Ring seals and opens values at rest with AES-256-GCM under rotating data
 // keys, and computes blind indexes under a key of its own. The first data
 // key seals; every data key opens. Safe for concurrent use, Reload
-// included.
+// included. Make one with New (the zero Ring holds no key).
 type Ring struct {
 	src  Source
 	keys atomic.Pointer[keys]

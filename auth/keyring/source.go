@@ -36,11 +36,7 @@ type Keys struct {
 	Index []byte
 }
 
-var (
-	_ Source = Keys{}
-	_ Source = StaticKeys{}
-	_ Source = Envelope{}
-)
+var _ Source = Keys{}
 
 // Load returns k; it never fails.
 func (k Keys) Load(context.Context) (Keys, error) { return k, nil }
@@ -56,6 +52,8 @@ type StaticKeys struct {
 	// Index is the blind-index key (see Keys.Index).
 	Index string
 }
+
+var _ Source = StaticKeys{}
 
 // Load decodes the keys. It fails, naming the key but never showing it,
 // when one is not base64; New checks the rest.
@@ -128,6 +126,8 @@ type Envelope struct {
 	// DefaultEnvelopeTimeout.
 	Timeout time.Duration
 }
+
+var _ Source = Envelope{}
 
 // Load unwraps every key. It fails, naming the key, when the Wrapper fails
 // on one.
