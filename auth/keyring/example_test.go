@@ -12,7 +12,7 @@ import (
 func Example() {
 	ctx := context.Background()
 	src := keyring.StaticKeys{
-		Data:  []string{"IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="},
+		Data:  []keyring.Secret{"IiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiIiI="},
 		Index: "ERERERERERERERERERERERERERERERERERERERERERE=",
 	}
 	ring, err := keyring.New(ctx, src)
@@ -32,7 +32,7 @@ func Example() {
 	fmt.Println(err)
 
 	// Rotation: the new key seals, the old one still opens.
-	src.Data = append([]string{"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="}, src.Data...)
+	src.Data = append([]keyring.Secret{"MzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzMzM="}, src.Data...)
 	rotated, _ := keyring.New(ctx, src)
 	plain, _ = rotated.OpenString("billing.connected_account", owner, sealed)
 	fmt.Println(plain, "still opens; new values are sealed by", rotated.SealingKeyID())

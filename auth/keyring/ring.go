@@ -92,7 +92,10 @@ type keys struct {
 // key seals; every data key opens. Safe for concurrent use, Reload
 // included. Make one with New (the zero Ring holds no key).
 type Ring struct {
-	src  Source
+	// load is the source's Load: a func prints as an address, so
+	// printing a Ring never shows the keys of a StaticKeys or Keys
+	// source (fmt reads unexported fields without their methods).
+	load func(context.Context) (Keys, error)
 	keys atomic.Pointer[keys]
 }
 
@@ -105,11 +108,11 @@ func New(ctx context.Context, src Source) (*Ring, error) {
 	if src == nil {
 		return nil, errors.New("keyring: New needs a Source: StaticKeys from configuration, an Envelope over a KMS, or Keys")
 	}
-	k, err := load(ctx, src)
+	r := &Ring{load: src.Load}
+	k, err := r.loadKeys(ctx)
 	if err != nil {
 		return nil, err
 	}
-	r := &Ring{src: src}
 	r.keys.Store(k)
 	return r, nil
 }
@@ -121,7 +124,7 @@ func New(ctx context.Context, src Source) (*Ring, error) {
 // stored index would stop matching: a new index key needs its own
 // migration, not a reload).
 func (r *Ring) Reload(ctx context.Context) error {
-	k, err := load(ctx, r.src)
+	k, err := r.loadKeys(ctx)
 	if err != nil {
 		return err
 	}
@@ -132,8 +135,9 @@ func (r *Ring) Reload(ctx context.Context) error {
 	return nil
 }
 
-func load(ctx context.Context, src Source) (*keys, error) {
-	m, err := src.Load(ctx)
+// loadKeys loads the keys from the source and checks them.
+func (r *Ring) loadKeys(ctx context.Context) (*keys, error) {
+	m, err := r.load(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("keyring: load keys: %w", err)
 	}

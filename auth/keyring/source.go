@@ -7,8 +7,12 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"strings"
 	"time"
+
+	"github.com/adshare/adshare/internal/secret"
 )
 
 // Source supplies a ring's keys. Implementations: Keys (keys in memory),
@@ -25,7 +29,8 @@ type Source interface {
 	Load(ctx context.Context) (Keys, error)
 }
 
-// Keys is a ring's key material in the clear, and a Source of itself.
+// Keys is a ring's key material in the clear, and a Source of itself. It
+// prints, logs and marshals as "[redacted]", never as its keys.
 type Keys struct {
 	// Data are the data keys, KeySize random bytes each. The first seals;
 	// all open. Rotate by putting a new key first and keeping the old
@@ -41,16 +46,34 @@ var _ Source = Keys{}
 // Load returns k; it never fails.
 func (k Keys) Load(context.Context) (Keys, error) { return k, nil }
 
+// Format implements fmt.Formatter: whatever the verb, Keys print as
+// keyring.Keys{[redacted]}.
+func (Keys) Format(f fmt.State, _ rune) {
+	_, _ = io.WriteString(f, "keyring.Keys{"+secret.Redacted+"}")
+}
+
+// LogValue implements slog.LogValuer: Keys log as [redacted].
+func (Keys) LogValue() slog.Value { return slog.StringValue(secret.Redacted) }
+
+// MarshalText implements encoding.TextMarshaler: Keys marshal (in JSON,
+// YAML and other text encoders) as [redacted].
+func (Keys) MarshalText() ([]byte, error) { return []byte(secret.Redacted), nil }
+
+// Secret is a key in configuration. It prints, logs and marshals as
+// "[redacted]"; it unmarshals from a plain JSON string.
+type Secret = secret.Secret
+
 // StaticKeys is a Source of keys written in the host's configuration (a
 // secret store, a file, environment variables: the host reads them; this
 // library never does). Each key is the base64 of KeySize random bytes, in
 // the standard or the URL-safe alphabet, padded or not, such as
-// `openssl rand -base64 32` prints.
+// `openssl rand -base64 32` prints. The keys are Secrets, so a
+// configuration holding them can be printed or logged without showing them.
 type StaticKeys struct {
 	// Data are the data keys, the sealing key first (see Keys.Data).
-	Data []string
+	Data []Secret
 	// Index is the blind-index key (see Keys.Index).
-	Index string
+	Index Secret
 }
 
 var _ Source = StaticKeys{}
@@ -60,14 +83,14 @@ var _ Source = StaticKeys{}
 func (s StaticKeys) Load(context.Context) (Keys, error) {
 	var k Keys
 	for i, d := range s.Data {
-		key, err := decodeKey(d)
+		key, err := decodeKey(string(d))
 		if err != nil {
 			return Keys{}, fmt.Errorf("data key %d is not base64", i)
 		}
 		k.Data = append(k.Data, key)
 	}
 	var err error
-	if k.Index, err = decodeKey(s.Index); err != nil {
+	if k.Index, err = decodeKey(string(s.Index)); err != nil {
 		return Keys{}, errors.New("the index key is not base64")
 	}
 	return k, nil

@@ -5,7 +5,10 @@ import (
 	"crypto/aes"
 	"crypto/cipher"
 	"encoding/base64"
+	"encoding/json"
 	"errors"
+	"fmt"
+	"log/slog"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -32,23 +35,55 @@ func TestStaticKeys(t *testing.T) {
 		{"URL-safe, unpadded", base64.RawURLEncoding.EncodeToString},
 		{"with the newline of a file", func(b []byte) string { return " " + base64.StdEncoding.EncodeToString(b) + "\n" }},
 	} {
-		r, err := keyring.New(ctx, keyring.StaticKeys{Data: []string{enc.encode(data)}, Index: enc.encode(index)})
+		r, err := keyring.New(ctx, keyring.StaticKeys{Data: []keyring.Secret{keyring.Secret(enc.encode(data))},
+			Index: keyring.Secret(enc.encode(index))})
 		require.NoError(t, err, enc.description)
 		require.Equal(t, want.SealingKeyID(), r.SealingKeyID(), enc.description)
 		require.Equal(t, want.IndexString("auth.email", "a@b.c"), r.IndexString("auth.email", "a@b.c"), enc.description)
 	}
 
 	// A key with both alphabets' characters in it is not base64 in either.
-	secret := "s3cr3t+/-_keymaterial"
-	_, err := keyring.New(ctx, keyring.StaticKeys{Data: []string{base64.StdEncoding.EncodeToString(data), secret},
-		Index: base64.StdEncoding.EncodeToString(index)})
+	const secret = "s3cr3t+/-_keymaterial"
+	_, err := keyring.New(ctx, keyring.StaticKeys{Data: []keyring.Secret{b64(data), secret}, Index: b64(index)})
 	require.ErrorContains(t, err, "data key 1 is not base64")
 	require.NotContains(t, err.Error(), secret, "an error never shows a key")
-	_, err = keyring.New(ctx, keyring.StaticKeys{Data: []string{base64.StdEncoding.EncodeToString(data)}, Index: "%%%"})
+	_, err = keyring.New(ctx, keyring.StaticKeys{Data: []keyring.Secret{b64(data)}, Index: "%%%"})
 	require.ErrorContains(t, err, "the index key is not base64")
-	_, err = keyring.New(ctx, keyring.StaticKeys{Data: []string{base64.StdEncoding.EncodeToString(data[:16])},
-		Index: base64.StdEncoding.EncodeToString(index)})
+	_, err = keyring.New(ctx, keyring.StaticKeys{Data: []keyring.Secret{b64(data[:16])}, Index: b64(index)})
 	require.ErrorContains(t, err, "data key 0 is 16 bytes", "sizes are checked once decoded")
+}
+
+// b64 is a key as configuration holds it.
+func b64(key []byte) keyring.Secret { return keyring.Secret(base64.StdEncoding.EncodeToString(key)) }
+
+// TestKeysNeverShow prints and logs every form a key takes: a host's
+// configuration, the keys in memory, the ring itself.
+func TestKeysNeverShow(t *testing.T) {
+	t.Parallel()
+	data, index := keyring.NewKey(), keyring.NewKey()
+	static := keyring.StaticKeys{Data: []keyring.Secret{b64(data)}, Index: b64(index)}
+	keys := keyring.Keys{Data: [][]byte{data}, Index: index}
+	fromStatic, err := keyring.New(context.Background(), static)
+	require.NoError(t, err)
+	fromKeys := newRing(t, index, data)
+
+	var out strings.Builder
+	logger := slog.New(slog.NewJSONHandler(&out, nil))
+	for _, v := range []any{static, &static, keys, &keys, fromStatic, fromKeys} {
+		for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%q"} {
+			fmt.Fprintf(&out, verb+"\n", v)
+		}
+		logger.Info("config", "value", v)
+		b, _ := json.Marshal(v)
+		out.Write(b)
+	}
+	for _, key := range [][]byte{data, index} {
+		for _, form := range []string{string(key), fmt.Sprint(key), fmt.Sprintf("%x", key), fmt.Sprintf("%q", key),
+			base64.StdEncoding.EncodeToString(key), strings.Trim(fmt.Sprintf("%#v", key), "[]byte{}")} {
+			require.NotContains(t, out.String(), form)
+		}
+	}
+	require.Contains(t, out.String(), "[redacted]")
 }
 
 // fakeKMS wraps keys with AES-GCM under a wrapping key of its own, as a KMS
