@@ -14,8 +14,12 @@ var (
 	// ErrInsufficientFunds: a posting would take an account that may not
 	// go negative below zero; nothing was posted.
 	ErrInsufficientFunds = errs.New(errs.Conflict, "insufficient_funds", "the balance is too low")
-	// ErrTransactionNotFound: no transaction has the key.
+	// ErrTransactionNotFound: no transaction has the key (or, for a
+	// reversal, the id it reverses).
 	ErrTransactionNotFound = errs.New(errs.NotFound, "transaction_not_found", "no such ledger transaction")
+	// ErrAlreadyReversed: the transaction a reversal names was reversed
+	// by another; a transaction is reversed at most once.
+	ErrAlreadyReversed = errs.New(errs.Conflict, "transaction_already_reversed", "the ledger transaction is already reversed")
 )
 
 // Errors of the processor's webhooks.
