@@ -142,8 +142,10 @@ type StoredEvent struct {
 	Type    EventType
 	Account string
 	Created time.Time
-	// Payload is the raw, verified body.
+	// Payload is the raw, verified body; Event what the verifier read of
+	// it (the signature cannot be checked again later: its time passes).
 	Payload     []byte
+	Event       Event
 	ReceivedAt  time.Time
 	ProcessedAt time.Time // zero until applied
 }
@@ -153,6 +155,9 @@ type StoredEvent struct {
 type OwnerSpend struct {
 	Owner uuid.UUID
 	Lines []SpendLine
+	// Events and InvalidEvents count the day's impressions and clicks in
+	// the owner's space, all and those flagged as invalid traffic.
+	Events, InvalidEvents int64
 }
 
 // SpendLine is one advertiser's spend in one owner's space.
@@ -195,6 +200,9 @@ type Write struct {
 	Hold    *Hold
 	// Processed marks the stored event with this id applied.
 	Processed string
+	// Done records that the operations named by these keys finished
+	// ("settled:2026-12-01"), so that later runs skip them cheaply.
+	Done []string
 }
 
 // Store is billing's storage: the ledger and the records around it.
@@ -206,6 +214,9 @@ type Store interface {
 
 	// Apply makes w, atomically (see Write).
 	Apply(ctx context.Context, w Write) error
+
+	// Done reports whether the operation named key finished (Write.Done).
+	Done(ctx context.Context, key string) (bool, error)
 
 	// TopUp returns a top-up by id; TopUpByClientKey by its advertiser's
 	// key; TopUpByPayment by the processor's payment id.
@@ -234,6 +245,9 @@ type Store interface {
 	// isNew says which. Event returns one by id.
 	SaveEvent(ctx context.Context, e StoredEvent) (isNew bool, err error)
 	Event(ctx context.Context, id string) (StoredEvent, error)
+	// UnprocessedEvents returns up to limit stored events not applied
+	// yet, oldest received first.
+	UnprocessedEvents(ctx context.Context, limit int) ([]StoredEvent, error)
 
 	// AccountsAtLeast returns the balances of kind k in currency c that
 	// are at least min, in account id order after after, at most limit:
