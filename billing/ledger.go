@@ -430,7 +430,8 @@ type Ledger interface {
 	Post(ctx context.Context, t Transaction) (stored Transaction, posted bool, err error)
 
 	// Balances returns the balances of the accounts; an account without
-	// entries has a zero balance (and a zero UpdatedAt).
+	// entries has a zero balance (and a zero UpdatedAt). ErrInvalidAccount
+	// when an id names no account.
 	Balances(ctx context.Context, ids []AccountID) (map[AccountID]Balance, error)
 
 	// TransactionByKey returns the transaction posted under key, or
@@ -441,6 +442,7 @@ type Ledger interface {
 	// ID), by f: with both User and Account set, those with entries on
 	// both. A Limit beyond 500 lists 500, one below 1 lists 50. The last
 	// transaction of a page, as a TxCursor, is the next page's Before.
+	// ErrInvalidAccount when f.Account names no account.
 	Transactions(ctx context.Context, f TxFilter) ([]Transaction, error)
 
 	// Totals returns, per currency, the sums of all debits and all

@@ -6,6 +6,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/storetest"
 )
@@ -61,4 +62,9 @@ func TestBus(t *testing.T) {
 		bus := memory.NewBus()
 		return bus, bus
 	})
+}
+
+func TestLedger(t *testing.T) {
+	t.Parallel()
+	storetest.RunLedger(t, func(*testing.T) billing.Ledger { return memory.New() })
 }

@@ -13,8 +13,9 @@ import (
 // Store implements every adshare store interface in memory. The zero value
 // is not usable; call New. It is safe for concurrent use: one lock guards
 // everything, which keeps multi-record writes atomic as in PostgreSQL,
-// except the analytics events and rollups, which have a lock of their own
-// (no write spans them and the rest).
+// except the analytics events and rollups, and the ledger, which have locks
+// of their own (no write spans the events and the rest; one that spans the
+// ledger and the rest takes the store's lock first, then the ledger's).
 type Store struct {
 	mu sync.RWMutex
 
@@ -38,6 +39,9 @@ type Store struct {
 	// events holds analytics events and rollups, under a lock of its own:
 	// no write spans them and the auth data.
 	events eventState
+
+	// ledger holds the ledger, under a lock of its own (see ledgerState).
+	ledger ledgerState
 }
 
 var (
@@ -63,6 +67,7 @@ func New() *Store {
 		generation: make(map[sessionGeneration]string),
 		identities: make(map[identityKey]auth.Identity),
 		events:     newEventState(),
+		ledger:     newLedgerState(),
 	}
 }
 

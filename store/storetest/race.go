@@ -12,6 +12,13 @@ import (
 // must serialize.
 func requireOneWins(t *testing.T, n int, lost error, op func(i int) error) {
 	t.Helper()
+	requireWins(t, n, 1, lost, op)
+}
+
+// requireWins is requireOneWins for races that exactly want of the n
+// calls win, such as spenders of a budget that covers want of them.
+func requireWins(t *testing.T, n, want int, lost error, op func(i int) error) {
+	t.Helper()
 	results := make(chan error, n)
 	start := make(chan struct{})
 	var wg sync.WaitGroup
@@ -34,7 +41,7 @@ func requireOneWins(t *testing.T, n int, lost error, op func(i int) error) {
 			t.Fatalf("a losing call failed with %v, not %v", err, lost)
 		}
 	}
-	if won != 1 {
-		t.Fatalf("%d of %d concurrent calls succeeded, want exactly 1", won, n)
+	if won != want {
+		t.Fatalf("%d of %d concurrent calls succeeded, want exactly %d", won, n, want)
 	}
 }
