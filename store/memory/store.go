@@ -42,6 +42,8 @@ type Store struct {
 
 	// ledger holds the ledger, under a lock of its own (see ledgerState).
 	ledger ledgerState
+	// billing holds billing's records, under mu.
+	billing billingState
 }
 
 var (
@@ -68,6 +70,7 @@ func New() *Store {
 		identities: make(map[identityKey]auth.Identity),
 		events:     newEventState(),
 		ledger:     newLedgerState(),
+		billing:    newBillingState(),
 	}
 }
 

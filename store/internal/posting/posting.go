@@ -68,6 +68,37 @@ func (b *Book) Balance(id billing.AccountID) billing.Balance {
 	return billing.Balance{Account: id}
 }
 
+// Fork returns a new book holding what deciding ts needs of b: the
+// balances of every account they touch and the records that share their
+// keys or ids or that they reverse. Deciding ts on the fork first tells
+// whether all of them post, without changing b: how a store posts several
+// transactions atomically.
+func (b *Book) Fork(ts []billing.Transaction) *Book {
+	f := NewBook()
+	keep := func(r *Record) {
+		if r != nil {
+			c := *r
+			c.Tx = r.Tx.Clone()
+			f.byKey[c.Tx.Key], f.byID[c.Tx.ID] = &c, &c
+		}
+	}
+	for _, t := range ts {
+		keep(b.byKey[t.Key])
+		if t.ID != uuid.Nil {
+			keep(b.byID[t.ID])
+		}
+		if t.Reverses != uuid.Nil {
+			keep(b.byID[t.Reverses])
+		}
+		for _, e := range t.Entries {
+			if bal, ok := b.balances[e.Account]; ok {
+				f.balances[e.Account] = bal
+			}
+		}
+	}
+	return f
+}
+
 // ByKey returns the transaction posted under key, and whether there is one.
 func (b *Book) ByKey(key string) (billing.Transaction, bool) {
 	r, ok := b.byKey[key]
