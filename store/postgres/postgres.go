@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -79,9 +80,14 @@ type DB struct {
 	audit       *batch.Batcher[auth.AuditEvent]
 	cfg         Config
 	maintenance *periodic.Task
-	stopOnce    sync.Once
-	stopErr     error
-	closed      chan struct{}
+	// schema is the connections' current schema at Open ("" when
+	// search_path names none that exists), where River's tables are.
+	schema string
+	// jobs is the queue DB.Jobs made, if any.
+	jobs     atomic.Pointer[Jobs]
+	stopOnce sync.Once
+	stopErr  error
+	closed   chan struct{}
 	// Now is the clock used for timestamps the store sets itself.
 	Now func() time.Time
 }
@@ -116,6 +122,10 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 	}
 	db := &DB{pool: pool, logger: c.Logger, cfg: c, Now: time.Now}
 	if err := db.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, err
+	}
+	if db.schema, err = db.currentSchema(ctx); err != nil {
 		pool.Close()
 		return nil, err
 	}
@@ -159,13 +169,18 @@ func (db *DB) maintain(ctx context.Context) {
 // Pool returns the underlying pool, for hosts that share it.
 func (db *DB) Pool() *pgxpool.Pool { return db.pool }
 
-// Stop ends maintenance, writes the audit events still queued, and closes
-// every connection, waiting for those in use; when ctx ends first it
-// returns ctx's error and the pool closes in the background. Stop the
-// services that use the DB first. It is idempotent and safe before Start.
+// Stop stops the job queue (see DB.Jobs), ends maintenance, writes the
+// audit events still queued, and closes every connection, waiting for
+// those in use; when ctx ends first it returns ctx's error and the pool
+// closes in the background. Stop the services that use the DB first. It is
+// idempotent and safe before Start.
 func (db *DB) Stop(ctx context.Context) error {
 	db.stopOnce.Do(func() {
-		db.stopErr = errors.Join(db.maintenance.Stop(ctx), db.audit.Stop(ctx))
+		var jobsErr error
+		if q := db.jobs.Load(); q != nil {
+			jobsErr = q.Stop(ctx)
+		}
+		db.stopErr = errors.Join(jobsErr, db.maintenance.Stop(ctx), db.audit.Stop(ctx))
 		db.closed = make(chan struct{})
 		go func() {
 			defer close(db.closed)

@@ -110,6 +110,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		for i := 1; i < len(at); i++ {
 			require.GreaterOrEqual(t, at[i].Sub(at[i-1]), fast.MinBackoff/2, "a retry waits its backoff")
 		}
+		require.Less(t, at[len(at)-1].Sub(at[0]), 5*time.Second, "the retries wait the kind's backoff, not a default one")
 	})
 
 	t.Run("AJobFailsForGoodAfterMaxAttempts", func(t *testing.T) {
@@ -172,11 +173,14 @@ func Run(t *testing.T, newQueue NewQueue) {
 			mu.Lock()
 			defer mu.Unlock()
 			at = append(at, time.Now())
-			if len(at) < 3 {
+			switch len(at) {
+			case 1, 2:
 				return jobs.Snooze(snooze)
+			case 3:
+				return errors.New("the first real failure")
 			}
 			return nil
-		}, &jobs.KindOpts{MaxAttempts: 1}))
+		}, &jobs.KindOpts{MaxAttempts: 2, MinBackoff: snooze, MaxBackoff: 2 * snooze}))
 		start(t, q)
 		_, err := q.Enqueue(context.Background(), "test.snooze", nil, nil)
 		require.NoError(t, err)
@@ -185,12 +189,13 @@ func Run(t *testing.T, newQueue NewQueue) {
 			defer mu.Unlock()
 			return len(at)
 		}
-		require.Eventually(t, func() bool { return calls() == 3 }, eventually, tick, "two snoozes do not use up the only attempt")
+		require.Eventually(t, func() bool { return calls() == 4 }, eventually, tick,
+			"after two snoozes, a failure is the first of two attempts and is retried")
 		time.Sleep(quiet)
-		require.Equal(t, 3, calls())
+		require.Equal(t, 4, calls())
 		mu.Lock()
 		defer mu.Unlock()
-		for i := 1; i < len(at); i++ {
+		for i := 1; i < 3; i++ {
 			require.GreaterOrEqual(t, at[i].Sub(at[i-1]), snooze, "a snoozed job waits")
 		}
 	})
@@ -237,6 +242,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		require.False(t, enqueue("test.unique", "a"), "a running job holds its key")
 		close(release)
 		require.Eventually(t, func() bool { return calls.total() == 3 }, eventually, tick)
+		time.Sleep(quiet) // for the completions to be recorded
 		require.False(t, enqueue("test.unique", "a"), "a completed job holds its key for the retention")
 
 		// Concurrent enqueues of one key insert one job.
