@@ -44,10 +44,11 @@ func TestJobsTwoInstancesRunEachJobOnce(t *testing.T) {
 	ctx := context.Background()
 	url := postgrestest.URL(t)
 	var (
-		mu               sync.Mutex
-		runs             = make(map[string]int)
-		byInstance       [2]int
-		ticks, now, most atomic.Int64
+		mu         sync.Mutex
+		runs       = make(map[string]int)
+		byInstance [2]int
+		ticks      atomic.Int64
+		overlap    jobstest.Gauge
 	)
 	queues := make([]*postgres.Jobs, 2)
 	for i := range queues {
@@ -66,11 +67,9 @@ func TestJobsTwoInstancesRunEachJobOnce(t *testing.T) {
 			return nil
 		}), nil))
 		require.NoError(t, q.Register("test.tick", func(context.Context, json.RawMessage) error {
-			n := now.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
+			overlap.Enter()
 			time.Sleep(200 * time.Millisecond) // longer than the interval
-			now.Add(-1)
+			overlap.Leave()
 			ticks.Add(1)
 			return nil
 		}, nil))
@@ -119,7 +118,7 @@ func TestJobsTwoInstancesRunEachJobOnce(t *testing.T) {
 		require.Equal(t, 1, c, "%s ran once in all", key)
 	}
 	t.Logf("runs by instance: %v; periodic runs: %d", byInstance, ticks.Load())
-	require.EqualValues(t, 1, most.Load(), "the periodic job's runs never overlap across instances")
+	require.EqualValues(t, 1, overlap.Most(), "the periodic job's runs never overlap across instances")
 }
 
 // River's tables are in the DB's own schema: two schemas share none, and
@@ -214,12 +213,7 @@ func TestJobsEnqueueTxCommitsWithTheTransaction(t *testing.T) {
 	write("rolled back", false)
 	write("committed", true)
 	require.NoError(t, q.Start(ctx))
-	select {
-	case s := <-ran:
-		require.Equal(t, "committed", s)
-	case <-time.After(30 * time.Second):
-		t.Fatal("the committed job did not run")
-	}
+	require.Equal(t, "committed", jobstest.Receive(t, ran, "run of the committed job"))
 	var jobsLeft int
 	require.NoError(t, db.Pool().QueryRow(ctx, `SELECT count(*) FROM river_job WHERE args->>'key' = 'rolled back'`).Scan(&jobsLeft))
 	require.Zero(t, jobsLeft, "the rolled-back job was never inserted")
@@ -278,11 +272,7 @@ func TestJobsStopLeavesNoGoroutine(t *testing.T) {
 	_, err = q.Enqueue(ctx, "test.leak", nil, nil)
 	require.NoError(t, err)
 	for range 3 { // the enqueued job and two periodic runs
-		select {
-		case <-ran:
-		case <-time.After(30 * time.Second):
-			t.Fatal("the jobs did not run")
-		}
+		jobstest.Receive(t, ran, "run")
 	}
 	stopCtx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()

@@ -233,11 +233,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		require.True(t, enqueue("test.unique2", "a"), "keys are per kind")
 		start(t, q)
 		for range 3 {
-			select {
-			case <-running:
-			case <-time.After(eventually):
-				t.Fatal("the unique jobs did not start")
-			}
+			Receive(t, running, "the start of the unique jobs")
 		}
 		require.False(t, enqueue("test.unique", "a"), "a running job holds its key")
 		close(release)
@@ -275,16 +271,15 @@ func Run(t *testing.T, newQueue NewQueue) {
 	t.Run("PeriodicFiresAndDoesNotOverlapItself", func(t *testing.T) {
 		t.Parallel()
 		q := setup(t)
-		var runs, now, most atomic.Int64
+		var runs atomic.Int64
+		var overlap Gauge
 		require.NoError(t, q.Register("test.tick", jobs.Typed(func(_ context.Context, a arg) error {
 			if a.ID != "tick" {
 				return jobs.Permanent(fmt.Errorf("args %+v", a))
 			}
-			n := now.Add(1)
-			for m := most.Load(); n > m && !most.CompareAndSwap(m, n); m = most.Load() {
-			}
+			overlap.Enter()
 			time.Sleep(250 * time.Millisecond) // longer than the interval
-			now.Add(-1)
+			overlap.Leave()
 			runs.Add(1)
 			return nil
 		}), nil))
@@ -293,7 +288,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		require.Zero(t, runs.Load(), "nothing runs before Start")
 		start(t, q)
 		require.Eventually(t, func() bool { return runs.Load() >= 3 }, eventually, tick)
-		require.EqualValues(t, 1, most.Load(), "runs of a periodic job never overlap")
+		require.EqualValues(t, 1, overlap.Most(), "runs of a periodic job never overlap")
 	})
 
 	t.Run("StopWaitsForRunningJobsThenRunsNone", func(t *testing.T) {
@@ -318,11 +313,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		ctx := context.Background()
 		_, err := q.Enqueue(ctx, "test.slow", nil, nil)
 		require.NoError(t, err)
-		select {
-		case <-started:
-		case <-time.After(eventually):
-			t.Fatal("the job did not start")
-		}
+		Receive(t, started, "the job's start")
 
 		stopped := make(chan error, 1)
 		go func() {
@@ -336,12 +327,7 @@ func Run(t *testing.T, newQueue NewQueue) {
 		case <-time.After(quiet):
 		}
 		close(release)
-		select {
-		case err := <-stopped:
-			require.NoError(t, err)
-		case <-time.After(eventually):
-			t.Fatal("Stop did not return after the job did")
-		}
+		require.NoError(t, Receive(t, stopped, "Stop's return after the job's"))
 		require.True(t, finished.Load(), "Stop returned after the running job")
 
 		// After Stop nothing runs here; a durable queue may still insert.
@@ -368,20 +354,12 @@ func Run(t *testing.T, newQueue NewQueue) {
 		start(t, q)
 		_, err := q.Enqueue(context.Background(), "test.stuck", nil, nil)
 		require.NoError(t, err)
-		select {
-		case <-started:
-		case <-time.After(eventually):
-			t.Fatal("the job did not start")
-		}
+		Receive(t, started, "the job's start")
 		ctx, cancel := context.WithTimeout(context.Background(), 200*time.Millisecond)
 		defer cancel()
 		require.ErrorIs(t, q.Stop(ctx), context.DeadlineExceeded)
-		select {
-		case err := <-ended:
-			require.ErrorIs(t, err, context.Canceled, "the job's context is cancelled, not timed out")
-		case <-time.After(eventually):
-			t.Fatal("the running job's context was not cancelled")
-		}
+		err = Receive(t, ended, "the end of the running job's context")
+		require.ErrorIs(t, err, context.Canceled, "the job's context is cancelled, not timed out")
 	})
 
 	t.Run("StopBeforeStart", func(t *testing.T) {
@@ -441,14 +419,10 @@ func Run(t *testing.T, newQueue NewQueue) {
 		start(t, q)
 		_, err := q.Enqueue(context.Background(), "test.timeout", nil, nil)
 		require.NoError(t, err)
-		select {
-		case r := <-results:
-			require.ErrorIs(t, r.err, context.DeadlineExceeded)
-			require.GreaterOrEqual(t, r.elapsed, timeout-50*time.Millisecond)
-			require.Less(t, r.elapsed, 10*timeout)
-		case <-time.After(eventually):
-			t.Fatal("the job did not end")
-		}
+		r := Receive(t, results, "the job's end")
+		require.ErrorIs(t, r.err, context.DeadlineExceeded)
+		require.GreaterOrEqual(t, r.elapsed, timeout-50*time.Millisecond)
+		require.Less(t, r.elapsed, 10*timeout)
 	})
 
 	t.Run("RunAtDelaysAJob", func(t *testing.T) {
@@ -463,12 +437,8 @@ func Run(t *testing.T, newQueue NewQueue) {
 		runAt := time.Now().Add(time.Second)
 		_, err := q.Enqueue(context.Background(), "test.later", nil, &jobs.EnqueueOpts{RunAt: runAt})
 		require.NoError(t, err)
-		select {
-		case at := <-ran:
-			require.False(t, at.Before(runAt), "ran %s before its RunAt", runAt.Sub(at))
-		case <-time.After(eventually):
-			t.Fatal("the job did not run")
-		}
+		at := Receive(t, ran, "the job's run")
+		require.False(t, at.Before(runAt), "ran %s before its RunAt", runAt.Sub(at))
 	})
 
 	t.Run("MisuseIsRefused", func(t *testing.T) {
@@ -504,6 +474,38 @@ func Run(t *testing.T, newQueue NewQueue) {
 		require.ErrorIs(t, q.Every("test.ok", time.Hour, nil), jobs.ErrStarted)
 	})
 }
+
+// Receive returns the next value from ch, and fails t when none comes
+// within the suite's patience (30 seconds); what names the awaited event.
+func Receive[T any](t testing.TB, ch <-chan T, what string) T {
+	t.Helper()
+	select {
+	case v := <-ch:
+		return v
+	case <-time.After(eventually):
+		t.Fatalf("jobstest: no %s within %s", what, eventually)
+		panic("unreachable")
+	}
+}
+
+// Gauge counts the runs in progress and keeps the most it saw at once. Its
+// zero value is ready to use; it is safe for concurrent use.
+type Gauge struct {
+	now, most atomic.Int64
+}
+
+// Enter counts a run that begins.
+func (g *Gauge) Enter() {
+	n := g.now.Add(1)
+	for m := g.most.Load(); n > m && !g.most.CompareAndSwap(m, n); m = g.most.Load() {
+	}
+}
+
+// Leave counts a run that ends.
+func (g *Gauge) Leave() { g.now.Add(-1) }
+
+// Most returns the most runs that were in progress at once.
+func (g *Gauge) Most() int64 { return g.most.Load() }
 
 // arg is the suite's job arguments.
 type arg struct {
