@@ -109,8 +109,11 @@ var errNoJobs = errors.New("postgres: no job queue: call DB.Jobs before using op
 // Jobs returns the DB's job queue, configured by cfg (nil for the
 // defaults). It starts nothing: Start the queue once its kinds are
 // registered. A DB has one queue, which its compound operations enqueue
-// in; a second call returns an error. The schema must have been migrated
-// (Migrate) before the queue starts or enqueues.
+// in; a second call returns an error. It also returns an error for a
+// schema name River cannot use (River wants letters, digits and
+// underscores, starting with a letter or underscore, at most 46 bytes).
+// The schema must have been migrated (Migrate) before the queue starts or
+// enqueues.
 func (db *DB) Jobs(cfg *JobsConfig) (*Jobs, error) {
 	var c JobsConfig
 	if cfg != nil {
