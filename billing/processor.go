@@ -149,8 +149,9 @@ type BalanceTransaction struct {
 	Fee    int64
 	Net    int64
 	// Source is the object that caused it (a charge, a refund, a
-	// transfer id).
+	// transfer id); Payment, for a charge, is its payment (PaymentIntent).
 	Source   string
+	Payment  string
 	Currency Currency
 	Created  time.Time
 }

@@ -1,6 +1,7 @@
 package billing
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -100,14 +101,17 @@ func (s *Service) Reconcile(ctx context.Context, since time.Time) (Reconciliatio
 			continue
 		}
 		rep.Checked++
-		t, err := s.store.TopUpByPayment(ctx, bt.Source)
+		payment := cmp.Or(bt.Payment, bt.Source)
+		t, err := s.store.TopUpByPayment(ctx, payment)
 		switch {
 		case errors.Is(err, ErrTopUpNotFound):
-			rep.add(Difference{Kind: "unknown_payment", Object: bt.Source, Detail: fmt.Sprintf("%d %s", bt.Amount, bt.Currency)})
+			rep.add(Difference{Kind: "unknown_payment", Object: payment, Detail: fmt.Sprintf("%d %s", bt.Amount, bt.Currency)})
 		case err != nil:
 			return rep, err
 		case t.Status != TopUpSucceeded:
-			rep.add(Difference{Kind: "topup_not_credited", Object: bt.Source, Detail: "top-up " + t.ID.String() + " is " + string(t.Status)})
+			rep.add(Difference{Kind: "topup_not_credited", Object: payment, Detail: "top-up " + t.ID.String() + " is " + string(t.Status)})
+		case t.Amount != bt.Amount:
+			rep.add(Difference{Kind: "amount_mismatch", Object: payment, Detail: fmt.Sprintf("charge %d, top-up %d", bt.Amount, t.Amount)})
 		}
 	}
 	slices.SortFunc(rep.Differences, func(a, b Difference) int { return strings.Compare(a.Kind+a.Object, b.Kind+b.Object) })

@@ -186,6 +186,8 @@ func (c Config) validate() error {
 		return errors.New("billing: Config.InvalidShareHold is in basis points: at most 10000")
 	case c.Events != nil && c.Processor == nil:
 		return errors.New("billing: Config.Events (webhooks) needs a Processor")
+	case c.Processor != nil && ValidateOnboardingLink("acct", c.OnboardingRefreshURL, c.OnboardingReturnURL) != nil:
+		return errors.New("billing: with a Processor, Config.OnboardingReturnURL and OnboardingRefreshURL must be absolute https URLs (where onboarding sends owners back)")
 	}
 	return nil
 }

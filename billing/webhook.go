@@ -6,11 +6,18 @@ import (
 	"fmt"
 	"log/slog"
 	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 
+	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/errs"
 )
+
+// errParentPending parks an event about a payment whose own success has
+// not been applied yet (events come in any order): the job tries again a
+// little later without spending an attempt.
+var errParentPending = jobs.Snooze(30 * time.Second)
 
 // ErrWebhooksOff: no EventVerifier is configured.
 var ErrWebhooksOff = errs.New(errs.NotFound, "webhooks_not_configured", "webhooks are not configured")
@@ -198,6 +205,9 @@ func (s *Service) refundEffects(ctx context.Context, r Refund) (Write, error) {
 	if err != nil {
 		return Write{}, err
 	}
+	if t.Status == TopUpPending {
+		return Write{}, errParentPending // the payment's success has not been applied yet
+	}
 	if t.Status != TopUpSucceeded || r.Amount <= t.Refunded {
 		return Write{}, nil
 	}
@@ -220,6 +230,9 @@ func (s *Service) disputeEffects(ctx context.Context, typ EventType, d Dispute) 
 	if err != nil {
 		return Write{}, err
 	}
+	if t.Status == TopUpPending {
+		return Write{}, errParentPending
+	}
 	openKey := "dispute:" + d.ID + ":opened"
 	opened, err := s.store.TransactionByKey(ctx, openKey)
 	if err != nil && !errors.Is(err, ErrTransactionNotFound) {
@@ -231,6 +244,7 @@ func (s *Service) disputeEffects(ctx context.Context, typ EventType, d Dispute) 
 		if opened, err = s.takeBack(ctx, openKey, TxDispute, t, amount, PlatformDisputes, "dispute opened"); err != nil {
 			return Write{}, err
 		}
+		opened.ID = uuid.Must(uuid.NewV7()) // the win may reverse it in the same Write
 		w.Post = append(w.Post, opened)
 		t.Disputed += d.Amount
 	}

@@ -22,7 +22,7 @@ func (p *Processor) SucceedPayment(id string) error {
 		pay.Status = billing.PaymentSucceeded
 		pay.charge = p.id("ch")
 		pay.Fee = p.cfg.Fee(pay.Amount, pay.Currency)
-		p.move(pay.Currency, pay.Amount, pay.Fee, "charge", pay.charge)
+		p.moveFor(pay.Currency, pay.Amount, pay.Fee, "charge", pay.charge, pay.ID)
 		p.emitPayment(billing.EventPaymentSucceeded, pay)
 	})
 }

@@ -451,10 +451,15 @@ func (p *Processor) transfer(id string) (*billing.Transfer, error) {
 // move changes the balance by amount less fee, recording the balance
 // transaction.
 func (p *Processor) move(c billing.Currency, amount, fee int64, typ, source string) {
+	p.moveFor(c, amount, fee, typ, source, "")
+}
+
+// moveFor is move for a charge of payment.
+func (p *Processor) moveFor(c billing.Currency, amount, fee int64, typ, source, payment string) {
 	p.balance[c] += amount - fee
 	p.txns = append(p.txns, billing.BalanceTransaction{
 		ID: p.id("txn"), Type: typ, Amount: amount, Fee: fee, Net: amount - fee,
-		Source: source, Currency: c, Created: p.now(),
+		Source: source, Payment: payment, Currency: c, Created: p.now(),
 	})
 }
 

@@ -118,6 +118,7 @@ func transferListParams(group string, since time.Time) *stripego.TransferListPar
 func balanceTransactionListParams(since time.Time) *stripego.BalanceTransactionListParams {
 	p := &stripego.BalanceTransactionListParams{}
 	p.Limit = stripego.Int64(listPage)
+	p.AddExpand("data.source") // a charge's payment, for reconciliation
 	p.CreatedRange = &stripego.RangeQueryParams{GreaterThanOrEqual: since.Unix()}
 	return p
 }
@@ -223,6 +224,9 @@ func balanceTransactionOf(bt *stripego.BalanceTransaction) billing.BalanceTransa
 	}
 	if bt.Source != nil {
 		b.Source = bt.Source.ID
+		if ch := bt.Source.Charge; ch != nil && ch.PaymentIntent != nil {
+			b.Payment = ch.PaymentIntent.ID
+		}
 	}
 	return b
 }
