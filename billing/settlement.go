@@ -259,7 +259,7 @@ func (s *Service) releaseOwner(ctx context.Context, day time.Time, owner uuid.UU
 	}
 	repay := min(amount, bal[owedID].Micros)
 	t := Transaction{Key: key, Kind: TxRelease, EffectiveAt: day, Memo: "release of " + day.Format(time.DateOnly),
-		Refs: map[string]string{"owner": owner.String()},
+		Refs:    map[string]string{"owner": owner.String()},
 		Entries: []Entry{{Account: held, Side: Debit, Amount: amount}}}
 	if repay > 0 {
 		t.Entries = append(t.Entries, Entry{Account: owedID, Side: Credit, Amount: repay})

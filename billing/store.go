@@ -193,11 +193,11 @@ type PayoutFilter struct {
 // more. A Write whose Processed event was already applied changes nothing
 // and returns ErrAlreadyApplied.
 type Write struct {
-	Post    []Transaction
-	TopUp   *TopUp
-	Payout  *Payout
-	Payee   *Payee
-	Hold    *Hold
+	Post   []Transaction
+	TopUp  *TopUp
+	Payout *Payout
+	Payee  *Payee
+	Hold   *Hold
 	// Processed marks the stored event with this id applied.
 	Processed string
 	// Done records that the operations named by these keys finished

@@ -10,8 +10,8 @@ import (
 
 	"github.com/google/uuid"
 
-	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/internal/jobs"
 )
 
 // errParentPending parks an event about a payment whose own success has

@@ -94,9 +94,9 @@ func TestRequestParams(t *testing.T) {
 			want:        url.Values{"created[gte]": {"1714521600"}, "limit": {"100"}},
 		},
 		{
-			description: "balance transactions since",
+			description: "balance transactions since, with each charge's payment",
 			params:      balanceTransactionListParams(since),
-			want:        url.Values{"created[gte]": {"1714521600"}, "limit": {"100"}},
+			want:        url.Values{"created[gte]": {"1714521600"}, "limit": {"100"}, "expand[0]": {"data.source"}},
 		},
 	} {
 		t.Run(tc.description, func(t *testing.T) {
