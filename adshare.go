@@ -9,6 +9,9 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -16,7 +19,9 @@ import (
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/transport"
 )
 
@@ -137,6 +142,17 @@ type Config struct {
 	// limits, the public base URL of tracking links, readiness checks
 	// beyond the Store's and Shared's.
 	HTTP transport.Config
+	// Billing tunes the money: the processor (billing/stripe, or nil for
+	// manual top-ups and payouts), its webhooks, the hold window, top-up
+	// bounds and velocity, payout rules. Billing runs when Store is also a
+	// billing.Store (store/memory and store/postgres are).
+	Billing billing.Config
+	// Jobs runs durable background work (settlement, payouts, processor
+	// events, reconciliation): the PostgreSQL store's River queue
+	// (store/postgres's DB.Jobs) for a fleet. Nil: an in-process runner,
+	// whose jobs die with the process (right for the embedded defaults).
+	// App starts it after every other part and stops it first.
+	Jobs jobs.Queue
 
 	// Logger receives every part's logs. Defaults to discarding them.
 	Logger *slog.Logger
@@ -152,6 +168,7 @@ type App struct {
 	auth      *auth.Service
 	spaces    *adspace.Service
 	analytics *analytics.Service
+	billing   *billing.Service // nil when the Store keeps no money
 	handler   http.Handler
 	life      *lifecycle
 }
@@ -205,6 +222,28 @@ func New(cfg *Config) (*App, error) {
 		return nil, fmt.Errorf("adshare: Keys.Tracking: %w", err)
 	}
 
+	q := c.Jobs
+	if q == nil {
+		if q, err = jobs.NewLocal(&jobs.LocalConfig{Logger: c.Logger}); err != nil {
+			return nil, err
+		}
+	}
+	if bs, ok := c.Store.(billing.Store); ok {
+		bc := c.Billing
+		setIfNil(&bc.Store, bs)
+		setIfNil(&bc.Jobs, q)
+		setIfNil[billing.Authorizer](&bc.Auth, authz)
+		setIfNil[billing.TierSource](&bc.Tiers, auth.TierHistory{Users: cmp.Or[auth.UserStore](ac.Users, c.Store), Tiers: ac.Tiers})
+		setIfNil(&bc.Audit, auth.AuditLog(c.Store))
+		setIfNil(&bc.Limiter, c.Shared.Limiter())
+		bc.Logger = cmp.Or(bc.Logger, c.Logger)
+		if a.billing, err = billing.NewService(bc); err != nil {
+			return nil, err
+		}
+	} else {
+		c.Logger.Info("adshare: the store keeps no money (it is not a billing.Store): billing is off")
+	}
+
 	nc := c.Analytics
 	setIfNil(&nc.Store, analytics.Store(c.Store))
 	setIfNil(&nc.Sealer, sealer)
@@ -214,6 +253,9 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&nc.Live, c.Shared.Live())
 	setIfNil[analytics.Authorizer](&nc.Auth, authz)
 	setIfNil(&nc.Users, analytics.UserStats(c.Store))
+	if a.billing != nil {
+		setIfNil[analytics.Settled](&nc.Settled, settledFigures{a.billing})
+	}
 	nc.Logger = cmp.Or(nc.Logger, c.Logger)
 	if a.analytics, err = analytics.NewService(nc); err != nil {
 		return nil, err
@@ -233,6 +275,9 @@ func New(cfg *Config) (*App, error) {
 	}
 	setIfNil(&sc.Broadcaster, c.Shared.Broadcaster())
 	setIfNil[adspace.FillRecorder](&sc.Fills, a.analytics)
+	if a.billing != nil {
+		setIfNil[adspace.Funding](&sc.Funding, a.billing)
+	}
 	sc.Logger = cmp.Or(sc.Logger, c.Logger)
 	if a.spaces, err = adspace.NewService(sc); err != nil {
 		return nil, err
@@ -273,7 +318,8 @@ func New(cfg *Config) (*App, error) {
 
 	a.life = newLifecycle(c.Logger,
 		part{"store", c.Store}, part{"shared", c.Shared}, part{"decider", c.Decider}, part{"pixels", c.Pixels},
-		part{"analytics", a.analytics}, part{"adspace", a.spaces})
+		part{"processor", c.Billing.Processor}, part{"analytics", a.analytics}, part{"adspace", a.spaces},
+		part{"jobs", q})
 	return a, nil
 }
 
@@ -291,6 +337,17 @@ func (a *App) AdSpaces() *adspace.Service { return a.spaces }
 
 // Analytics returns event ingest and reports.
 func (a *App) Analytics() *analytics.Service { return a.analytics }
+
+// Billing returns the money, or nil when the Store keeps none.
+func (a *App) Billing() *billing.Service { return a.billing }
+
+// settledFigures gives analytics' revenue report billing's final figures.
+type settledFigures struct{ b *billing.Service }
+
+func (f settledFigures) Settled(ctx context.Context, owner uuid.UUID, from, to time.Time) (analytics.SettledFigures, error) {
+	s, err := f.b.Settled(ctx, owner, from, to)
+	return analytics.SettledFigures{OwnerMicros: s.OwnerMicros, PlatformMicros: s.PlatformMicros, PaidOutMicros: s.PaidOutMicros}, err
+}
 
 // Start starts, in dependency order, every part that runs in the
 // background: the Store, Shared, the Decider and Pixels when they have a

@@ -23,6 +23,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/decision/cache"
 	"github.com/adshare/adshare/decision/decisiontest"
@@ -379,7 +380,14 @@ func seedApprovedAd(t *testing.T, app *adshare.App, store *memory.Store) (owner,
 		Bid: adspace.Bid{Model: adspace.BidCPM, Micros: 2_000_000}, TotalBudgetMicros: 1_000_000_000,
 	}, true)
 	require.NoError(t, err)
-	_, err = app.AdSpaces().Approve(ctx, auth.Principal{UserID: admin.ID, Role: auth.RoleAdmin}, c.ID)
+	adminP := auth.Principal{UserID: admin.ID, Role: auth.RoleAdmin}
+	_, err = app.AdSpaces().Approve(ctx, adminP, c.ID)
+	require.NoError(t, err)
+	// Ads run on funded budgets only: a top-up (manual on the embedded
+	// defaults: an admin confirms it).
+	tu, err := app.Billing().StartTopUp(ctx, advertiser, billing.TopUpRequest{Amount: 5_000, Currency: billing.USD, ClientKey: "seed"})
+	require.NoError(t, err)
+	_, err = app.Billing().ConfirmTopUp(ctx, adminP, tu.ID)
 	require.NoError(t, err)
 	return o.ID, c.ID
 }

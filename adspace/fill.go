@@ -111,7 +111,7 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 	var ads []decision.Ad
 	switch {
 	case err == nil:
-		ads = s.ownerFilter(sp.Settings, resp.Ads[mainPlacement])
+		ads = s.funding.filter(ctx, s.ownerFilter(sp.Settings, resp.Ads[mainPlacement]))
 	case errors.Is(err, decision.ErrInvalidRequest):
 		return Fill{}, err // our own bug: surface it
 	default:

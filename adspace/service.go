@@ -96,6 +96,10 @@ type Config struct {
 	// Fills counts fills for the fill rate (analytics.Service implements
 	// it); nil: not counted.
 	Fills FillRecorder
+	// Funding, when set, keeps the ads of advertisers whose budget is spent
+	// out of fills (billing.Service implements it); nil: every approved ad
+	// runs (within its own budget caps).
+	Funding Funding
 	// SpaceCacheTTL bounds how long a cached space is used without news
 	// (a safety net under the invalidations). Defaults to DefaultSpaceCacheTTL.
 	SpaceCacheTTL time.Duration
@@ -119,6 +123,7 @@ type Service struct {
 	rules   Rules
 	cache   *spaceCache
 	viewers *consentCache
+	funding *fundingCache // nil without Config.Funding
 	logger  *slog.Logger
 	now     func() time.Time
 
@@ -165,6 +170,9 @@ func NewService(cfg Config) (*Service, error) {
 	s.cfg.DecisionTimeout = cmp.Or(cfg.DecisionTimeout, DefaultDecisionTimeout)
 	s.cfg.TrackingTTL = cmp.Or(cfg.TrackingTTL, DefaultTrackingTTL)
 	s.cache = newSpaceCache(cmp.Or(cfg.SpaceCacheSize, DefaultSpaceCacheSize), s.cfg.SpaceCacheTTL)
+	if cfg.Funding != nil {
+		s.funding = &fundingCache{source: cfg.Funding, logger: s.logger, now: s.now, entries: map[uuid.UUID]fundingEntry{}}
+	}
 	s.viewers = &consentCache{max: cmp.Or(cfg.SpaceCacheSize, DefaultSpaceCacheSize), entries: map[uuid.UUID]consentEntry{}}
 	return s, nil
 }

@@ -2,7 +2,9 @@ package adspace_test
 
 import (
 	"context"
+	"errors"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -36,6 +38,7 @@ type opts struct {
 	decider decision.Decider
 	bus     *memory.Bus
 	store   *memory.Store
+	funding adspace.Funding
 }
 
 func setup(t *testing.T, o opts) *testBundle {
@@ -74,6 +77,7 @@ func setup(t *testing.T, o opts) *testBundle {
 	b.spaces, err = adspace.NewService(adspace.Config{
 		Spaces: b.store, Contents: b.store, Users: b.store, Auth: b.auth, Audit: b.store, Tiers: b.auth.Tiers(),
 		Decider: decider, Sealer: b.sealer, ViewerKeySecret: secret, AllowAnonymous: true, Broadcaster: b.bus,
+		Funding: o.funding,
 	})
 	require.NoError(t, err)
 	require.NoError(t, b.spaces.Start(context.Background()))
@@ -506,4 +510,72 @@ func TestSettingsInvalidationAcrossInstances(t *testing.T) {
 		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
 		return err == nil && fill.Space.Settings.RefreshInterval == 5*time.Minute
 	}, time.Second, 5*time.Millisecond)
+}
+
+// funding is a Funding double: the advertisers it lists are funded; err,
+// when set, is its answer.
+type funding struct {
+	mu     sync.Mutex
+	funded map[uuid.UUID]bool
+	err    error
+	calls  int
+}
+
+func (f *funding) Funded(_ context.Context, advertisers []uuid.UUID) (map[uuid.UUID]bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	if f.err != nil {
+		return nil, f.err
+	}
+	out := map[uuid.UUID]bool{}
+	for _, a := range advertisers {
+		out[a] = f.funded[a]
+	}
+	return out, nil
+}
+
+func TestFillServesOnlyFundedAdvertisersAds(t *testing.T) {
+	t.Parallel()
+	rich, broke := uuid.New(), uuid.New()
+	fake := &decisiontest.Fake{Ads: []decision.Ad{
+		{Source: "local", AdID: "a", AdvertiserID: broke.String(), Creative: decision.Creative{Format: "banner", Title: "Spent"},
+			Price: decision.Price{Model: decision.CPM, Micros: 3_000_000}},
+		{Source: "local", AdID: "b", AdvertiserID: rich.String(), Creative: decision.Creative{Format: "banner", Title: "Funded"},
+			Price: decision.Price{Model: decision.CPM, Micros: 2_000_000}},
+		{Source: "kevel", AdID: "k", AdvertiserID: "501", Creative: decision.Creative{Format: "banner", Title: "Kevel"},
+			Price: decision.Price{Model: decision.CPM, Micros: 1_000_000}, Tracking: decision.Tracking{ImpressionURL: "https://e-1.adzerk.net/i.gif?e=1"}},
+	}}
+	f := &funding{funded: map[uuid.UUID]bool{rich: true}}
+	b := setup(t, opts{decider: fake, funding: f})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	_, err := b.store.SetTier(ctx, auth.TierChange{UserID: owner.UserID, Tier: "premium", EffectiveAt: time.Now()})
+	require.NoError(t, err)
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.MaxAdsPerView = 3
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+
+	titles := func() []string {
+		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "d1"})
+		require.NoError(t, err)
+		var out []string
+		for _, ad := range fill.Ads {
+			out = append(out, ad.Creative.Title)
+		}
+		return out
+	}
+	require.Equal(t, []string{"Funded", "Kevel"}, titles(), "the spent advertiser's ad is not served; Kevel's are not ours to fund")
+	require.Equal(t, []string{"Funded", "Kevel"}, titles())
+	require.Equal(t, 1, f.calls, "funding is cached between fills")
+
+	f2 := &funding{err: errors.New("ledger down")}
+	b2 := setup(t, opts{decider: fake, funding: f2})
+	owner2 := b2.user(t, "owner2@example.com", auth.RoleUser)
+	fill, err := b2.spaces.Fill(ctx, adspace.FillRequest{Owner: owner2.UserID, Device: "d1"})
+	require.NoError(t, err)
+	require.Len(t, fill.Ads, 1, "funding unknown: the ads are served (fail open)")
 }
