@@ -48,13 +48,14 @@ func (p *Processor) CancelPayment(id string) error {
 }
 
 // RefundPayment refunds amount of a succeeded payment (up to what is not
-// refunded yet), from the balance (which may go below zero), and emits
+// refunded yet; never a disputed one, as Stripe refuses with
+// charge_disputed), from the balance (which may go below zero), and emits
 // charge.refunded with the total refunded.
 func (p *Processor) RefundPayment(id string, amount int64) error {
 	refundable := func(pay *payment) bool {
-		return pay.Status == billing.PaymentSucceeded && amount > 0 && amount <= pay.Amount-pay.Refunded
+		return pay.Status == billing.PaymentSucceeded && pay.Disputed == 0 && amount > 0 && amount <= pay.Amount-pay.Refunded
 	}
-	return p.changePayment(id, refundable, "a refund needs a succeeded payment and an amount up to what is not refunded yet", func(pay *payment) {
+	return p.changePayment(id, refundable, "a refund needs a succeeded payment not disputed (Stripe's charge_disputed) and an amount up to what is not refunded yet", func(pay *payment) {
 		pay.Refunded += amount
 		p.move(pay.Currency, -amount, 0, "refund", p.id("re"))
 		p.emit(billing.EventChargeRefunded, "", func(e *billing.Event) {
@@ -63,17 +64,18 @@ func (p *Processor) RefundPayment(id string, amount int64) error {
 	})
 }
 
-// DisputePayment opens a dispute of amount on a succeeded payment: the
+// DisputePayment opens a dispute of amount (up to what is not refunded)
+// on a succeeded payment: the
 // amount and ProcessorConfig.DisputeFee leave the balance, the payment's
 // Disputed becomes its whole amount from then on (what billing/stripe can
 // read: the charge's disputed flag), and charge.dispute.created is
 // emitted. It returns the dispute's id.
 func (p *Processor) DisputePayment(id string, amount int64) (string, error) {
 	disputable := func(pay *payment) bool {
-		return pay.Status == billing.PaymentSucceeded && pay.Disputed == 0 && amount > 0 && amount <= pay.Amount
+		return pay.Status == billing.PaymentSucceeded && pay.Disputed == 0 && amount > 0 && amount <= pay.Amount-pay.Refunded
 	}
 	var d *billing.Dispute
-	err := p.changePayment(id, disputable, "a dispute needs a succeeded payment not disputed before (a charge has one dispute at most) and an amount up to the payment's", func(pay *payment) {
+	err := p.changePayment(id, disputable, "a dispute needs a succeeded payment not disputed before (a charge has one dispute at most) and an amount up to what is not refunded", func(pay *payment) {
 		d = &billing.Dispute{
 			ID: p.id("du"), Payment: pay.ID, Charge: pay.charge, Amount: amount, Currency: pay.Currency,
 			Status: "needs_response", Fee: p.cfg.DisputeFee,
