@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/adshare/adshare/internal/secret"
 )
 
 // config is the example server's configuration, from flags and environment.
@@ -47,6 +49,21 @@ type config struct {
 	kevelAPIKey    string
 	kevelFake      bool
 	eventRetention time.Duration
+
+	billing billingConfig
+}
+
+// billingConfig is the money's configuration: Stripe when a secret key is
+// given, manual top-ups and payouts (an admin confirms and records them)
+// otherwise.
+type billingConfig struct {
+	stripeKey      secret.Secret
+	stripeURL      string // stripe-mock in tests; empty: Stripe's API
+	webhookSecrets []secret.Secret
+	liveMode       bool
+	holdWindow     time.Duration
+	returnURL      string // onboarding's deep links back into the app
+	refreshURL     string
 }
 
 // oidcConfig describes one OpenID Connect provider; empty IssuerURL means none.
@@ -136,6 +153,13 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.oidc.clientSecret, "oidc-client-secret", "ADSHARE_OIDC_CLIENT_SECRET", "", "client secret at the provider (prefer the environment variable)")
 	redirects := fs.raw("oidc-redirect-uris", "ADSHARE_OIDC_REDIRECT_URIS", "comma-separated redirect URIs registered at the provider")
 	natives := fs.raw("oidc-native-client-ids", "ADSHARE_OIDC_NATIVE_CLIENT_IDS", "comma-separated client ids of the mobile apps")
+	stripeKey := fs.raw("stripe-secret-key", "ADSHARE_STRIPE_SECRET_KEY", "Stripe secret or restricted key (sk_…, rk_…; prefer the environment variable); empty: manual top-ups and payouts")
+	fs.str(&c.billing.stripeURL, "stripe-api-url", "ADSHARE_STRIPE_API_URL", "", "Stripe API base URL override, such as http://127.0.0.1:12111 for stripe-mock")
+	webhooks := fs.raw("stripe-webhook-secrets", "ADSHARE_STRIPE_WEBHOOK_SECRETS", "comma-separated signing secrets (whsec_…) of the webhook endpoint, the old one too while it is rolled")
+	fs.boolean(&c.billing.liveMode, "stripe-live-mode", "ADSHARE_STRIPE_LIVE_MODE", false, "the Stripe key is live: act only on live-mode events")
+	fs.duration(&c.billing.holdWindow, "billing-hold-window", "ADSHARE_BILLING_HOLD_WINDOW", 7*24*time.Hour, "how long settled earnings stay held for invalid-traffic review")
+	fs.str(&c.billing.returnURL, "payout-onboarding-return-url", "ADSHARE_PAYOUT_ONBOARDING_RETURN_URL", "", "where Stripe's onboarding sends an owner back (the app's deep link)")
+	fs.str(&c.billing.refreshURL, "payout-onboarding-refresh-url", "ADSHARE_PAYOUT_ONBOARDING_REFRESH_URL", "", "where an expired onboarding link sends an owner (a deep link that asks for a new one)")
 
 	if err := fs.Parse(args); err != nil {
 		return c, nil, err
@@ -220,6 +244,16 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		return c, nil, err
 	}
 	c.publicURL = strings.TrimSuffix(c.publicURL, "/")
+	c.billing.stripeKey = secret.Secret(strings.TrimSpace(*stripeKey))
+	for _, w := range splitList(*webhooks) {
+		c.billing.webhookSecrets = append(c.billing.webhookSecrets, secret.Secret(w))
+	}
+	if c.billing.stripeKey != "" && len(c.billing.webhookSecrets) == 0 {
+		return c, nil, errors.New("stripe-webhook-secrets is required with stripe-secret-key: top-ups are credited only by verified webhooks")
+	}
+	if c.billing.stripeKey == "" && (len(c.billing.webhookSecrets) > 0 || c.billing.stripeURL != "") {
+		return c, nil, errors.New("stripe-webhook-secrets and stripe-api-url need stripe-secret-key")
+	}
 	c.oidc.redirectURIs = splitList(*redirects)
 	c.oidc.nativeClientIDs = splitList(*natives)
 	if c.issuer == "" {

@@ -186,9 +186,13 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 		defer stopAll(ctx, d.fake) // the App does not know of the fake network
 	}
 	c.Decider, c.Pixels = d.decider, d.pixels
+	if err := setBilling(ctx, cfg, logger, reg, c); err != nil {
+		stopAll(ctx, d.pixels, d.decider, c.Shared, c.Store)
+		return err
+	}
 	app, err := adshare.New(c)
 	if err != nil {
-		stopAll(ctx, d.pixels, d.decider, c.Shared, c.Store)
+		stopAll(ctx, c.Billing.Processor, d.pixels, d.decider, c.Shared, c.Store)
 		return err
 	}
 	if err := app.Start(ctx); err != nil {

@@ -247,6 +247,10 @@ func TestBadInvocations(t *testing.T) {
 		{"users with a bad role", []string{"server", "users", "set-role", "a@example.com", "root"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, "role"},
 		{"a JWT seed of the wrong size", []string{"server", "-jwt-seed", "c2hvcnQ="}, nil, "jwt-seed"},
 		{"a bad trusted proxy", []string{"server", "-trusted-proxies", "10.0.0.0/33"}, nil, "trusted proxy"},
+		{"a Stripe key without webhook secrets", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "sk_test_123"}, "stripe-webhook-secrets is required"},
+		{"webhook secrets without a key", []string{"server", "-addr", "127.0.0.1:0", "-stripe-webhook-secrets", "whsec_1"}, nil, "need stripe-secret-key"},
+		{"a publishable key", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "pk_test_123", "ADSHARE_STRIPE_WEBHOOK_SECRETS": "whsec_1"}, "publishable key"},
+		{"an API key as webhook secret", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "sk_test_123", "ADSHARE_STRIPE_WEBHOOK_SECRETS": "sk_test_123"}, "signing secrets"},
 		{"unreachable database", []string{"server", "-database-url", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=2"}, nil, "postgres"},
 	} {
 		t.Run(tt.description, func(t *testing.T) {
@@ -257,6 +261,7 @@ func TestBadInvocations(t *testing.T) {
 			err := run(ctx, tt.args, getenv, io.Discard)
 			require.Error(t, err)
 			require.Contains(t, err.Error(), tt.wantErr)
+			require.NotContains(t, err.Error(), "sk_test_123", "no secret in an error")
 		})
 	}
 }
