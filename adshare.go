@@ -158,6 +158,11 @@ type Config struct {
 	Logger *slog.Logger
 	// Metrics is where every part registers its metrics. Nil: none.
 	Metrics prometheus.Registerer
+	// Now, when set, is the clock of every part New builds (tokens,
+	// sessions, fills, ingest, reports, billing), unless the part's own
+	// Config sets one: a host's tests travel in time with it (past a day's
+	// end to settle it, past the hold window). Nil: time.Now.
+	Now func() time.Time
 }
 
 // App is adshare assembled: the user system, ad spaces and fills, analytics
@@ -213,6 +218,13 @@ func New(cfg *Config) (*App, error) {
 		}
 	}
 	ac.Logger = cmp.Or(ac.Logger, c.Logger)
+	if c.Now != nil {
+		for _, now := range []*func() time.Time{&ac.Now, &c.Tokens.Now, &c.AdSpaces.Now, &c.Analytics.Now, &c.Billing.Now} {
+			if *now == nil {
+				*now = c.Now
+			}
+		}
+	}
 	authz, err := auth.NewAuthorizer(ac.RBAC, cmp.Or[auth.AuditLog](ac.Audit, c.Store), ac.Logger, ac.Now)
 	if err != nil {
 		return nil, err

@@ -318,3 +318,18 @@ func (b *bundle) readyPayoutAgain(t *testing.T) billing.Payout {
 	require.NoError(t, err)
 	return po
 }
+
+func TestReleasingADayNeverSettledSettlesItFirst(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	b.topUp(t, 5_000)
+	b.serve(t, b.owner.UserID, b.advertiser.UserID.String(), "local", 1_000, 2_000_000, 6500)
+	b.clock.Set(day.Add(49 * time.Hour)) // past the hold window; the sweep never settled the day
+	require.NoError(t, b.svc.Release(b.ctx, day))
+	owner := b.balances(t, b.owner.UserID)
+	require.Zero(t, owner.Held)
+	require.Equal(t, int64(1_000*2_000*65/100), owner.Available)
+	require.NoError(t, b.svc.Settle(b.ctx, day), "settling it again changes nothing")
+	require.Equal(t, owner, b.balances(t, b.owner.UserID))
+	b.requireBalanced(t)
+}

@@ -192,8 +192,8 @@ func (s *Service) holdOnInvalidTraffic(ctx context.Context, day time.Time, os Ow
 
 // Release makes the earnings settled on day available, once the hold
 // window after it has passed (ErrTooEarly before): per owner, Dr held;
-// Cr owed up to what the owner owes, Cr available the rest. Idempotent and
-// resumable like Settle.
+// Cr owed up to what the owner owes, Cr available the rest. A day not
+// settled yet is settled first. Idempotent and resumable like Settle.
 func (s *Service) Release(ctx context.Context, day time.Time) error {
 	day = dayOf(day)
 	if s.now().Before(day.Add(24*time.Hour + s.cfg.HoldWindow)) {
@@ -208,7 +208,12 @@ func (s *Service) Release(ctx context.Context, day time.Time) error {
 		return err
 	}
 	if !settled {
-		return fmt.Errorf("billing: release %s: the day is not settled yet", day.Format(time.DateOnly))
+		// A day the sweep never settled (the deployment is newer than the
+		// hold window, or every instance was down for longer than the
+		// sweep looks back): settle it now; it is long final.
+		if err := s.Settle(ctx, day); err != nil {
+			return fmt.Errorf("billing: release %s: %w", day.Format(time.DateOnly), err)
+		}
 	}
 	var after uuid.UUID
 	for {
