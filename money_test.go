@@ -63,8 +63,8 @@ func TestTheMoneyLoopThroughTheAssembly(t *testing.T) {
 	cfg.AdSpaces.AllowAnonymous = true
 	app := newApp(t, cfg)
 	owner, _ := seedApprovedAd(t, app, store) // $50 budget, a $2 CPM ad
-	clock.Add(time.Minute) // the engine's inventory is refreshed by its clock
-	require.NoError(t, engine.Refresh(ctx)) // it took its snapshot before the ad was approved
+	clock.Add(time.Minute)                    // the engine's inventory is refreshed by its clock
+	require.NoError(t, engine.Refresh(ctx))   // it took its snapshot before the ad was approved
 	srv := httptest.NewServer(app.Handler())
 	t.Cleanup(srv.Close)
 
