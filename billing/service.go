@@ -52,6 +52,9 @@ const (
 	// DefaultReconcileInterval is how often the ledger is held against the
 	// processor's books.
 	DefaultReconcileInterval = 24 * time.Hour
+	// DefaultSettleWorkers is how many owners' settlements (and releases)
+	// are posted at once.
+	DefaultSettleWorkers = 8
 	// settlePageSize is how many owners one settlement read takes.
 	settlePageSize = 1000
 )
@@ -121,6 +124,7 @@ type Config struct {
 
 	// Timings and limits; zero means the default above.
 	SettleLag             time.Duration
+	SettleWorkers         int
 	HoldWindow            time.Duration
 	NewPayeeHold          time.Duration
 	TierChangeHold        time.Duration
@@ -144,6 +148,7 @@ type Config struct {
 func (c Config) withDefaults() Config {
 	c.Currency = cmp.Or(c.Currency, USD)
 	c.SettleLag = cmp.Or(c.SettleLag, DefaultSettleLag)
+	c.SettleWorkers = cmp.Or(c.SettleWorkers, DefaultSettleWorkers)
 	c.HoldWindow = cmp.Or(c.HoldWindow, DefaultHoldWindow)
 	c.NewPayeeHold = cmp.Or(c.NewPayeeHold, DefaultNewPayeeHold)
 	c.TierChangeHold = cmp.Or(c.TierChangeHold, DefaultTierChangeHold)

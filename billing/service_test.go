@@ -333,3 +333,19 @@ func TestReleasingADayNeverSettledSettlesItFirst(t *testing.T) {
 	require.Equal(t, owner, b.balances(t, b.owner.UserID))
 	b.requireBalanced(t)
 }
+
+func TestOwnersSettledAtOnceDrainASharedBudgetExactly(t *testing.T) {
+	t.Parallel()
+	b := setup(t, false)
+	b.topUp(t, 1_000) // $10 for $40 of spend across 200 owners
+	for range 200 {
+		b.serve(t, uuid.Must(uuid.NewV7()), b.advertiser.UserID.String(), "local", 100, 2_000_000, 5000)
+	}
+	require.NoError(t, b.svc.Settle(b.ctx, day))
+	require.Zero(t, b.balances(t, b.advertiser.UserID).Budget, "the budget paid as far as it went")
+	unfunded := billing.PlatformAccount(billing.PlatformUnfunded, billing.USD)
+	bals, err := b.store.Balances(b.ctx, []billing.AccountID{unfunded})
+	require.NoError(t, err)
+	require.Equal(t, int64(30*billing.MicrosPerUnit), bals[unfunded].Micros, "the rest, and no more")
+	b.requireBalanced(t)
+}

@@ -7,9 +7,11 @@ import (
 	"log/slog"
 	"slices"
 	"strconv"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/adshare/adshare/auth"
 )
@@ -50,21 +52,26 @@ func (s *Service) Settle(ctx context.Context, day time.Time) error {
 		return err
 	}
 	var after uuid.UUID
-	posted, owners := 0, 0
+	var posted atomic.Int64
+	owners := 0
 	for {
 		page, err := s.store.DailySpend(ctx, day, after, settlePageSize)
 		if err != nil {
 			return fmt.Errorf("billing: settle %s: %w", day.Format(time.DateOnly), err)
 		}
-		for _, os := range page {
+		err = s.eachOwner(ctx, page, func(ctx context.Context, os OwnerSpend) error {
 			ok, err := s.settleOwner(ctx, day, os)
 			if err != nil {
 				return fmt.Errorf("billing: settle %s for %s: %w", day.Format(time.DateOnly), os.Owner, err)
 			}
 			if ok {
-				posted++
+				posted.Add(1)
 			}
 			s.holdOnInvalidTraffic(ctx, day, os)
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		owners += len(page)
 		if len(page) < settlePageSize {
@@ -76,8 +83,27 @@ func (s *Service) Settle(ctx context.Context, day time.Time) error {
 		return err
 	}
 	s.logger.InfoContext(ctx, "billing: day settled", slog.String("day", day.Format(time.DateOnly)),
-		slog.Int("owners", owners), slog.Int("posted", posted))
+		slog.Int("owners", owners), slog.Int64("posted", posted.Load()))
 	return nil
+}
+
+// eachOwner runs fn for every owner of page, SettleWorkers at once; the
+// first error stops the rest from starting and is returned once those
+// running end. Each owner's posting is keyed, so the order among owners
+// changes no balance: a budget too small for its spend pays as far as it
+// goes whichever owner's settlement drains it.
+func (s *Service) eachOwner(ctx context.Context, page []OwnerSpend, fn func(context.Context, OwnerSpend) error) error {
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.SettleWorkers)
+	for _, os := range page {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			return fn(ctx, os)
+		})
+	}
+	return g.Wait()
 }
 
 // settleOwner posts one owner's settlement of day; posted is false when it
@@ -85,14 +111,16 @@ func (s *Service) Settle(ctx context.Context, day time.Time) error {
 func (s *Service) settleOwner(ctx context.Context, day time.Time, os OwnerSpend) (bool, error) {
 	key := settleKey(os.Owner, day)
 	// A budget may shrink between reading it and posting (another owner's
-	// settlement): read again and retry, a few times.
+	// settlement, running at the same time): read again and retry. Each
+	// failure means another posting drained the budget, so the retries
+	// end: at the latest when it is empty.
 	for attempt := 0; ; attempt++ {
 		t, err := s.settlementTx(ctx, key, day, os)
 		if err != nil || len(t.Entries) == 0 {
 			return false, err
 		}
 		_, posted, err := s.store.Post(ctx, t)
-		if errors.Is(err, ErrInsufficientFunds) && attempt < 5 {
+		if errors.Is(err, ErrInsufficientFunds) && attempt < 10*s.cfg.SettleWorkers {
 			continue
 		}
 		return posted, err
@@ -221,10 +249,14 @@ func (s *Service) Release(ctx context.Context, day time.Time) error {
 		if err != nil {
 			return fmt.Errorf("billing: release %s: %w", day.Format(time.DateOnly), err)
 		}
-		for _, os := range page {
+		err = s.eachOwner(ctx, page, func(ctx context.Context, os OwnerSpend) error {
 			if err := s.releaseOwner(ctx, day, os.Owner); err != nil {
 				return fmt.Errorf("billing: release %s for %s: %w", day.Format(time.DateOnly), os.Owner, err)
 			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 		if len(page) < settlePageSize {
 			return s.store.Apply(ctx, Write{Done: []string{done}})
