@@ -163,42 +163,61 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	c, err := appConfig(ctx, cfg, logger, reg)
+	app, cleanup, err := assemble(ctx, cfg, logger, reg)
 	if err != nil {
 		return err
 	}
-	// Until the App exists, what was opened is stopped here; then the App
-	// stops it.
-	if c.Store, err = openStore(ctx, cfg, logger); err != nil {
-		return err
-	}
-	var rc *redis.Client
-	if c.Shared, rc, err = openShared(ctx, cfg, logger); err != nil {
-		stopAll(ctx, c.Store)
-		return err
-	}
-	d, err := newDeciders(ctx, cfg, logger, reg, c.Store, rc)
-	if err != nil {
-		stopAll(ctx, c.Shared, c.Store)
-		return err
-	}
-	if d.fake != nil {
-		defer stopAll(ctx, d.fake) // the App does not know of the fake network
-	}
-	c.Decider, c.Pixels = d.decider, d.pixels
-	if err := setBilling(ctx, cfg, logger, reg, c); err != nil {
-		stopAll(ctx, d.pixels, d.decider, c.Shared, c.Store)
-		return err
-	}
-	app, err := adshare.New(c)
-	if err != nil {
-		stopAll(ctx, c.Billing.Processor, d.pixels, d.decider, c.Shared, c.Store)
-		return err
-	}
+	defer cleanup()
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
 	return serveHTTP(ctx, cfg, logger, reg, app)
+}
+
+// assemble opens what cfg names and builds the App on it, not started;
+// tweak, when given, changes the assembly's configuration last (tests use
+// it for a clock or a processor). cleanup stops what the App does not
+// know of, after the App stopped.
+func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, tweak ...func(*adshare.Config)) (app *adshare.App, cleanup func(), err error) {
+	c, err := appConfig(ctx, cfg, logger, reg)
+	if err != nil {
+		return nil, nil, err
+	}
+	// Until the App exists, what was opened is stopped here; then the App
+	// stops it.
+	if c.Store, err = openStore(ctx, cfg, logger); err != nil {
+		return nil, nil, err
+	}
+	var rc *redis.Client
+	if c.Shared, rc, err = openShared(ctx, cfg, logger); err != nil {
+		stopAll(ctx, c.Store)
+		return nil, nil, err
+	}
+	d, err := newDeciders(ctx, cfg, logger, reg, c.Store, rc)
+	if err != nil {
+		stopAll(ctx, c.Shared, c.Store)
+		return nil, nil, err
+	}
+	cleanup = func() {
+		if d.fake != nil {
+			stopAll(ctx, d.fake) // the App does not know of the fake network
+		}
+	}
+	c.Decider, c.Pixels = d.decider, d.pixels
+	if err := setBilling(ctx, cfg, logger, reg, c); err != nil {
+		stopAll(ctx, d.pixels, d.decider, c.Shared, c.Store)
+		cleanup()
+		return nil, nil, err
+	}
+	for _, t := range tweak {
+		t(c)
+	}
+	if app, err = adshare.New(c); err != nil {
+		stopAll(ctx, c.Billing.Processor, d.pixels, d.decider, c.Shared, c.Store)
+		cleanup()
+		return nil, nil, err
+	}
+	return app, cleanup, nil
 }
 
 // stopAll stops the parts that have a Stop method, in order, giving them
