@@ -249,6 +249,7 @@ func New(cfg *Config) (*App, error) {
 		setIfNil(&bc.Audit, auth.AuditLog(c.Store))
 		setIfNil(&bc.Limiter, c.Shared.Limiter())
 		bc.Logger = cmp.Or(bc.Logger, c.Logger)
+		setIfNil(&bc.Metrics, c.Metrics)
 		if a.billing, err = billing.NewService(bc); err != nil {
 			return nil, err
 		}

@@ -102,6 +102,7 @@ func (s *Service) createPayout(ctx context.Context, owner uuid.UUID, amount int6
 		return Payout{}, err
 	}
 	po.Version = 1
+	s.metrics.payouts.WithLabelValues("requested").Inc()
 	if !po.Manual {
 		s.enqueue(ctx, jobPayout, payoutArgs{Payout: po.ID}, "payout:"+po.ID.String())
 	}
@@ -236,6 +237,7 @@ func (s *Service) finishPayout(ctx context.Context, po Payout, transferID string
 	if err := s.store.Apply(ctx, Write{Post: []Transaction{t}, Payout: &po}); err != nil {
 		return err
 	}
+	s.metrics.payouts.WithLabelValues(string(po.Status)).Inc()
 	if failure != nil && s.cfg.Alerts != nil {
 		s.cfg.Alerts.Alert(ctx, po.Owner, "payout_failed", "Your payout could not be sent: "+po.LastError+". The money is back in your balance.")
 	}

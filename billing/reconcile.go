@@ -122,6 +122,8 @@ func (s *Service) Reconcile(ctx context.Context, since time.Time) (Reconciliatio
 	s.recMu.Lock()
 	s.lastRec = &rep
 	s.recMu.Unlock()
+	s.metrics.differences.Set(float64(len(rep.Differences)))
+	s.metrics.reconciledAt.Set(float64(rep.RanAt.Unix()))
 	return rep, nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/jobs"
@@ -140,6 +141,9 @@ type Config struct {
 	SweepInterval         time.Duration
 	ReconcileInterval     time.Duration
 
+	// Metrics is where the adshare_billing_* collectors are registered.
+	// Nil: none are exported.
+	Metrics prometheus.Registerer
 	// Logger defaults to discarding; Now to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -201,10 +205,11 @@ func (c Config) validate() error {
 // processor events, reconciliation and the views of balances. It is safe
 // for concurrent use.
 type Service struct {
-	cfg    Config
-	store  Store
-	logger *slog.Logger
-	now    func() time.Time
+	cfg     Config
+	store   Store // cfg.Store, counting postings
+	metrics *metrics
+	logger  *slog.Logger
+	now     func() time.Time
 
 	recMu   sync.Mutex
 	lastRec *Reconciliation
@@ -228,7 +233,11 @@ func NewService(cfg Config) (*Service, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, store: cfg.Store, logger: cfg.Logger, now: cfg.Now}
+	m, err := newMetrics(cfg.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	s := &Service{cfg: cfg, store: countingStore{cfg.Store, m}, metrics: m, logger: cfg.Logger, now: cfg.Now}
 	if err := s.registerJobs(); err != nil {
 		return nil, fmt.Errorf("billing: %w", err)
 	}
@@ -262,7 +271,7 @@ func (s *Service) registerJobs() error {
 			return err
 		}), long},
 	} {
-		if err := q.Register(k.kind, k.h, k.opts); err != nil {
+		if err := q.Register(k.kind, s.metrics.timed(k.kind, k.h), k.opts); err != nil {
 			return err
 		}
 	}

@@ -45,6 +45,11 @@ func (s *Service) sweep(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	s.metrics.backlog.Set(float64(len(events)))
+	s.metrics.backlogAge.Set(0)
+	if len(events) > 0 {
+		s.metrics.backlogAge.Set(max(now.Sub(events[0].ReceivedAt), 0).Seconds())
+	}
 	for _, e := range events {
 		if now.Sub(e.ReceivedAt) > time.Minute {
 			s.enqueue(ctx, jobEvent, eventArgs{Event: e.ID}, "event:"+e.ID+":"+now.Truncate(s.cfg.SweepInterval).Format(time.RFC3339))

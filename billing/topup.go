@@ -93,6 +93,7 @@ func (s *Service) StartTopUp(ctx context.Context, p auth.Principal, r TopUpReque
 		return StartedTopUp{}, err
 	}
 	t.Version = 1
+	s.metrics.topUps.WithLabelValues("started").Inc()
 	s.record(ctx, auth.AuditEvent{ActorID: p.UserID, Action: AuditTopUpCreated, TargetType: "topup", TargetID: t.ID.String(),
 		Details: map[string]string{"amount": strconv.FormatInt(t.Amount, 10), "currency": string(t.Currency)}})
 	return s.resumeTopUp(ctx, t)
@@ -113,6 +114,7 @@ func (s *Service) resumeTopUp(ctx context.Context, t TopUp) (StartedTopUp, error
 			if aerr := s.store.Apply(ctx, Write{TopUp: &t}); aerr != nil {
 				return StartedTopUp{}, errors.Join(err, aerr)
 			}
+			s.metrics.topUps.WithLabelValues(string(TopUpFailed)).Inc()
 		}
 		return StartedTopUp{}, err
 	}
@@ -197,6 +199,7 @@ func (s *Service) ConfirmTopUp(ctx context.Context, p auth.Principal, id uuid.UU
 	if err := s.creditTopUp(ctx, &t, 0); err != nil {
 		return TopUp{}, err
 	}
+	s.metrics.topUps.WithLabelValues(string(TopUpSucceeded)).Inc()
 	s.record(ctx, auth.AuditEvent{ActorID: p.UserID, Action: AuditTopUpConfirmed, TargetType: "topup", TargetID: id.String()})
 	return s.store.TopUp(ctx, id)
 }

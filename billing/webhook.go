@@ -33,10 +33,12 @@ func (s *Service) ReceiveEvent(ctx context.Context, payload []byte, signature st
 	}
 	e, err := s.cfg.Events.VerifyEvent(payload, signature, s.now())
 	if err != nil {
+		s.metrics.events.WithLabelValues(eventResult(false, err)).Inc()
 		return Event{}, err
 	}
 	isNew, err := s.store.SaveEvent(ctx, StoredEvent{ID: e.ID, Type: e.Type, Account: e.Account, Created: e.Created,
 		Payload: payload, Event: e, ReceivedAt: s.now().UTC()})
+	s.metrics.events.WithLabelValues(eventResult(isNew, err)).Inc()
 	if err != nil {
 		return Event{}, fmt.Errorf("billing: store event %s: %w", e.ID, err)
 	}
@@ -67,13 +69,22 @@ func (s *Service) applyEvent(ctx context.Context, id string) error {
 		return s.markApplied(ctx, id)
 	}
 	w, err := s.effects(ctx, e)
-	if err != nil {
-		return err
+	if err == nil {
+		w.Processed = id
+		err = s.store.Apply(ctx, w)
 	}
-	w.Processed = id
-	err = s.store.Apply(ctx, w)
-	if errors.Is(err, ErrAlreadyApplied) {
+	switch _, parked := jobs.SnoozedFor(err); {
+	case err == nil:
+		s.metrics.events.WithLabelValues("applied").Inc()
+		if w.TopUp != nil && (e.Type == EventPaymentSucceeded || e.Type == EventPaymentFailed) {
+			s.metrics.topUps.WithLabelValues(string(w.TopUp.Status)).Inc()
+		}
+	case errors.Is(err, ErrAlreadyApplied):
 		return nil
+	case parked:
+		s.metrics.events.WithLabelValues("parked").Inc()
+	default:
+		s.metrics.events.WithLabelValues("failed").Inc()
 	}
 	return err
 }
