@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -192,17 +193,27 @@ func indices(n int) []int {
 // first allowed ones, as a process killed mid-run would stop writing.
 type crashingStore struct {
 	*memory.Store
-	allowed int // writes that succeed before the crash (<0: no crash)
+	mu      sync.Mutex // settlement writes from several goroutines
+	allowed int        // writes that succeed before the crash (<0: no crash)
 }
 
 var errCrashed = errors.New("crashed")
 
 func (c *crashingStore) write() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	if c.allowed == 0 {
 		return errCrashed
 	}
 	c.allowed--
 	return nil
+}
+
+// restart lets every write through from now on.
+func (c *crashingStore) restart() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.allowed = -1
 }
 
 func (c *crashingStore) Post(ctx context.Context, t billing.Transaction) (billing.Transaction, bool, error) {
@@ -262,7 +273,7 @@ func TestSettlementIsOnceWhateverCrashesAndRepeats(t *testing.T) {
 		if err := crashed.svc.Settle(crashed.ctx, dayOf(day)); err != nil {
 			require.ErrorIs(t, err, errCrashed)
 		}
-		crashed.crash.allowed = -1 // restarted
+		crashed.crash.restart()
 		require.NoError(t, crashed.svc.Settle(crashed.ctx, dayOf(day)))
 		require.NoError(t, crashed.svc.Settle(crashed.ctx, dayOf(day)), "once more")
 
@@ -326,7 +337,9 @@ func newSettlementWorld(t *testing.T, crashAfter, owners int, budgets []int64, d
 		}
 		w.serve(t, w.owners[l.owner], adv, source, l.n, l.cpm, l.shareBP)
 	}
+	w.crash.mu.Lock()
 	w.crash.allowed = crashAfter
+	w.crash.mu.Unlock()
 	return w
 }
 
