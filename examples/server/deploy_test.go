@@ -164,10 +164,10 @@ func TestComposeFile(t *testing.T) {
 	// compose network's hosts, passes check and serves.
 	env := maps.Clone(server.Environment)
 	redisURL, prefix := testenv.Redis(t)
-	env["DATABASE_URL"] = swapHost(t, env["DATABASE_URL"], testenv.PostgresSchema(t))
-	env["REDIS_URL"] = swapHost(t, env["REDIS_URL"], redisURL)
+	env["DATABASE_URL"] = testServer(t, env["DATABASE_URL"], testenv.PostgresSchema(t))
+	env["REDIS_URL"] = testServer(t, env["REDIS_URL"], redisURL)
 	env["ADSHARE_REDIS_PREFIX"] = prefix
-	env["ADSHARE_STRIPE_API_URL"] = swapHost(t, env["ADSHARE_STRIPE_API_URL"], testenv.StripeMock(t))
+	env["ADSHARE_STRIPE_API_URL"] = testServer(t, env["ADSHARE_STRIPE_API_URL"], testenv.StripeMock(t))
 	out, err := runCheckCmd(t, env, "-allow-pending") // the server migrates as it starts
 	require.NoError(t, err, out)
 	base, logs := startServer(t, env)
@@ -183,9 +183,9 @@ func TestComposeFile(t *testing.T) {
 		"the healthcheck passes on the server started with the compose environment")
 }
 
-// swapHost checks that documented is a URL of the compose network and
-// returns the test's own instead.
-func swapHost(t testing.TB, documented, test string) string {
+// testServer checks that documented is a URL naming a host (of the
+// compose network) and returns the test's server, which stands for it.
+func testServer(t testing.TB, documented, test string) string {
 	t.Helper()
 	u, err := url.Parse(documented)
 	require.NoError(t, err, documented)
