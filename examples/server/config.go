@@ -114,11 +114,15 @@ func (f *flagSet) raw(name, key, usage string) *string {
 }
 
 // parseConfig reads flags from args, each defaulting to its environment
-// variable and then to the built-in default.
-func parseConfig(name string, args []string, getenv func(string) string, out io.Writer) (config, []string, error) {
+// variable and then to the built-in default. extra binds a subcommand's
+// own flags (check's) beside the server's, which it parses alike.
+func parseConfig(name string, args []string, getenv func(string) string, out io.Writer, extra ...func(*flag.FlagSet)) (config, []string, error) {
 	var c config
 	fs := &flagSet{FlagSet: flag.NewFlagSet(name, flag.ContinueOnError), getenv: getenv}
 	fs.SetOutput(out)
+	for _, bind := range extra {
+		bind(fs.FlagSet)
+	}
 	fs.str(&c.addr, "addr", "ADSHARE_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty uses the in-memory store")
 	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")

@@ -5,6 +5,8 @@
 //	go run ./examples/server                        # 127.0.0.1:8080, memory store
 //	DATABASE_URL=postgres://… REDIS_URL=redis://… go run ./examples/server -migrate-on-start
 //	go run ./examples/server migrate up|down|status # needs DATABASE_URL
+//	go run ./examples/server check                  # before a rollout: config, connections, keys, migrations
+//	server probe http://127.0.0.1:8080/readyz       # a container healthcheck without curl
 //
 // Every flag can also be set through the environment variable named in its
 // help text; a flag wins over its variable. Logs are colourised text on a

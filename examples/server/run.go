@@ -41,12 +41,18 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 && args[0] == "users" {
 		return runUsers(ctx, name+" users", args[1:], getenv, stdout)
 	}
+	if len(args) > 0 && args[0] == "check" {
+		return runCheck(ctx, name+" check", args[1:], getenv, stdout)
+	}
+	if len(args) > 0 && args[0] == "probe" {
+		return runProbe(ctx, name+" probe", args[1:], stdout)
+	}
 	cfg, rest, err := parseConfig(name, args, getenv, stdout)
 	if err != nil {
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q; the subcommands are migrate and users", rest[0])
+		return fmt.Errorf("unexpected argument %q; the subcommands are migrate, users, check and probe", rest[0])
 	}
 	logger := newLogger(stdout, cfg.logFormat, cfg.logLevel)
 	return serve(ctx, cfg, logger)
