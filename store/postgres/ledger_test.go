@@ -12,3 +12,8 @@ func TestLedger(t *testing.T) {
 	t.Parallel()
 	storetest.RunLedger(t, func(t *testing.T) billing.Ledger { return postgrestest.New(t) })
 }
+
+func TestBilling(t *testing.T) {
+	t.Parallel()
+	storetest.RunBilling(t, func(t *testing.T) storetest.BillingStores { return postgrestest.NewWithKeyring(t) })
+}

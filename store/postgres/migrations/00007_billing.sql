@@ -20,7 +20,7 @@
 -- entry's amount ever posted to the row (numeric: they only grow), which
 -- Totals sums.
 CREATE TABLE ledger_accounts (
-    account_id      text        NOT NULL,
+    account_id      text        COLLATE "C" NOT NULL, -- ordered bytewise, as Go orders ids
     slot            smallint    NOT NULL,
     kind            text        NOT NULL,
     user_id         uuid,                  -- NULL: the platform's
@@ -80,7 +80,7 @@ CREATE INDEX ledger_transactions_kind_idx ON ledger_transactions (kind, effectiv
 CREATE TABLE ledger_entries (
     tx_id        uuid        NOT NULL,
     seq          smallint    NOT NULL,
-    account_id   text        NOT NULL,
+    account_id   text        COLLATE "C" NOT NULL,
     account_kind text        NOT NULL,
     user_id      uuid,
     side         text        NOT NULL,
