@@ -14,6 +14,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/internal/batch"
 	"github.com/adshare/adshare/internal/periodic"
 )
@@ -55,6 +56,12 @@ type Config struct {
 	// the event partitions of the week ahead and drops those past
 	// EventRetention. Defaults to DefaultMaintenanceInterval.
 	MaintenanceInterval time.Duration
+	// Keyring seals what billing stores that must not be readable in the
+	// database: connected-account ids (found by the ring's blind index),
+	// payout destinations and processor events. Nil: those billing
+	// writes and reads fail with ErrKeyringRequired, and nothing of them
+	// is stored; the rest of the store works without it.
+	Keyring *keyring.Ring
 }
 
 func (c *Config) withDefaults() Config {
