@@ -90,6 +90,8 @@ type DB struct {
 	// schema is the connections' current schema at Open ("" when
 	// search_path names none that exists), where River's tables are.
 	schema string
+	// posts gathers concurrent postings into batches (ledger_batch.go).
+	posts *batch.Batcher[*postReq]
 	// jobs is the queue DB.Jobs made, if any.
 	jobs     atomic.Pointer[Jobs]
 	stopOnce sync.Once
@@ -138,6 +140,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 	}
 	db.audit = batch.New(db.writeAudit, batch.Config{MaxBatch: 512, Flushers: 2})
 	db.maintenance = periodic.New(c.MaintenanceInterval, db.maintain)
+	db.posts = newPostBatcher(db)
 	return db, nil
 }
 
@@ -187,7 +190,7 @@ func (db *DB) Stop(ctx context.Context) error {
 		if q := db.jobs.Load(); q != nil {
 			jobsErr = q.Stop(ctx)
 		}
-		db.stopErr = errors.Join(jobsErr, db.maintenance.Stop(ctx), db.audit.Stop(ctx))
+		db.stopErr = errors.Join(jobsErr, db.maintenance.Stop(ctx), db.audit.Stop(ctx), db.posts.Stop(ctx))
 		db.closed = make(chan struct{})
 		go func() {
 			defer close(db.closed)
