@@ -322,6 +322,7 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&hc.Auth, a.auth)
 	setIfNil(&hc.AdSpaces, a.spaces)
 	setIfNil(&hc.Analytics, a.analytics)
+	setIfNil(&hc.Billing, a.billing)
 	hc.Logger = cmp.Or(hc.Logger, c.Logger)
 	if hc.Metrics == nil {
 		hc.Metrics = c.Metrics
