@@ -76,5 +76,8 @@ func (s *server) routes() []route {
 			)
 		}
 	}
+	if s.auth != nil && s.cfg.Realtime != nil {
+		rs = append(rs, route{http.MethodGet, "/ws", s.handleWS()})
+	}
 	return rs
 }

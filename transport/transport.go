@@ -16,6 +16,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 // Defaults of Config.
@@ -85,6 +86,14 @@ type Config struct {
 	ClientRateLimit auth.Limit
 	// UserRateLimit defaults to DefaultUserRateLimit.
 	UserRateLimit auth.Limit
+
+	// Realtime is the realtime channel's hub; when set (with Auth), GET /ws
+	// serves it.
+	Realtime *realtime.Hub
+	// WebSocketOrigins lists the exact browser origins that may open the
+	// realtime channel. Nil means AllowedOrigins. Requests without an
+	// Origin (native apps) always pass.
+	WebSocketOrigins []string
 }
 
 // ReadinessCheck is one dependency that must answer for the service to be
@@ -116,6 +125,9 @@ func (c Config) validate() error {
 	if c.MaxBodyBytes < 0 {
 		return errors.New("transport: Config.MaxBodyBytes must be positive, or zero for the default")
 	}
+	if c.Realtime != nil && c.Auth == nil {
+		return errors.New("transport: Config.Realtime needs Config.Auth (the channel authenticates clients)")
+	}
 	if c.AdSpaces != nil && c.Auth == nil {
 		return errors.New("transport: Config.AdSpaces needs Config.Auth (ad space endpoints authenticate callers)")
 	}
@@ -139,10 +151,12 @@ type server struct {
 	logger  *slog.Logger
 	metrics *httpMetrics
 	cors    *cors
-	mux     *http.ServeMux
-	auth    *auth.Service
-	spaces  *adspace.Service
-	events  *analytics.Service
+	// wsOrigins are the origins allowed to open /ws.
+	wsOrigins *cors
+	mux       *http.ServeMux
+	auth      *auth.Service
+	spaces    *adspace.Service
+	events    *analytics.Service
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -166,6 +180,13 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 		return nil, err
 	}
 	if s.cors, err = newCORS(cfg.AllowedOrigins, cfg.CORSMaxAge); err != nil {
+		return nil, err
+	}
+	wsOrigins := cfg.WebSocketOrigins
+	if wsOrigins == nil {
+		wsOrigins = cfg.AllowedOrigins
+	}
+	if s.wsOrigins, err = newCORS(wsOrigins, 0); err != nil {
 		return nil, err
 	}
 	for _, rt := range append(s.routes(), extra...) {
