@@ -64,6 +64,7 @@ func (c *travelClock) Add(d time.Duration) {
 type moneyServer struct {
 	base   string
 	env    map[string]string
+	args   []string // the server's flags, which the users subcommand parses too
 	app    *adshare.App
 	clock  *travelClock
 	store  adshare.Store
@@ -92,7 +93,7 @@ func startMoneyServer(t *testing.T, env map[string]string, withStripe bool, args
 	require.NoError(t, err)
 	require.Empty(t, rest)
 
-	ms := &moneyServer{env: env, clock: &travelClock{}, out: &testenv.Buffer{}}
+	ms := &moneyServer{env: env, args: args, clock: &travelClock{}, out: &testenv.Buffer{}}
 	logger := newLogger(ms.out, "json", slog.LevelInfo)
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
@@ -246,7 +247,8 @@ func (ms *moneyServer) makeAdmin(t *testing.T, u *moneyUser) {
 	t.Helper()
 	if ms.env["DATABASE_URL"] != "" {
 		var out bytes.Buffer
-		require.NoError(t, run(context.Background(), []string{"server", "users", "set-role", u.Email, "admin"},
+		cmd := append(append([]string{"server", "users"}, ms.args...), "set-role", u.Email, "admin")
+		require.NoError(t, run(context.Background(), cmd,
 			func(k string) string { return ms.env[k] }, &out))
 		require.Contains(t, out.String(), "is now admin")
 	} else {
