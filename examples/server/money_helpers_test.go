@@ -71,6 +71,10 @@ type moneyServer struct {
 	proc   *billingtest.Processor // nil without Stripe
 	signer billingtest.Signer
 	out    *testenv.Buffer
+	reg    *prometheus.Registry // what GET /metrics serves
+
+	forged, delivered int             // webhook deliveries refused and accepted
+	eventIDs          map[string]bool // the events delivered
 }
 
 // startMoneyServer parses args and env as the server does (the API-wide
@@ -97,6 +101,7 @@ func startMoneyServer(t *testing.T, env map[string]string, withStripe bool, args
 	logger := newLogger(ms.out, "json", slog.LevelInfo)
 	ctx, cancel := context.WithCancel(context.Background())
 	reg := prometheus.NewRegistry()
+	ms.reg = reg
 	app, cleanup, err := assemble(ctx, cfg, logger, reg, func(c *adshare.Config) {
 		c.Now = ms.clock.Now
 		ms.store = c.Store
@@ -424,6 +429,11 @@ func (ms *moneyServer) deliver(t *testing.T, events billingtest.Delivery) {
 		payload, sig, err := ms.signer.Sign(e)
 		require.NoError(t, err)
 		ms.call(t, http.MethodPost, "/webhooks/stripe", "", payload, http.StatusOK, nil, "Stripe-Signature", sig)
+		ms.delivered++
+		if ms.eventIDs == nil {
+			ms.eventIDs = map[string]bool{}
+		}
+		ms.eventIDs[e.ID] = true
 	}
 }
 
@@ -439,7 +449,14 @@ func (ms *moneyServer) forge(t *testing.T, events billingtest.Delivery) {
 		require.Equal(t, "invalid_webhook_signature",
 			ms.problemCode(t, http.MethodPost, "/webhooks/stripe", "", payload, http.StatusBadRequest, "Stripe-Signature", sig))
 		ms.problemCode(t, http.MethodPost, "/webhooks/stripe", "", payload, http.StatusBadRequest)
+		ms.forged += 2
 	}
+}
+
+// metric is the value of a sample of what GET /metrics serves.
+func (ms *moneyServer) metric(t *testing.T, name string, labels ...string) int {
+	t.Helper()
+	return int(testenv.Metric(t, ms.reg, name, labels...))
 }
 
 // requireBalanced fails unless every currency's debits equal its credits.

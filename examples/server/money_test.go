@@ -11,6 +11,7 @@ import (
 
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/billing/billingtest"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
 )
@@ -278,6 +279,27 @@ func runMoneyLoop(t *testing.T, ms *moneyServer, hold time.Duration) {
 		require.Equal(t, int64(moneyPayout), transfers[0].Amount)
 		require.Equal(t, billing.USD, transfers[0].Currency)
 		require.Equal(t, po.ID, transfers[0].Payout)
+		require.Equal(t, int64(moneyTopUp-billingtest.DefaultFee(moneyTopUp, billing.USD)-moneyPayout), ms.proc.Balance(billing.USD),
+			"the processor's books: the payment less its fee, less the transfer")
+
+		// The reconciliation job's work, run now: the ledger and the
+		// processor's books agree, as an admin reads over the API.
+		rec, err := ms.app.Billing().Reconcile(ctx, day.Add(-24*time.Hour))
+		require.NoError(t, err)
+		require.Empty(t, rec.Differences)
+		require.Equal(t, 3, rec.Checked, "the transfer, the paid payout and the payment")
+		var report struct {
+			Manual bool `json:"manual"`
+			Last   *struct {
+				Checked     int   `json:"checked"`
+				Differences []any `json:"differences"`
+			} `json:"last"`
+		}
+		ms.call(t, http.MethodGet, "/admin/billing/reconciliation", admin.Access, nil, http.StatusOK, &report)
+		require.False(t, report.Manual)
+		require.NotNil(t, report.Last)
+		require.Equal(t, rec.Checked, report.Last.Checked)
+		require.Empty(t, report.Last.Differences)
 		require.Equal(t, "payout_not_pending", ms.problemCode(t, http.MethodPost, "/billing/payouts/"+po.ID.String()+"/record", admin.Access,
 			map[string]any{"paid": true}, http.StatusConflict), "an admin records manual payouts only")
 	} else {
@@ -309,4 +331,17 @@ func runMoneyLoop(t *testing.T, ms *moneyServer, hold time.Duration) {
 	require.NotNil(t, all.Final)
 	require.Equal(t, int64(moneySpend-moneyEarnings), all.Final.PlatformMicros, "the platform kept the rest")
 	ms.requireBalanced(t)
+
+	// What the operators' dashboards see.
+	require.Equal(t, 1, ms.metric(t, "adshare_billing_topups_total", "state", "succeeded"))
+	require.Equal(t, 1, ms.metric(t, "adshare_billing_payouts_total", "state", "requested"))
+	require.Equal(t, 1, ms.metric(t, "adshare_billing_payouts_total", "state", "paid"))
+	require.Equal(t, ms.forged, ms.metric(t, "adshare_billing_webhook_events_total", "result", "refused"), "every forged delivery is counted")
+	if stripe {
+		events := len(ms.eventIDs)
+		require.Equal(t, events, ms.metric(t, "adshare_billing_webhook_events_total", "result", "stored"))
+		require.Equal(t, ms.delivered-events, ms.metric(t, "adshare_billing_webhook_events_total", "result", "duplicate"))
+		require.Positive(t, ms.delivered-events, "a redelivery was made")
+		require.Equal(t, events, ms.metric(t, "adshare_billing_webhook_events_total", "result", "applied"), "each event applied once")
+	}
 }
