@@ -391,10 +391,11 @@ func (ms *moneyServer) fill(t *testing.T, owner uuid.UUID) string {
 
 // impressions reports a viewable impression of each token, in batches,
 // as the app does (a non-bot User-Agent), and requires each to be
-// accepted, valid and billable.
-func (ms *moneyServer) impressions(t *testing.T, tokens []string) {
+// accepted, valid and billable. It returns when they occurred.
+func (ms *moneyServer) impressions(t *testing.T, tokens []string) time.Time {
 	t.Helper()
-	at := ms.clock.Now().UTC().Format(time.RFC3339Nano)
+	when := ms.clock.Now().UTC()
+	at := when.Format(time.RFC3339Nano)
 	for len(tokens) > 0 {
 		n := min(len(tokens), 100)
 		events := make([]map[string]string, n)
@@ -418,6 +419,7 @@ func (ms *moneyServer) impressions(t *testing.T, tokens []string) {
 		}
 		tokens = tokens[n:]
 	}
+	return when
 }
 
 // deliver signs each event with the configured secret and posts it to

@@ -208,8 +208,7 @@ func runMoneyLoop(t *testing.T, ms *moneyServer, hold time.Duration) {
 		tokens = append(tokens, tok)
 	}
 	time.Sleep(1100 * time.Millisecond) // viewable: a second on screen
-	ms.impressions(t, tokens)
-	day := ms.clock.Now().UTC().Truncate(24 * time.Hour)
+	day := ms.impressions(t, tokens).Truncate(24 * time.Hour)
 
 	adv := ms.balance(t, advertiser)
 	require.Equal(t, moneyBudget, adv.BudgetMicros, "the budget pays at settlement")
@@ -223,7 +222,8 @@ func runMoneyLoop(t *testing.T, ms *moneyServer, hold time.Duration) {
 	// Settlement: not before the day is final; then the budget pays and
 	// the owner's share is held.
 	require.NoError(t, ms.app.Billing().SettleAndRelease(ctx))
-	require.Zero(t, ms.balance(t, advertiser).UnsettledSpendMicros-int64(moneySpend), "today is not final yet")
+	require.Equal(t, int64(moneySpend), ms.balance(t, advertiser).UnsettledSpendMicros, "today is not final yet")
+	require.Zero(t, ms.balance(t, owner).HeldMicros, "today is not final yet")
 	ms.clock.Add(moneySettleJump)
 	for _, u := range []*moneyUser{owner, advertiser, admin} {
 		ms.login(t, u) // the access tokens died on the way
