@@ -34,7 +34,7 @@ func promtool(t *testing.T) string {
 func TestMonitoringRules(t *testing.T) {
 	t.Parallel()
 	bin := promtool(t)
-	for _, args := range [][]string{{"check", "rules", "adshare-rules.yml"}, {"test", "rules", "adshare-rules_test.yml"}} {
+	for _, args := range [][]string{{"check", "rules", "adshare-rules.yml"}, {"test", "rules", "adshare-rules_test.yml", "adshare-rules_slow_test.yml"}} {
 		cmd := exec.Command(bin, args...)
 		cmd.Dir = monitoringDir
 		out, err := cmd.CombinedOutput()
@@ -64,11 +64,14 @@ func TestEveryAlertIsTestedAndHasARunbook(t *testing.T) {
 			} `yaml:"alert_rule_test"`
 		} `yaml:"tests"`
 	}
-	readYAML(t, filepath.Join(monitoringDir, "adshare-rules_test.yml"), &tests)
 	fired := map[string]bool{}
-	for _, tc := range tests.Tests {
-		for _, a := range tc.AlertRuleTest {
-			fired[a.Alertname] = fired[a.Alertname] || len(a.ExpAlerts) > 0
+	for _, file := range []string{"adshare-rules_test.yml", "adshare-rules_slow_test.yml"} {
+		tests.Tests = nil
+		readYAML(t, filepath.Join(monitoringDir, file), &tests)
+		for _, tc := range tests.Tests {
+			for _, a := range tc.AlertRuleTest {
+				fired[a.Alertname] = fired[a.Alertname] || len(a.ExpAlerts) > 0
+			}
 		}
 	}
 	alerts := 0
