@@ -19,7 +19,7 @@ func (db *DB) AccountsAtLeast(ctx context.Context, k billing.AccountKind, c bill
 	rows, err := db.pool.Query(ctx, `SELECT account_id, sum(balance)::bigint, max(updated_at) FROM ledger_accounts
 		WHERE kind = $1 AND currency = $2 AND account_id > $3
 		GROUP BY account_id HAVING sum(balance) >= $4 ORDER BY account_id LIMIT $5`,
-		string(k), string(c), string(after), floor, posting.PageSize(limit))
+		string(k), string(c), string(after), floor, posting.SweepPageSize(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: accounts at least: %w", err)
 	}
@@ -90,7 +90,7 @@ GROUP BY 1, 2, 3 ORDER BY 1, 2, 3`
 // dailySpendSQL).
 func (db *DB) DailySpend(ctx context.Context, day time.Time, after uuid.UUID, limit int) ([]billing.OwnerSpend, error) {
 	from := day.UTC().Truncate(24 * time.Hour)
-	rows, err := db.pool.Query(ctx, dailySpendSQL, from, after, posting.PageSize(limit))
+	rows, err := db.pool.Query(ctx, dailySpendSQL, from, after, posting.SweepPageSize(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: daily spend: %w", err)
 	}
