@@ -17,6 +17,8 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 func TestOpenAPIDocumentIsValid31(t *testing.T) {
@@ -50,7 +52,8 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 			documented = append(documented, strings.ToUpper(method)+" "+path)
 		}
 	}
-	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}, events: &analytics.Service{}} // every route
+	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}, events: &analytics.Service{}, // every route
+		billing: &billing.Service{}, cfg: Config{Realtime: &realtime.Hub{}}}
 	var routed []string
 	for _, rt := range s.routes() {
 		routed = append(routed, rt.method+" "+rt.path)

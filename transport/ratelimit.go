@@ -44,6 +44,10 @@ func (s *server) withClientRateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if isWebhook(r) { // bounded by its own concurrency limit
+			next.ServeHTTP(w, r)
+			return
+		}
 		key := "api:ip:" + limitKeyForIP(auth.ClientFromContext(r.Context()).IP)
 		if err := s.checkLimit(w, r, key, s.cfg.ClientRateLimit); err != nil {
 			s.writeError(w, r, err)

@@ -89,18 +89,22 @@ func (db *DB) Event(ctx context.Context, id string) (billing.StoredEvent, error)
 }
 
 // UnprocessedEvents implements billing.Store: oldest received first; a
-// limit below 1 is 50, above 500 is 500.
+// limit below 1 is 50, above 500 is 500. Without a keyring it answers
+// when there is nothing to open (manual mode stores no events, and its
+// sweep asks), and fails with ErrKeyringRequired when there is.
 func (db *DB) UnprocessedEvents(ctx context.Context, limit int) ([]billing.StoredEvent, error) {
-	r, err := db.ring()
-	if err != nil {
-		return nil, err
-	}
+	r, ringErr := db.ring()
 	rows, err := db.pool.Query(ctx, `SELECT `+eventColumns+` FROM billing_events WHERE processed_at IS NULL
 		ORDER BY seq LIMIT $1`, posting.PageSize(limit))
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unprocessed events: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (billing.StoredEvent, error) { return db.scanEvent(r, row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (billing.StoredEvent, error) {
+		if ringErr != nil {
+			return billing.StoredEvent{}, ringErr
+		}
+		return db.scanEvent(r, row)
+	})
 	if err != nil {
 		return nil, fmt.Errorf("postgres: unprocessed events: %w", err)
 	}

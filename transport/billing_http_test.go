@@ -1,0 +1,130 @@
+package transport
+
+import (
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/billing"
+)
+
+// The numbers of the loops: a $150 top-up; 5,000 impressions at a $20 CPM
+// ($100 spend) in the owner's space, the owner's share at the free tier's
+// 50%: $50, the free tier's minimum payout.
+const (
+	loopTopUp    = 15_000 // cents
+	loopCPM      = 20_000_000
+	loopN        = 5_000
+	loopShareBP  = 5_000
+	loopSpend    = loopN * loopCPM / 1000 // micros
+	loopEarnings = loopSpend * loopShareBP / 10_000
+)
+
+// TestTheManualMoneyLoopOverHTTP runs the embedded defaults' money over
+// the API: an admin confirms a top-up, the budget pays for the owner's
+// impressions at settlement, the owner's share is released after the hold
+// window, the owner asks for a payout and an admin records it paid; the
+// balances, the statements and the revenue report agree at every step.
+func TestTheManualMoneyLoopOverHTTP(t *testing.T) {
+	t.Parallel()
+	forEachBillingBackend(t, billingOpts{manual: true}, func(t *testing.T, b *billingBundle) {
+		c := b.cast(t)
+		tu := b.topUp(t, c.advertiser.AccessToken, loopTopUp)
+		require.Equal(t, "awaiting_confirmation", tu.Status)
+		require.Empty(t, tu.ClientSecret, "no processor: no client secret")
+		require.Zero(t, b.balance(t, c.advertiser.AccessToken, "").BudgetMicros, "nothing is credited on the app's word")
+
+		b.do(t, http.MethodPost, "/billing/topups/"+tu.ID.String()+"/confirm", c.advertiser.AccessToken, nil).
+			problem(t, http.StatusForbidden, "forbidden")
+		var confirmed topUpJSON
+		b.do(t, http.MethodPost, "/billing/topups/"+tu.ID.String()+"/confirm", c.admin.AccessToken, nil).
+			requireStatus(t, http.StatusOK).decode(t, &confirmed)
+		require.Equal(t, "succeeded", confirmed.Status)
+		b.do(t, http.MethodPost, "/billing/topups/"+tu.ID.String()+"/confirm", c.admin.AccessToken, nil).
+			requireStatus(t, http.StatusOK) // idempotent
+		require.Equal(t, int64(loopTopUp*10_000), b.balance(t, c.advertiser.AccessToken, "").BudgetMicros, "credited once")
+
+		b.serve(t, c.owner.User.ID, c.advertiser.User.ID, loopN, loopCPM, loopShareBP)
+		adv := b.balance(t, c.advertiser.AccessToken, "")
+		require.Equal(t, int64(loopSpend), adv.UnsettledSpendMicros, "spoken for before settlement")
+		b.settleAndRelease(t)
+
+		adv = b.balance(t, c.advertiser.AccessToken, "")
+		require.Equal(t, int64(loopTopUp*10_000-loopSpend), adv.BudgetMicros, "the budget paid for the impressions")
+		require.Zero(t, adv.UnsettledSpendMicros)
+		owner := b.balance(t, c.owner.AccessToken, "")
+		require.Zero(t, owner.HeldMicros)
+		require.Equal(t, int64(loopEarnings), owner.AvailableMicros, "the owner's share, released")
+		require.Nil(t, owner.Payee)
+
+		// Below the minimum, then everything.
+		b.do(t, http.MethodPost, "/billing/payouts", c.owner.AccessToken, map[string]any{"amount": 4_000}).
+			problem(t, http.StatusUnprocessableEntity, "payout_below_minimum")
+		po := b.requestPayout(t, c.owner.AccessToken, map[string]any{})
+		require.Equal(t, "pending", po.Status)
+		require.True(t, po.Manual)
+		require.Equal(t, int64(loopEarnings/10_000), po.Amount, "whole cents")
+		owner = b.balance(t, c.owner.AccessToken, "")
+		require.Zero(t, owner.AvailableMicros)
+		require.Equal(t, int64(loopEarnings), owner.InTransitMicros, "reserved with the request")
+		b.do(t, http.MethodPost, "/billing/payouts", c.owner.AccessToken, map[string]any{}).
+			problem(t, http.StatusConflict, "payout_in_progress")
+
+		record := map[string]any{"paid": true, "note": "bank transfer 4711"}
+		b.do(t, http.MethodPost, "/billing/payouts/"+po.ID.String()+"/record", c.owner.AccessToken, record).
+			problem(t, http.StatusForbidden, "forbidden")
+		var paid payoutJSON
+		b.do(t, http.MethodPost, "/billing/payouts/"+po.ID.String()+"/record", c.admin.AccessToken, record).
+			requireStatus(t, http.StatusOK).decode(t, &paid)
+		require.Equal(t, "paid", paid.Status)
+		b.do(t, http.MethodPost, "/billing/payouts/"+po.ID.String()+"/record", c.admin.AccessToken, record).
+			problem(t, http.StatusConflict, "payout_not_pending")
+		require.Equal(t, "paid", b.getPayout(t, c.owner.AccessToken, po.ID).Status)
+		recorded := b.lastEvent(t, billing.AuditPayoutRecorded)
+		require.Equal(t, "bank transfer 4711", recorded.Reason, "audited with the admin's note")
+		require.Equal(t, c.admin.User.ID, recorded.ActorID)
+
+		owner = b.balance(t, c.owner.AccessToken, "")
+		require.Zero(t, owner.AvailableMicros)
+		require.Zero(t, owner.InTransitMicros)
+
+		// The owner's statement: settlement, release, reserve, paid.
+		txs, _ := b.transactions(t, c.owner.AccessToken, "")
+		kinds := make([]string, 0, len(txs))
+		for _, tx := range txs {
+			kinds = append(kinds, tx.Kind)
+			for _, e := range tx.Entries {
+				require.Contains(t, e.Account, c.owner.User.ID.String(), "only the owner's own accounts")
+			}
+		}
+		require.Equal(t, []string{"payout_paid", "payout", "release", "settlement"}, kinds)
+		require.Equal(t, map[string]string{"payout": po.ID.String()}, txs[0].Refs)
+		advTxs, _ := b.transactions(t, c.advertiser.AccessToken, "")
+		require.Equal(t, []string{"settlement", "topup"}, []string{advTxs[0].Kind, advTxs[1].Kind})
+		require.Len(t, advTxs[0].Entries, 1, "the advertiser's debit only: not the owner's share, not the platform's")
+
+		// The revenue report's final and paid-out figures are the ledger's.
+		rev := b.revenueOf(t, c.owner.AccessToken)
+		require.NotNil(t, rev.Final)
+		require.Equal(t, int64(loopEarnings), (*rev.Final)["owner_micros"])
+		require.Equal(t, po.Amount*10_000, (*rev.Final)["paid_out_micros"])
+		all := b.revenueOf(t, c.admin.AccessToken, "scope=all")
+		require.Equal(t, int64(loopSpend-loopEarnings), (*all.Final)["platform_micros"], "the platform kept the rest")
+		b.requireBalanced(t)
+	})
+}
+
+// revenueOf reads the revenue report over the bundle's day and the next
+// two (when the payout was made), with extra query parameters.
+func (b *billingBundle) revenueOf(t *testing.T, token string, extra ...string) revenueReportJSON {
+	t.Helper()
+	q := "?granularity=day&from=" + b.day.Format(time.RFC3339) + "&to=" + b.day.Add(72*time.Hour).Format(time.RFC3339)
+	for _, e := range extra {
+		q += "&" + e
+	}
+	var out revenueReportJSON
+	b.do(t, http.MethodGet, "/analytics/revenue"+q, token, nil).requireStatus(t, http.StatusOK).decode(t, &out)
+	return out
+}
