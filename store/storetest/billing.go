@@ -518,6 +518,22 @@ func RunBilling(t *testing.T, newStore func(t *testing.T) BillingStores) {
 		require.NoError(t, err)
 		require.Empty(t, page)
 
+		// A sweep's page of 1,000 is not cut at the listings' 500.
+		var many []analytics.Event
+		for range 700 {
+			events = events[:0]
+			serve(uuid.New(), "kevel", "kevel-adv", day.Add(48*time.Hour), 1, 10, true)
+			many = append(many, events...)
+		}
+		_, err = s.WriteEvents(ctx, many)
+		require.NoError(t, err)
+		page, err = s.DailySpend(ctx, day.Add(48*time.Hour), uuid.Nil, 1000)
+		require.NoError(t, err)
+		require.Len(t, page, 700)
+		page, err = s.DailySpend(ctx, day.Add(48*time.Hour), uuid.Nil, 0)
+		require.NoError(t, err)
+		require.Len(t, page, 50, "no limit: 50")
+
 		spent, err := s.AdvertiserSpendSince(ctx, []string{adv1, adv2, "kevel-adv", uuid.NewString()}, day)
 		require.NoError(t, err)
 		require.Equal(t, int64(10_000), spent[adv1], "the day's and the day after's, not the day before's")
