@@ -128,3 +128,92 @@ func (b *billingBundle) revenueOf(t *testing.T, token string, extra ...string) r
 	b.do(t, http.MethodGet, "/analytics/revenue"+q, token, nil).requireStatus(t, http.StatusOK).decode(t, &out)
 	return out
 }
+
+// TestTheProcessorMoneyLoopOverHTTP runs the money with the fake
+// processor: a top-up is credited only by its signed webhook, the owner
+// onboards a payout account (its account.updated webhook enables it), and
+// the payout's transfer is made in the background under the payout's id.
+func TestTheProcessorMoneyLoopOverHTTP(t *testing.T) {
+	t.Parallel()
+	forEachBillingBackend(t, billingOpts{}, func(t *testing.T, b *billingBundle) {
+		c := b.cast(t)
+		tu := b.topUp(t, c.advertiser.AccessToken, loopTopUp)
+		require.Equal(t, "pending", tu.Status)
+		require.NotEmpty(t, tu.ClientSecret, "the app's SDK completes the payment with it")
+		require.NotEmpty(t, tu.PaymentID)
+		require.Empty(t, b.getTopUp(t, c.advertiser.AccessToken, tu.ID).ClientSecret, "the secret is shown once")
+		b.do(t, http.MethodPost, "/billing/topups/"+tu.ID.String()+"/confirm", c.admin.AccessToken, nil).
+			problem(t, http.StatusConflict, "topup_not_awaiting_confirmation")
+		require.Zero(t, b.balance(t, c.advertiser.AccessToken, "").BudgetMicros, "nothing before the processor says so")
+
+		require.NoError(t, b.proc.SucceedPayment(tu.PaymentID))
+		b.deliver(t, b.proc.TakeEvents())
+		eventually(t, "credited by the webhook", func() bool {
+			return b.balance(t, c.advertiser.AccessToken, "").BudgetMicros == loopTopUp*10_000
+		})
+		require.Equal(t, "succeeded", b.getTopUp(t, c.advertiser.AccessToken, tu.ID).Status)
+
+		b.serve(t, c.owner.User.ID, c.advertiser.User.ID, loopN, loopCPM, loopShareBP)
+		b.settleAndRelease(t)
+		require.Equal(t, int64(loopEarnings), b.balance(t, c.owner.AccessToken, "").AvailableMicros)
+
+		b.do(t, http.MethodPost, "/billing/payouts", c.owner.AccessToken, map[string]any{}).
+			problem(t, http.StatusConflict, "payee_not_ready")
+		b.do(t, http.MethodGet, "/billing/payee", c.owner.AccessToken, nil).problem(t, http.StatusNotFound, "connected_account_not_found")
+		b.do(t, http.MethodPost, "/billing/payee", c.owner.AccessToken, map[string]any{"country": "U$"}).
+			problem(t, http.StatusUnprocessableEntity, "invalid_payee")
+		var ob struct {
+			Payee         payeeJSON `json:"payee"`
+			OnboardingURL string    `json:"onboarding_url"`
+		}
+		b.do(t, http.MethodPost, "/billing/payee", c.owner.AccessToken, map[string]any{"country": "us"}).
+			requireStatus(t, http.StatusOK).decode(t, &ob)
+		require.NotEmpty(t, ob.OnboardingURL)
+		require.False(t, ob.Payee.PayoutsEnabled)
+		payee, err := b.store.Payee(t.Context(), c.owner.User.ID)
+		require.NoError(t, err)
+		require.NoError(t, b.proc.EnableAccount(payee.ID))
+		b.deliver(t, b.proc.TakeEvents())
+		eventually(t, "the account.updated webhook enables payouts", func() bool {
+			bal := b.balance(t, c.owner.AccessToken, "")
+			return bal.Payee != nil && bal.Payee.PayoutsEnabled && bal.Payee.TransfersEnabled
+		})
+		var refreshed payeeJSON
+		b.do(t, http.MethodGet, "/billing/payee", c.owner.AccessToken, nil).requireStatus(t, http.StatusOK).decode(t, &refreshed)
+		require.True(t, refreshed.PayoutsEnabled)
+		require.NotContains(t, string(b.do(t, http.MethodGet, "/billing/balance", c.owner.AccessToken, nil).body), payee.ID,
+			"the connected account's id is never shown")
+
+		b.do(t, http.MethodPost, "/billing/payouts", c.owner.AccessToken, map[string]any{}).
+			problem(t, http.StatusConflict, "payout_held") // a new payout account waits
+		b.bclock.Add(2 * time.Hour)
+		po := b.requestPayout(t, c.owner.AccessToken, map[string]any{})
+		require.False(t, po.Manual)
+		eventually(t, "the transfer is made in the background", func() bool {
+			return b.getPayout(t, c.owner.AccessToken, po.ID).Status == "paid"
+		})
+		transfers, err := b.proc.TransfersInGroup(t.Context(), po.ID.String())
+		require.NoError(t, err)
+		require.Len(t, transfers, 1)
+		require.Equal(t, po.Amount, transfers[0].Amount)
+		b.do(t, http.MethodPost, "/billing/payouts/"+po.ID.String()+"/record", c.admin.AccessToken, map[string]any{"paid": true}).
+			problem(t, http.StatusConflict, "payout_not_pending")
+		owner := b.balance(t, c.owner.AccessToken, "")
+		require.Zero(t, owner.InTransitMicros)
+		require.Zero(t, owner.AvailableMicros)
+
+		_, err = b.billing.Reconcile(t.Context(), b.day)
+		require.NoError(t, err)
+		var rec struct {
+			Manual bool                `json:"manual"`
+			Last   *reconciliationJSON `json:"last"`
+		}
+		b.do(t, http.MethodGet, "/admin/billing/reconciliation", c.owner.AccessToken, nil).problem(t, http.StatusForbidden, "forbidden")
+		b.do(t, http.MethodGet, "/admin/billing/reconciliation", c.admin.AccessToken, nil).requireStatus(t, http.StatusOK).decode(t, &rec)
+		require.False(t, rec.Manual)
+		require.NotNil(t, rec.Last)
+		require.Empty(t, rec.Last.Differences, "the ledger and the processor agree")
+		require.Positive(t, rec.Last.Checked)
+		b.requireBalanced(t)
+	})
+}
