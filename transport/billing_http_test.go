@@ -1,13 +1,21 @@
 package transport
 
 import (
+	"bytes"
+	"context"
+	"io"
 	"net/http"
+	"net/url"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/billing/stripe"
+	"github.com/adshare/adshare/internal/testenv"
 )
 
 // The numbers of the loops: a $150 top-up; 5,000 impressions at a $20 CPM
@@ -215,5 +223,67 @@ func TestTheProcessorMoneyLoopOverHTTP(t *testing.T) {
 		require.Empty(t, rec.Last.Differences, "the ledger and the processor agree")
 		require.Positive(t, rec.Last.Checked)
 		b.requireBalanced(t)
+	})
+}
+
+// stripeRecorder records the requests billing/stripe sends.
+type stripeRecorder struct {
+	mu   sync.Mutex
+	reqs []*http.Request
+	form []url.Values
+}
+
+func (r *stripeRecorder) RoundTrip(req *http.Request) (*http.Response, error) {
+	var form url.Values
+	if req.Body != nil {
+		body, err := io.ReadAll(req.Body)
+		if err != nil {
+			return nil, err
+		}
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		if form, err = url.ParseQuery(string(body)); err != nil {
+			return nil, err
+		}
+	}
+	r.mu.Lock()
+	r.reqs, r.form = append(r.reqs, req.Clone(req.Context())), append(r.form, form)
+	r.mu.Unlock()
+	return http.DefaultTransport.RoundTrip(req)
+}
+
+// TestATopUpReachesStripeMockInShape starts a top-up over the API through
+// the real billing/stripe adapter against stripe-mock, which checks the
+// request against Stripe's OpenAPI spec (it keeps no state: only the
+// request's shape and the answer's client secret are asserted).
+func TestATopUpReachesStripeMockInShape(t *testing.T) {
+	t.Parallel()
+	base := testenv.StripeMock(t)
+	rec := &stripeRecorder{}
+	const key stripe.Secret = "sk_test_51Transport0123456789abcdef"
+	opts := billingOpts{billing: func(cfg *billing.Config) {
+		client, err := stripe.New(stripe.Config{SecretKey: key, BaseURL: base, HTTPClient: &http.Client{Transport: rec}, MaxNetworkRetries: -1})
+		require.NoError(t, err)
+		t.Cleanup(func() { _ = client.Stop(context.Background()) })
+		cfg.Processor = client
+	}}
+	forEachBillingBackend(t, opts, func(t *testing.T, b *billingBundle) {
+		c := b.cast(t)
+		tu := b.topUp(t, c.advertiser.AccessToken, 5_000)
+		require.Equal(t, "pending", tu.Status)
+		require.NotEmpty(t, tu.ClientSecret, "stripe-mock's PaymentIntent carries a client secret")
+		require.True(t, strings.HasPrefix(tu.PaymentID, "pi_"), tu.PaymentID)
+
+		rec.mu.Lock()
+		defer rec.mu.Unlock()
+		require.Len(t, rec.reqs, 1)
+		req, form := rec.reqs[0], rec.form[0]
+		require.Equal(t, http.MethodPost, req.Method)
+		require.Equal(t, "/v1/payment_intents", req.URL.Path)
+		require.Equal(t, "Bearer "+string(key), req.Header.Get("Authorization"))
+		require.Equal(t, "topup:"+tu.ID.String(), req.Header.Get("Idempotency-Key"), "the top-up's own id, persisted first")
+		require.Equal(t, "5000", form.Get("amount"))
+		require.Equal(t, "usd", form.Get("currency"))
+		require.Equal(t, "topup:"+tu.ID.String(), form.Get("transfer_group"))
+		require.Equal(t, c.advertiser.User.ID.String(), form.Get("metadata["+stripe.MetadataAdvertiser+"]"))
 	})
 }
