@@ -194,7 +194,7 @@ func TestTheProcessorMoneyLoopOverHTTP(t *testing.T) {
 
 		b.do(t, http.MethodPost, "/billing/payouts", c.owner.AccessToken, map[string]any{}).
 			problem(t, http.StatusConflict, "payout_held") // a new payout account waits
-		b.bclock.Add(2 * time.Hour)
+		b.bclock.Advance(2 * time.Hour)
 		po := b.requestPayout(t, c.owner.AccessToken, map[string]any{})
 		require.False(t, po.Manual)
 		eventually(t, "the transfer is made in the background", func() bool {
