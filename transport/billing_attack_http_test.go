@@ -90,6 +90,19 @@ func TestWebhooksAreVerifiedDedupedAndOrderFree(t *testing.T) {
 		require.NoError(t, err, "stored, for the record")
 		require.Equal(t, billing.EventType("customer.created"), stored.Type)
 		require.Equal(t, int64(10_000*10_000), b.balance(t, c.advertiser.AccessToken, "").BudgetMicros)
+
+		// A refund, delivered twice, takes its amount back from the budget once.
+		require.NoError(t, b.proc.RefundPayment(tu.PaymentID, 2_500))
+		b.deliver(t, b.proc.TakeEvents().Duplicate(0))
+		eventually(t, "the refund is applied", func() bool {
+			return b.balance(t, c.advertiser.AccessToken, "").BudgetMicros == 7_500*10_000
+		})
+		eventually(t, "every event applied", func() bool {
+			pending, err := b.store.UnprocessedEvents(t.Context(), 10)
+			return err == nil && len(pending) == 0
+		})
+		require.Equal(t, int64(7_500*10_000), b.balance(t, c.advertiser.AccessToken, "").BudgetMicros, "taken back once")
+		require.Equal(t, int64(2_500), b.getTopUp(t, c.advertiser.AccessToken, tu.ID).Refunded)
 		b.requireBalanced(t)
 
 		// Over the cap: 413, whether the length is declared or not.
@@ -469,5 +482,38 @@ func TestTheStatementPagesWithItsCursor(t *testing.T) {
 		for _, bad := range []string{"?cursor=!!", "?cursor=" + uuid.NewString(), "?limit=0", "?limit=501", "?limit=x", "?user=nobody"} {
 			b.do(t, http.MethodGet, "/billing/transactions"+bad, c.advertiser.AccessToken, nil).problem(t, http.StatusUnprocessableEntity, "invalid_query")
 		}
+	})
+}
+
+func TestTopUpsAreRateLimitedAndSurviveAProcessorHiccup(t *testing.T) {
+	t.Parallel()
+	opts := billingOpts{billing: func(cfg *billing.Config) {
+		cfg.TopUpLimitPerUser = auth.Limit{Rate: 1, Period: time.Hour, Burst: 3}
+	}}
+	forEachBillingBackend(t, opts, func(t *testing.T, b *billingBundle) {
+		c := b.cast(t)
+		body := map[string]any{"amount": 1_000, "currency": "usd"}
+
+		// The processor does not answer: 503 to retry with the same key,
+		// which then completes the same top-up.
+		b.proc.FailNext(billingtest.MethodCreatePayment, billingtest.FailRateLimit)
+		r := b.startTopUp(t, c.advertiser.AccessToken, "hiccup", body)
+		r.problem(t, http.StatusServiceUnavailable, "processor_unavailable")
+		require.Equal(t, "5", r.header.Get("Retry-After"))
+		var tu topUpJSON
+		b.startTopUp(t, c.advertiser.AccessToken, "hiccup", body).requireStatus(t, http.StatusCreated).decode(t, &tu)
+		require.NotEmpty(t, tu.ClientSecret)
+		got, err := b.store.TopUpsSince(t.Context(), c.advertiser.User.ID, time.Time{})
+		require.NoError(t, err)
+		require.Len(t, got, 1, "the retry resumed the top-up its key made")
+
+		// Card testing: a burst of three per user (a retry of a key is not
+		// another), then one an hour.
+		b.topUp(t, c.advertiser.AccessToken, 1_000)
+		b.topUp(t, c.advertiser.AccessToken, 1_000)
+		limited := b.startTopUp(t, c.advertiser.AccessToken, uuid.NewString(), body)
+		limited.problem(t, http.StatusTooManyRequests, "topup_limit")
+		require.NotEmpty(t, limited.header.Get("Retry-After"))
+		b.topUp(t, c.otherAdvertiser.AccessToken, 1_000) // the limit is the user's
 	})
 }
