@@ -269,6 +269,7 @@ func New(cfg *Config) (*App, error) {
 	if a.billing != nil {
 		setIfNil[analytics.Settled](&nc.Settled, settledFigures{a.billing})
 	}
+	setIfNil(&nc.Metrics, c.Metrics)
 	nc.Logger = cmp.Or(nc.Logger, c.Logger)
 	if a.analytics, err = analytics.NewService(nc); err != nil {
 		return nil, err
@@ -312,6 +313,7 @@ func New(cfg *Config) (*App, error) {
 		ac.RefreshKey = keys.Refresh
 	}
 	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	setIfNil(&ac.Metrics, c.Metrics)
 	if a.auth, err = auth.NewService(ac); err != nil {
 		return nil, err
 	}

@@ -96,5 +96,8 @@ func (s *server) routes() []route {
 			route{http.MethodPost, stripeWebhookPath, s.handleStripeWebhook()},
 		)
 	}
+	if s.auth != nil && s.cfg.Realtime != nil {
+		rs = append(rs, route{http.MethodGet, "/ws", s.handleWS()})
+	}
 	return rs
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 // Defaults of Config.
@@ -100,6 +101,13 @@ type Config struct {
 	// (more are answered 503 with Retry-After, and the processor retries
 	// them). Defaults to DefaultWebhookConcurrency.
 	WebhookConcurrency int
+	// Realtime is the realtime channel's hub; when set (with Auth), GET /ws
+	// serves it.
+	Realtime *realtime.Hub
+	// WebSocketOrigins lists the exact browser origins that may open the
+	// realtime channel. Nil means AllowedOrigins. Requests without an
+	// Origin (native apps) always pass.
+	WebSocketOrigins []string
 }
 
 // ReadinessCheck is one dependency that must answer for the service to be
@@ -133,6 +141,9 @@ func (c Config) validate() error {
 	if c.MaxBodyBytes < 0 {
 		return errors.New("transport: Config.MaxBodyBytes must be positive, or zero for the default")
 	}
+	if c.Realtime != nil && c.Auth == nil {
+		return errors.New("transport: Config.Realtime needs Config.Auth (the channel authenticates clients)")
+	}
 	if c.AdSpaces != nil && c.Auth == nil {
 		return errors.New("transport: Config.AdSpaces needs Config.Auth (ad space endpoints authenticate callers)")
 	}
@@ -162,11 +173,13 @@ type server struct {
 	logger  *slog.Logger
 	metrics *httpMetrics
 	cors    *cors
-	mux     *http.ServeMux
-	auth    *auth.Service
-	spaces  *adspace.Service
-	events  *analytics.Service
-	billing *billing.Service
+	// wsOrigins are the origins allowed to open /ws.
+	wsOrigins *cors
+	mux       *http.ServeMux
+	auth      *auth.Service
+	spaces    *adspace.Service
+	events    *analytics.Service
+	billing   *billing.Service
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -191,6 +204,13 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 		return nil, err
 	}
 	if s.cors, err = newCORS(cfg.AllowedOrigins, cfg.CORSMaxAge); err != nil {
+		return nil, err
+	}
+	wsOrigins := cfg.WebSocketOrigins
+	if wsOrigins == nil {
+		wsOrigins = cfg.AllowedOrigins
+	}
+	if s.wsOrigins, err = newCORS(wsOrigins, 0); err != nil {
 		return nil, err
 	}
 	for _, rt := range append(s.routes(), extra...) {
