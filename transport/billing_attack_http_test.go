@@ -436,8 +436,8 @@ func TestPayoutRequestsAreCheckedAndOneWinsARace(t *testing.T) {
 		for _, s := range statuses {
 			if s == http.StatusCreated {
 				created++
-			} else {
-				require.Equal(t, http.StatusConflict, s)
+			} else { // a payout on its way, or nothing left to pay
+				require.Contains(t, []int{http.StatusConflict, http.StatusUnprocessableEntity}, s)
 			}
 		}
 		require.Equal(t, 1, created, "statuses %v", statuses)

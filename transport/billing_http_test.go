@@ -275,8 +275,14 @@ func TestATopUpReachesStripeMockInShape(t *testing.T) {
 
 		rec.mu.Lock()
 		defer rec.mu.Unlock()
-		require.Len(t, rec.reqs, 1)
-		req, form := rec.reqs[0], rec.form[0]
+		var sent []int // this backend's: the recorder serves both
+		for i, r := range rec.reqs {
+			if r.Header.Get("Idempotency-Key") == "topup:"+tu.ID.String() {
+				sent = append(sent, i)
+			}
+		}
+		require.Len(t, sent, 1, "one call")
+		req, form := rec.reqs[sent[0]], rec.form[sent[0]]
 		require.Equal(t, http.MethodPost, req.Method)
 		require.Equal(t, "/v1/payment_intents", req.URL.Path)
 		require.Equal(t, "Bearer "+string(key), req.Header.Get("Authorization"))
