@@ -4,7 +4,6 @@ import (
 	"context"
 	"net/http"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -23,26 +22,6 @@ import (
 
 // testWebhookSecret signs the bundle's webhooks.
 const testWebhookSecret = stripe.Secret("whsec_transport_test")
-
-// billingClock is billing's own clock, which a test moves past a day's
-// end and the hold window; the user system keeps the real time, so that
-// access tokens stay fresh.
-type billingClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *billingClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *billingClock) Add(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
 
 // billingOpts changes what newBillingBundle builds.
 type billingOpts struct {
@@ -70,8 +49,11 @@ type billingBundle struct {
 	events  analytics.Store
 	proc    *billingtest.Processor // nil in manual mode
 	signer  billingtest.Signer
-	bclock  *billingClock
-	day     time.Time
+	// bclock is billing's own clock, which a test moves past a day's end
+	// and the hold window; the user system keeps the real time, so that
+	// access tokens stay fresh.
+	bclock *fakeClock
+	day    time.Time
 }
 
 // billingBackends are the backends whose store keeps money: memory, and
@@ -103,7 +85,7 @@ func newBillingBundle(t *testing.T, backend string, opts billingOpts) *billingBu
 	t.Helper()
 	bb := &billingBundle{}
 	day := time.Now().UTC().Truncate(24 * time.Hour)
-	bb.day, bb.bclock = day, &billingClock{t: day.Add(27 * time.Hour)}
+	bb.day, bb.bclock = day, &fakeClock{now: day.Add(27 * time.Hour)}
 	bb.authBundle = newAuthBundle(t, backend, bundleOpts{
 		authConfig: func(cfg *auth.Config) {
 			cfg.RegisterLimitPerClient = auth.Limit{Rate: 1000, Period: time.Minute, Burst: 1000}
@@ -345,7 +327,7 @@ func (b *billingBundle) serve(t *testing.T, owner, advertiser uuid.UUID, n int, 
 func (b *billingBundle) settleAndRelease(t *testing.T) {
 	t.Helper()
 	require.NoError(t, b.billing.SettleAndRelease(t.Context()))
-	b.bclock.Add(24 * time.Hour)
+	b.bclock.Advance(24 * time.Hour)
 	require.NoError(t, b.billing.SettleAndRelease(t.Context()))
 }
 
