@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -92,10 +93,10 @@ type LeasedLimiter struct {
 	prefix string
 	opts   LeasedLimiterOptions
 
-	mu     sync.Mutex
+	mu     sync.RWMutex
 	leases map[string]*lease
-	down   bool      // Redis failed on the last borrowing
-	retry  time.Time // while down, Redis is not asked before this
+	down   atomic.Bool  // Redis failed on the last borrowing
+	retry  atomic.Int64 // while down, Redis is not asked before this (Unix ns)
 }
 
 type lease struct {
@@ -169,9 +170,15 @@ func (l *LeasedLimiter) Allow(ctx context.Context, key string, lim auth.Limit) (
 
 // lease returns key's local lease, making room when the map is full.
 func (l *LeasedLimiter) lease(key string, now time.Time) *lease {
+	l.mu.RLock()
+	le := l.leases[key]
+	l.mu.RUnlock()
+	if le != nil {
+		return le
+	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	le := l.leases[key]
+	le = l.leases[key]
 	if le == nil {
 		if len(l.leases) >= l.opts.MaxKeys {
 			for k, x := range l.leases {
@@ -194,20 +201,15 @@ func (l *LeasedLimiter) lease(key string, now time.Time) *lease {
 
 // resting reports whether Redis failed within RetryInterval.
 func (l *LeasedLimiter) resting(now time.Time) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.down && now.Before(l.retry)
+	return l.down.Load() && now.UnixNano() < l.retry.Load()
 }
 
 // health logs the changes between Redis answering and not.
 func (l *LeasedLimiter) health(ctx context.Context, err error, now time.Time) {
-	l.mu.Lock()
-	was := l.down
-	l.down = err != nil
-	if l.down {
-		l.retry = now.Add(l.opts.RetryInterval)
+	if err != nil {
+		l.retry.Store(now.Add(l.opts.RetryInterval).UnixNano())
 	}
-	l.mu.Unlock()
+	was := l.down.Swap(err != nil)
 	switch {
 	case err != nil && !was:
 		l.opts.Logger.WarnContext(ctx, "redis: leased limiter: Redis does not answer; limits fall back to this instance", slog.Any("error", err))
