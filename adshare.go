@@ -23,6 +23,7 @@ import (
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/transport"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 // DefaultIssuer is the iss claim of access tokens when Config.Tokens.Issuer
@@ -138,6 +139,12 @@ type Config struct {
 	// Analytics tunes ingest and reports: invalid-traffic filters, batch
 	// sizes, clock skew.
 	Analytics analytics.Config
+	// Realtime tunes the realtime channel (GET /ws; see the README's
+	// protocol section). Its Broker defaults to Shared's when Shared has a
+	// RealtimeBroker method (store/memory's and store/redis's do); with no
+	// broker the channel is off. Auth, Revocations, Logger and Now default
+	// to the App's.
+	Realtime realtime.HubConfig
 	// HTTP tunes the API handler: CORS origins, trusted proxies, rate
 	// limits, the public base URL of tracking links, readiness checks
 	// beyond the Store's and Shared's.
@@ -174,6 +181,7 @@ type App struct {
 	spaces    *adspace.Service
 	analytics *analytics.Service
 	billing   *billing.Service // nil when the Store keeps no money
+	hub       *realtime.Hub    // nil without a realtime broker
 	handler   http.Handler
 	life      *lifecycle
 }
@@ -234,6 +242,17 @@ func New(cfg *Config) (*App, error) {
 		return nil, fmt.Errorf("adshare: Keys.Tracking: %w", err)
 	}
 
+	// The realtime channel's broker and publisher, which the parts below
+	// tell of what clients watch live.
+	rc := c.Realtime
+	if rb, ok := c.Shared.(interface{ RealtimeBroker() realtime.Broker }); ok && rc.Broker == nil {
+		rc.Broker = rb.RealtimeBroker()
+	}
+	var pub *realtime.Publisher
+	if rc.Broker != nil {
+		pub = realtime.NewPublisher(rc.Broker, c.Logger)
+	}
+
 	q := c.Jobs
 	if q == nil {
 		if q, err = jobs.NewLocal(&jobs.LocalConfig{Logger: c.Logger}); err != nil {
@@ -250,6 +269,9 @@ func New(cfg *Config) (*App, error) {
 		setIfNil(&bc.Limiter, c.Shared.Limiter())
 		bc.Logger = cmp.Or(bc.Logger, c.Logger)
 		setIfNil(&bc.Metrics, c.Metrics)
+		if pub != nil {
+			setIfNil[billing.Alerter](&bc.Alerts, pub)
+		}
 		if a.billing, err = billing.NewService(bc); err != nil {
 			return nil, err
 		}
@@ -264,6 +286,9 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&nc.Bursts, c.Shared.BurstCounter())
 	setIfNil(&nc.Pixels, c.Pixels)
 	setIfNil(&nc.Live, c.Shared.Live())
+	if pub != nil {
+		nc.Live = joinLive(nc.Live, pub)
+	}
 	setIfNil[analytics.Authorizer](&nc.Auth, authz)
 	setIfNil(&nc.Users, analytics.UserStats(c.Store))
 	if a.billing != nil {
@@ -289,6 +314,9 @@ func New(cfg *Config) (*App, error) {
 	}
 	setIfNil(&sc.Broadcaster, c.Shared.Broadcaster())
 	setIfNil[adspace.FillRecorder](&sc.Fills, a.analytics)
+	if pub != nil {
+		setIfNil[adspace.ChangeNotifier](&sc.Changes, pub)
+	}
 	if a.billing != nil {
 		setIfNil[adspace.Funding](&sc.Funding, a.billing)
 	}
@@ -304,6 +332,10 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&ac.Limiter, c.Shared.Limiter())
 	setIfNil(&ac.Revocations, c.Shared.RevocationList())
 	setIfNil(&ac.OneTime, c.Shared.OneTimeStore())
+	revocations := ac.Revocations
+	if rc.Broker != nil { // revocations close connections on every instance at once
+		ac.Revocations = &realtime.RevocationNotifier{RevocationList: revocations, Broker: rc.Broker, Logger: c.Logger}
+	}
 	if ac.Tokens == nil {
 		if ac.Tokens, err = newTokens(keys, c.Tokens); err != nil {
 			return nil, err
@@ -318,7 +350,22 @@ func New(cfg *Config) (*App, error) {
 		return nil, err
 	}
 
+	if rc.Broker != nil {
+		setIfNil[realtime.Auth](&rc.Auth, a.auth)
+		setIfNil(&rc.Revocations, revocations)
+		rc.Logger = cmp.Or(rc.Logger, c.Logger)
+		if rc.Now == nil {
+			rc.Now = c.Now
+		}
+		if a.hub, err = realtime.NewHub(rc); err != nil {
+			return nil, err
+		}
+	}
+
 	hc := c.HTTP
+	if a.hub != nil {
+		setIfNil(&hc.Realtime, a.hub)
+	}
 	setIfNil(&hc.Auth, a.auth)
 	setIfNil(&hc.AdSpaces, a.spaces)
 	setIfNil(&hc.Analytics, a.analytics)
@@ -332,10 +379,12 @@ func New(cfg *Config) (*App, error) {
 		return nil, err
 	}
 
-	a.life = newLifecycle(c.Logger,
-		part{"store", c.Store}, part{"shared", c.Shared}, part{"decider", c.Decider}, part{"pixels", c.Pixels},
-		part{"processor", c.Billing.Processor}, part{"analytics", a.analytics}, part{"adspace", a.spaces},
-		part{"jobs", q})
+	parts := []part{part{"store", c.Store}, part{"shared", c.Shared}, part{"decider", c.Decider}, part{"pixels", c.Pixels},
+		part{"processor", c.Billing.Processor}, part{"analytics", a.analytics}, part{"adspace", a.spaces}}
+	if a.hub != nil {
+		parts = append(parts, part{"realtime", a.hub})
+	}
+	a.life = newLifecycle(c.Logger, append(parts, part{"jobs", q})...)
 	return a, nil
 }
 
@@ -356,6 +405,26 @@ func (a *App) Analytics() *analytics.Service { return a.analytics }
 
 // Billing returns the money, or nil when the Store keeps none.
 func (a *App) Billing() *billing.Service { return a.billing }
+
+// Realtime returns the realtime channel's hub, or nil without a broker.
+func (a *App) Realtime() *realtime.Hub { return a.hub }
+
+// lives tells several analytics.Live of every group commit.
+type lives []analytics.Live
+
+func (l lives) Accepted(ctx context.Context, events []analytics.Event) {
+	for _, x := range l {
+		x.Accepted(ctx, events)
+	}
+}
+
+// joinLive is a and b together; a may be nil.
+func joinLive(a, b analytics.Live) analytics.Live {
+	if a == nil {
+		return b
+	}
+	return lives{a, b}
+}
 
 // settledFigures gives analytics' revenue report billing's final figures.
 type settledFigures struct{ b *billing.Service }

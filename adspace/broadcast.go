@@ -16,3 +16,13 @@ type Broadcaster interface {
 	// on one goroutine per subscription and must not block for long.
 	Subscribe(ctx context.Context, channel string, handle func(message string)) (stop func(), err error)
 }
+
+// ChangeNotifier is told of the changes clients watch live: a space's
+// settings, and content moving between states (approved, rejected,
+// paused, …). transport/realtime.Publisher implements it. Calls come after
+// the change is stored and must not block for long; a notifier logs its own
+// failures.
+type ChangeNotifier interface {
+	SettingsChanged(ctx context.Context, sp Space)
+	ContentChanged(ctx context.Context, c Content)
+}

@@ -278,6 +278,9 @@ func (s *Service) save(ctx context.Context, c Content, now time.Time) (Content, 
 	if err := s.cfg.Contents.UpdateContent(ctx, c); err != nil {
 		return Content{}, err
 	}
+	if s.cfg.Changes != nil {
+		s.cfg.Changes.ContentChanged(ctx, c)
+	}
 	return c, nil
 }
 

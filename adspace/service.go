@@ -93,6 +93,9 @@ type Config struct {
 	// Broadcaster carries cache invalidations between instances; nil
 	// means a single instance.
 	Broadcaster Broadcaster
+	// Changes is told of settings and content changes for the realtime
+	// channel; nil: none.
+	Changes ChangeNotifier
 	// Fills counts fills for the fill rate (analytics.Service implements
 	// it); nil: not counted.
 	Fills FillRecorder

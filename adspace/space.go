@@ -317,6 +317,9 @@ func (s *Service) UpdateSettings(ctx context.Context, p auth.Principal, set Sett
 		return Space{}, err
 	}
 	s.cache.drop(p.UserID)
+	if s.cfg.Changes != nil {
+		s.cfg.Changes.SettingsChanged(ctx, sp)
+	}
 	if s.cfg.Broadcaster != nil {
 		if err := s.cfg.Broadcaster.Publish(ctx, invalidationChannel, p.UserID.String()); err != nil {
 			// Other instances catch up within SpaceCacheTTL.

@@ -1,10 +1,12 @@
 package transport
 
 import (
+	"fmt"
 	"log/slog"
 	"net/http"
 	"net/netip"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/adshare/adshare/auth"
@@ -77,9 +79,15 @@ func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, key string, 
 		return nil
 	}
 	h := w.Header()
+	// The IETF draft's fields (draft-ietf-httpapi-ratelimit-headers), named
+	// after the key's kind ("ip", "user"), beside the older RateLimit-*.
+	policy := strings.SplitN(key, ":", 3)[1]
+	reset := int((res.ResetAfter + time.Second - 1) / time.Second)
+	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, l.Rate, int(l.Period/time.Second)))
+	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policy, res.Remaining, reset))
 	h.Set("RateLimit-Limit", strconv.Itoa(l.Burst))
 	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(int((res.ResetAfter+time.Second-1)/time.Second)))
+	h.Set("RateLimit-Reset", strconv.Itoa(reset))
 	if !res.Allowed {
 		return errRateLimited.WithRetryAfter(res.RetryAfter)
 	}

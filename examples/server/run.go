@@ -118,9 +118,10 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 			AllowedOrigins:   cfg.allowedOrigins,
 			TrustedProxies:   cfg.trustedProxies,
 			PublicBaseURL:    cfg.publicURL,
-			// API-wide limits are a coarse guard kept per instance, so
-			// that they cost no network round trip per request; sign-in
-			// limits (in auth) are shared through Redis and fail closed.
+			// API-wide limits hold per instance without Redis; with it,
+			// assemble shares them through leases (no round trip per
+			// request). Sign-in limits (in auth) are shared through Redis
+			// and fail closed.
 			Limiter:         memory.NewLimiter(),
 			ClientRateLimit: auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)},
 			UserRateLimit:   auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)},
@@ -219,6 +220,9 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		}
 	}
 	c.Decider, c.Pixels = d.decider, d.pixels
+	if rc != nil { // API-wide limits shared by the fleet, per instance while Redis is down
+		c.HTTP.Limiter = rc.LeasedLimiter(&redis.LeasedLimiterOptions{Fallback: c.HTTP.Limiter, Logger: logger})
+	}
 	if err := setBilling(ctx, cfg, logger, reg, c); err != nil {
 		stopAll(ctx, d.pixels, d.decider, c.Shared, c.Store)
 		cleanup()

@@ -4,6 +4,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 // Shared is what instances of a fleet share (in store/redis) kept in this
@@ -18,13 +19,14 @@ type Shared struct {
 	onetime     *OneTimeStore
 	bus         *Bus
 	bursts      *BurstCounter
+	broker      *Broker
 }
 
 // NewShared returns the in-process equivalents of the shared pieces.
 func NewShared() *Shared {
 	return &Shared{
 		limiter: NewLimiter(), revocations: NewRevocationList(), onetime: NewOneTimeStore(),
-		bus: NewBus(), bursts: NewBurstCounter(),
+		bus: NewBus(), bursts: NewBurstCounter(), broker: NewBroker(nil),
 	}
 }
 
@@ -46,3 +48,6 @@ func (s *Shared) BurstCounter() analytics.BurstCounter { return s.bursts }
 // Live returns nil: one process keeps no live figures apart from its
 // rollups.
 func (s *Shared) Live() analytics.Live { return nil }
+
+// RealtimeBroker returns the in-process broker of the realtime channel.
+func (s *Shared) RealtimeBroker() realtime.Broker { return s.broker }

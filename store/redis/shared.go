@@ -9,6 +9,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 // SharedOptions configures Client.Shared. A nil pointer or a zero field
@@ -38,6 +39,7 @@ type Shared struct {
 	bus         *Bus
 	bursts      *BurstCounter
 	live        *LiveCounters
+	broker      *Broker
 }
 
 // Shared returns the shared pieces on this client, each made once.
@@ -58,6 +60,7 @@ func (c *Client) Shared(opts *SharedOptions) *Shared {
 	return &Shared{
 		client: c, limiter: c.Limiter(), revocations: c.RevocationList(&o.Revocations), onetime: c.OneTimeStore(),
 		bus: c.Bus(&o.Bus), bursts: c.BurstCounter(), live: c.LiveCounters(o.Logger),
+		broker: c.Broker(&BrokerOptions{Subscription: &o.Bus}),
 	}
 }
 
@@ -106,3 +109,6 @@ func (s *Shared) Stop(ctx context.Context) error {
 	}
 	return nil
 }
+
+// RealtimeBroker returns the broker of the realtime channel on this Redis.
+func (s *Shared) RealtimeBroker() realtime.Broker { return s.broker }

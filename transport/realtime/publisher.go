@@ -7,6 +7,7 @@ import (
 
 	"github.com/google/uuid"
 
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/billing"
 )
@@ -23,8 +24,9 @@ type Publisher struct {
 }
 
 var (
-	_ analytics.Live  = (*Publisher)(nil)
-	_ billing.Alerter = (*Publisher)(nil)
+	_ analytics.Live         = (*Publisher)(nil)
+	_ billing.Alerter        = (*Publisher)(nil)
+	_ adspace.ChangeNotifier = (*Publisher)(nil)
 )
 
 // NewPublisher returns a publisher on broker; logger (nil: discard)
@@ -93,4 +95,25 @@ func (p *Publisher) Alert(ctx context.Context, user uuid.UUID, kind, message str
 // returns the broker's error.
 func (p *Publisher) Broadcast(ctx context.Context, kind, message string) error {
 	return p.Publish(ctx, AlertsTopic, TypeSystemAlert, AlertPayload{Kind: kind, Message: message})
+}
+
+// SettingsChanged implements adspace.ChangeNotifier: ad.updated (kind
+// "settings") on the owner's space.
+func (p *Publisher) SettingsChanged(ctx context.Context, sp adspace.Space) {
+	p.publishLogged(ctx, SpaceTopic(sp.OwnerID), TypeAdUpdated,
+		AdUpdatedPayload{Kind: "settings", OwnerID: sp.OwnerID.String(), Version: sp.Version}, true)
+}
+
+// ContentChanged implements adspace.ChangeNotifier: ad.updated (kind
+// "content") on the advertiser's ads topic and, for a rejection, a
+// system.alert (content_rejected) for the advertiser.
+func (p *Publisher) ContentChanged(ctx context.Context, c adspace.Content) {
+	u := AdUpdatedPayload{Kind: "content", ContentID: c.ID.String(), Status: string(c.Status), Version: c.Version}
+	if c.Status == adspace.StatusRejected {
+		u.Reason = c.RejectReason
+	}
+	p.publishLogged(ctx, AdsTopic(c.AdvertiserID), TypeAdUpdated, u, true)
+	if c.Status == adspace.StatusRejected {
+		p.Alert(ctx, c.AdvertiserID, "content_rejected", "Your ad was rejected: "+c.RejectReason)
+	}
 }

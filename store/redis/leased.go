@@ -1,0 +1,219 @@
+package redis
+
+import (
+	"cmp"
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	goredis "github.com/redis/go-redis/v9"
+
+	"github.com/adshare/adshare/auth"
+)
+
+// leaseScript takes up to ARGV[3] events' allowance at once from a GCRA key
+// (the computation of gcraScript, for n events): as many as the limit
+// allows now, at least one, or none.
+//
+// KEYS[1]: the key. ARGV[1]: the interval T (µs); ARGV[2]: the burst B;
+// ARGV[3]: the most to take. Returns {taken, remaining, retry after, reset
+// after} (µs).
+var leaseScript = goredis.NewScript(`
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local interval = tonumber(ARGV[1])
+local burst = tonumber(ARGV[2])
+local want = tonumber(ARGV[3])
+local tat = now
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  tat = tonumber(stored)
+  if tat < now then tat = now end
+end
+local avail = math.floor((now + interval * burst - tat) / interval)
+if avail < 1 then
+  return {0, 0, tat + interval - interval * burst - now, tat - now}
+end
+local take = math.min(want, avail)
+local newTat = tat + take * interval
+local reset = newTat - now
+redis.call('SET', KEYS[1], string.format('%.0f', newTat), 'PX', string.format('%.0f', math.ceil(reset / 1000)))
+return {take, avail - take, 0, reset}
+`)
+
+// Defaults of LeasedLimiterOptions.
+const (
+	DefaultLeaseFraction = 10
+	DefaultLeaseTTL      = time.Second
+	DefaultLeaseKeys     = 100_000
+	DefaultLeaseRetry    = time.Second
+)
+
+// LeasedLimiterOptions configures Client.LeasedLimiter; zero fields take
+// the defaults.
+type LeasedLimiterOptions struct {
+	// LeaseFraction sets the lease: each borrowing takes up to
+	// Burst/LeaseFraction events' allowance (at least one). Default 10.
+	LeaseFraction int
+	// LeaseTTL is how long borrowed allowance may be spent; what is left
+	// after it is dropped (never given back), so an instance never spends
+	// old allowance. Default 1 s.
+	LeaseTTL time.Duration
+	// MaxKeys bounds the keys held locally; past it, expired leases are
+	// dropped, then all. Default 100,000.
+	MaxKeys int
+	// Fallback answers while Redis does not (store/memory.NewLimiter: the
+	// limits then hold per instance). Nil: Allow returns Redis's error.
+	Fallback auth.Limiter
+	// RetryInterval is how long, after Redis failed to answer, the
+	// Fallback answers without asking Redis (so that an outage does not
+	// cost every request a timeout). Default 1 s.
+	RetryInterval time.Duration
+	// Logger is told when Redis stops and starts answering again.
+	Logger *slog.Logger
+	// Now is the local clock of leases; defaults to time.Now.
+	Now func() time.Time
+}
+
+// LeasedLimiter is an auth.Limiter whose limits hold across every
+// instance without a Redis round trip per event: an instance borrows a
+// slice of a key's allowance from the shared GCRA in Redis (a lease of up
+// to Burst/LeaseFraction events) and spends it locally, going back to
+// Redis only when the lease is spent or expired. All instances together
+// never take more than the limit allows (Redis's GCRA grants each lease);
+// leased allowance an instance does not spend within LeaseTTL is lost, so
+// the error is on the side of refusing. While Redis does not answer, the
+// Fallback decides (logged once per outage). Create it with
+// Client.LeasedLimiter.
+type LeasedLimiter struct {
+	rdb    goredis.UniversalClient
+	prefix string
+	opts   LeasedLimiterOptions
+
+	mu     sync.RWMutex
+	leases map[string]*lease
+	down   atomic.Bool  // Redis failed on the last borrowing
+	retry  atomic.Int64 // while down, Redis is not asked before this (Unix ns)
+}
+
+type lease struct {
+	mu      sync.Mutex
+	tokens  int
+	expires time.Time
+	last    auth.LimitResult // Redis's answer at the last borrowing
+}
+
+var _ auth.Limiter = (*LeasedLimiter)(nil)
+
+// LeasedLimiter returns a leased limiter on this client's Redis. Its keys
+// are Limiter's (the same GCRA state), so both may count one key.
+func (c *Client) LeasedLimiter(opts *LeasedLimiterOptions) *LeasedLimiter {
+	var o LeasedLimiterOptions
+	if opts != nil {
+		o = *opts
+	}
+	o.LeaseFraction = cmp.Or(o.LeaseFraction, DefaultLeaseFraction)
+	o.LeaseTTL = cmp.Or(o.LeaseTTL, DefaultLeaseTTL)
+	o.MaxKeys = cmp.Or(o.MaxKeys, DefaultLeaseKeys)
+	o.RetryInterval = cmp.Or(o.RetryInterval, DefaultLeaseRetry)
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	return &LeasedLimiter{rdb: c.rdb, prefix: c.prefix + "rl:", opts: o, leases: map[string]*lease{}}
+}
+
+// Allow implements auth.Limiter: from the local lease when it has
+// allowance, else from a new lease. It returns an error for an invalid
+// limit, and when Redis does not answer and there is no Fallback.
+func (l *LeasedLimiter) Allow(ctx context.Context, key string, lim auth.Limit) (auth.LimitResult, error) {
+	if !lim.Valid() || lim.Interval() < time.Microsecond {
+		return auth.LimitResult{}, fmt.Errorf("redis: leased limiter: invalid limit %+v", lim)
+	}
+	now := l.opts.Now()
+	if l.opts.Fallback != nil && l.resting(now) {
+		return l.opts.Fallback.Allow(ctx, key, lim)
+	}
+	le := l.lease(key, now)
+	le.mu.Lock()
+	defer le.mu.Unlock()
+	if le.tokens > 0 && now.Before(le.expires) {
+		le.tokens--
+		return auth.LimitResult{Allowed: true, Remaining: le.tokens + le.last.Remaining, ResetAfter: le.last.ResetAfter}, nil
+	}
+	want := max(1, lim.Burst/l.opts.LeaseFraction)
+	r, err := leaseScript.Run(ctx, l.rdb, []string{l.prefix + key}, lim.Interval().Microseconds(), lim.Burst, want).Int64Slice()
+	if err == nil && len(r) != 4 {
+		err = fmt.Errorf("unexpected script reply %v", r)
+	}
+	if err != nil {
+		l.health(ctx, err, now)
+		if l.opts.Fallback != nil {
+			return l.opts.Fallback.Allow(ctx, key, lim)
+		}
+		return auth.LimitResult{}, fmt.Errorf("redis: leased limiter: %w", err)
+	}
+	l.health(ctx, nil, now)
+	le.last = auth.LimitResult{Remaining: int(r[1]), RetryAfter: time.Duration(r[2]) * time.Microsecond, ResetAfter: time.Duration(r[3]) * time.Microsecond}
+	if r[0] == 0 {
+		le.tokens = 0
+		return auth.LimitResult{RetryAfter: le.last.RetryAfter, ResetAfter: le.last.ResetAfter}, nil
+	}
+	le.tokens, le.expires = int(r[0])-1, now.Add(l.opts.LeaseTTL)
+	return auth.LimitResult{Allowed: true, Remaining: le.tokens + le.last.Remaining, ResetAfter: le.last.ResetAfter}, nil
+}
+
+// lease returns key's local lease, making room when the map is full.
+func (l *LeasedLimiter) lease(key string, now time.Time) *lease {
+	l.mu.RLock()
+	le := l.leases[key]
+	l.mu.RUnlock()
+	if le != nil {
+		return le
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	le = l.leases[key]
+	if le == nil {
+		if len(l.leases) >= l.opts.MaxKeys {
+			for k, x := range l.leases {
+				if x.mu.TryLock() {
+					if !now.Before(x.expires) {
+						delete(l.leases, k)
+					}
+					x.mu.Unlock()
+				}
+			}
+			if len(l.leases) >= l.opts.MaxKeys {
+				clear(l.leases) // unspent leases are dropped: refusing errs safe
+			}
+		}
+		le = &lease{}
+		l.leases[key] = le
+	}
+	return le
+}
+
+// resting reports whether Redis failed within RetryInterval.
+func (l *LeasedLimiter) resting(now time.Time) bool {
+	return l.down.Load() && now.UnixNano() < l.retry.Load()
+}
+
+// health logs the changes between Redis answering and not.
+func (l *LeasedLimiter) health(ctx context.Context, err error, now time.Time) {
+	if err != nil {
+		l.retry.Store(now.Add(l.opts.RetryInterval).UnixNano())
+	}
+	was := l.down.Swap(err != nil)
+	switch {
+	case err != nil && !was:
+		l.opts.Logger.WarnContext(ctx, "redis: leased limiter: Redis does not answer; limits fall back to this instance", slog.Any("error", err))
+	case err == nil && was:
+		l.opts.Logger.InfoContext(ctx, "redis: leased limiter: Redis answers again; limits are shared")
+	}
+}
