@@ -30,7 +30,7 @@ type querier interface {
 }
 
 // platformSlots is how many rows a platform account's balance is spread
-// over (see ledger_accounts in migration 00006).
+// over (see ledger_accounts in migration 00007).
 const platformSlots = 16
 
 // postSQL posts transactions in one statement: it inserts those whose key
