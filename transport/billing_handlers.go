@@ -36,8 +36,11 @@ const (
 // its own (Config.WebhookMaxBodyBytes, Config.WebhookConcurrency).
 const stripeWebhookPath = "/webhooks/stripe"
 
-// isWebhook reports whether r is for the processor's webhook endpoint.
-func isWebhook(r *http.Request) bool { return r.URL.Path == stripeWebhookPath }
+// isWebhook reports whether r is for the processor's webhook endpoint,
+// when it is mounted (without billing, the path is like any other).
+func (s *server) isWebhook(r *http.Request) bool {
+	return s.billing != nil && r.URL.Path == stripeWebhookPath
+}
 
 // maxNoteLen bounds an admin's note on a hold or a recorded payout.
 const maxNoteLen = 500

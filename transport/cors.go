@@ -51,7 +51,7 @@ func (s *server) withCORS(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
-		if isWebhook(r) { // server to server: no browser may call it
+		if s.isWebhook(r) { // server to server: no browser may call it
 			next.ServeHTTP(w, r)
 			return
 		}

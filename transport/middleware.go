@@ -211,7 +211,7 @@ func securityHeaders(hstsMaxAge time.Duration) []headerField {
 func (s *server) withBodyLimit(next http.Handler) http.Handler {
 	limit := s.cfg.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isWebhook(r) { // capped by the webhook's own limit
+		if s.isWebhook(r) { // capped by the webhook's own limit
 			next.ServeHTTP(w, r)
 			return
 		}

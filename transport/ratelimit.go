@@ -46,7 +46,7 @@ func (s *server) withClientRateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if isWebhook(r) { // bounded by its own concurrency limit
+		if s.isWebhook(r) { // bounded by its own concurrency limit
 			next.ServeHTTP(w, r)
 			return
 		}
