@@ -191,7 +191,8 @@ type PayoutFilter struct {
 // when its Version is 0 and otherwise replaced only while the stored
 // Version matches (else ErrVersionConflict), its stored Version then one
 // more. A Write whose Processed event was already applied changes nothing
-// and returns ErrAlreadyApplied.
+// and returns ErrAlreadyApplied. An owner has at most one pending payout: a
+// Write that would make a second one fails with ErrPayoutInProgress.
 type Write struct {
 	Post   []Transaction
 	TopUp  *TopUp

@@ -110,6 +110,13 @@ func (b *billingState) checkVersions(w billing.Write) error {
 		if err := check(ok, cur.Version, p.Version); err != nil {
 			return err
 		}
+		if p.Status == billing.PayoutPending {
+			for id, other := range b.payouts {
+				if id != p.ID && other.Owner == p.Owner && other.Status == billing.PayoutPending {
+					return billing.ErrPayoutInProgress
+				}
+			}
+		}
 	}
 	if p := w.Payee; p != nil {
 		cur, ok := b.payees[p.Owner]

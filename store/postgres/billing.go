@@ -112,7 +112,7 @@ const (
 		INSERT INTO billing_payouts (id, owner_id, amount, currency, status, manual, scheduled, destination_sealed,
 			transfer_id, attempts, last_error, created_at, updated_at, version)
 		SELECT $1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, 1 WHERE $14::bigint = 0
-		ON CONFLICT DO NOTHING RETURNING 1
+		ON CONFLICT (id) DO NOTHING RETURNING 1
 	), upd AS (
 		UPDATE billing_payouts SET owner_id = $2, amount = $3, currency = $4, status = $5, manual = $6, scheduled = $7,
 			destination_sealed = $8, transfer_id = $9, attempts = $10, last_error = $11, created_at = $12,

@@ -45,6 +45,7 @@ var constraintErrors = map[string]error{
 	"billing_topups_client_key_key":    billing.ErrVersionConflict,
 	"billing_topups_payment_key":       billing.ErrVersionConflict,
 	"billing_payees_account_index_key": errPayeeAccountTaken,
+	"billing_payouts_one_pending_key":  billing.ErrPayoutInProgress,
 }
 
 // errInvalidRow is returned when a check constraint rejects a row: the

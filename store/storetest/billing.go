@@ -3,13 +3,16 @@ package storetest
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/analytics/tracking"
@@ -125,10 +128,21 @@ func RunBilling(t *testing.T, newStore func(t *testing.T) BillingStores) {
 		now := billingNow()
 		var all []billing.Payout // oldest first
 		for i := range 6 {
-			p := billing.Payout{ID: newID(), Owner: a, Amount: int64(1000 + i), Currency: billing.USD, Status: billing.PayoutPending,
+			// An owner has at most one pending payout: the others ended.
+			p := billing.Payout{ID: newID(), Owner: a, Amount: int64(1000 + i), Currency: billing.USD, Status: billing.PayoutVoided,
 				Destination: "acct_" + uuid.NewString()[:8], CreatedAt: now, UpdatedAt: now, Scheduled: i%2 == 0}
 			if i%3 == 0 {
 				p.Owner = b
+			}
+			if i == 1 || i == 3 || i == 4 {
+				p.Status = billing.PayoutPending
+			}
+			if i == 4 { // all[1] is paid by now (below)
+				paid := all[1]
+				paid.Status, paid.TransferID, paid.Attempts, paid.LastError = billing.PayoutPaid, "tr_1", 2, "timeout, retried"
+				apply(t, s, billing.Write{Payout: &paid})
+				paid.Version = 2
+				all[1] = paid
 			}
 			if i == 5 {
 				p.Destination, p.Manual = "", true // a manual payout has none
@@ -138,11 +152,6 @@ func RunBilling(t *testing.T, newStore func(t *testing.T) BillingStores) {
 			all = append(all, p)
 		}
 		paid := all[1]
-		paid.Status, paid.TransferID, paid.Attempts, paid.LastError = billing.PayoutPaid, "tr_1", 2, "timeout, retried"
-		apply(t, s, billing.Write{Payout: &paid})
-		paid.Version = 2
-		all[1] = paid
-
 		got, err := s.Payout(ctx, paid.ID)
 		require.NoError(t, err)
 		require.Equal(t, paid, got)
@@ -170,8 +179,54 @@ func RunBilling(t *testing.T, newStore func(t *testing.T) BillingStores) {
 		require.Equal(t, rev(2, 1), list(billing.PayoutFilter{Owner: a, Before: all[4].ID, Limit: 2}))
 		require.Equal(t, rev(3, 0), list(billing.PayoutFilter{Owner: b}))
 		require.Equal(t, rev(1), list(billing.PayoutFilter{Status: billing.PayoutPaid}))
-		require.Equal(t, rev(4, 2), list(billing.PayoutFilter{Owner: a, Status: billing.PayoutPending, Before: all[5].ID}))
+		require.Equal(t, rev(4), list(billing.PayoutFilter{Owner: a, Status: billing.PayoutPending, Before: all[5].ID}))
+		require.Equal(t, rev(5, 2), list(billing.PayoutFilter{Owner: a, Status: billing.PayoutVoided}))
 		require.Empty(t, list(billing.PayoutFilter{Owner: uuid.New()}))
+	})
+
+	t.Run("an owner has at most one pending payout, whoever creates it at once", func(t *testing.T) {
+		t.Parallel()
+		s := newStore(t)
+		owner, now := uuid.New(), billingNow()
+		pending := func() billing.Payout {
+			return billing.Payout{ID: newID(), Owner: owner, Amount: 500, Currency: billing.USD, Status: billing.PayoutPending,
+				Manual: true, CreatedAt: now, UpdatedAt: now}
+		}
+		const racers = 8
+		var wins atomic.Int64
+		var g errgroup.Group
+		for range racers {
+			g.Go(func() error {
+				p := pending()
+				err := s.Apply(ctx, billing.Write{Payout: &p})
+				switch {
+				case err == nil:
+					wins.Add(1)
+				case !errors.Is(err, billing.ErrPayoutInProgress):
+					return err
+				}
+				return nil
+			})
+		}
+		require.NoError(t, g.Wait())
+		require.EqualValues(t, 1, wins.Load(), "one pending payout")
+		list, err := s.Payouts(ctx, billing.PayoutFilter{Owner: owner})
+		require.NoError(t, err)
+		require.Len(t, list, 1)
+
+		// Refused with what came with it; accepted once the first ended.
+		second := pending()
+		budget := billing.UserAccount(billing.Budget, uuid.New(), billing.USD)
+		tx := billing.Transaction{Key: "with-second-payout", Kind: billing.TxTopUp, EffectiveAt: now, Entries: []billing.Entry{
+			{Account: budget, Side: billing.Credit, Amount: 5},
+			{Account: billing.PlatformAccount(billing.PlatformCash, billing.USD), Side: billing.Debit, Amount: 5}}}
+		require.ErrorIs(t, s.Apply(ctx, billing.Write{Payout: &second, Post: []billing.Transaction{tx}}), billing.ErrPayoutInProgress)
+		_, err = s.TransactionByKey(ctx, tx.Key)
+		require.ErrorIs(t, err, billing.ErrTransactionNotFound, "nothing of the refused write was posted")
+		first := list[0]
+		first.Status = billing.PayoutPaid
+		apply(t, s, billing.Write{Payout: &first})
+		apply(t, s, billing.Write{Payout: &second, Post: []billing.Transaction{tx}})
 	})
 
 	t.Run("payees are found by owner and by connected account", func(t *testing.T) {

@@ -136,6 +136,9 @@ CREATE TABLE billing_payouts (
 -- Payouts by owner, or by status, newest (ids are UUIDv7) first.
 CREATE INDEX billing_payouts_owner_idx ON billing_payouts (owner_id, id);
 CREATE INDEX billing_payouts_status_idx ON billing_payouts (status, id);
+-- An owner has at most one payout on its way: two requests at once cannot
+-- both pass the checks made before the reserve.
+CREATE UNIQUE INDEX billing_payouts_one_pending_key ON billing_payouts (owner_id) WHERE status = 'pending';
 
 CREATE TABLE billing_payees (
     owner_id          uuid        PRIMARY KEY,
