@@ -86,6 +86,12 @@ type Config struct {
 	ClientRateLimit auth.Limit
 	// UserRateLimit defaults to DefaultUserRateLimit.
 	UserRateLimit auth.Limit
+	// RouteLimits gives route classes (RouteAuth, RouteTracking,
+	// RouteReports) their own per-address limit, counted apart from
+	// ClientRateLimit's; a class without an entry shares ClientRateLimit.
+	// With a store/redis.LeasedLimiter as Limiter, every limit holds across
+	// instances.
+	RouteLimits map[RouteClass]auth.Limit
 
 	// Realtime is the realtime channel's hub; when set (with Auth), GET /ws
 	// serves it.
@@ -136,6 +142,11 @@ func (c Config) validate() error {
 	}
 	if !c.ClientRateLimit.Valid() || !c.UserRateLimit.Valid() {
 		return errors.New("transport: rate limits need a positive Rate, Period and Burst")
+	}
+	for class, l := range c.RouteLimits {
+		if !l.Valid() {
+			return fmt.Errorf("transport: RouteLimits[%q] needs a positive Rate, Period and Burst", class)
+		}
 	}
 	for _, rc := range c.ReadinessChecks {
 		if rc.Name == "" || rc.Check == nil {
