@@ -422,6 +422,8 @@ func (s *Session) subscribe(ctx context.Context, id string, st SubscribeTopic) {
 	s.hub.addSubscriber(t, s)
 
 	broker := s.hub.cfg.Broker
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
 	var pubs []Publication
 	var pos Position
 	var err error
