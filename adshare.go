@@ -294,6 +294,7 @@ func New(cfg *Config) (*App, error) {
 	if a.billing != nil {
 		setIfNil[analytics.Settled](&nc.Settled, settledFigures{a.billing})
 	}
+	setIfNil(&nc.Metrics, c.Metrics)
 	nc.Logger = cmp.Or(nc.Logger, c.Logger)
 	if a.analytics, err = analytics.NewService(nc); err != nil {
 		return nil, err
@@ -344,6 +345,7 @@ func New(cfg *Config) (*App, error) {
 		ac.RefreshKey = keys.Refresh
 	}
 	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	setIfNil(&ac.Metrics, c.Metrics)
 	if a.auth, err = auth.NewService(ac); err != nil {
 		return nil, err
 	}
@@ -367,6 +369,7 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&hc.Auth, a.auth)
 	setIfNil(&hc.AdSpaces, a.spaces)
 	setIfNil(&hc.Analytics, a.analytics)
+	setIfNil(&hc.Billing, a.billing)
 	hc.Logger = cmp.Or(hc.Logger, c.Logger)
 	if hc.Metrics == nil {
 		hc.Metrics = c.Metrics

@@ -131,3 +131,30 @@ func TestTheMoneyLoopThroughTheAssembly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, po.Amount*10_000, report.Final.PaidOutMicros, "paid out, from the ledger")
 }
+
+// TestTheAssemblyMountsTheBillingAPI: New hands billing to the HTTP API
+// when the Store keeps money, so its routes answer (here without a token,
+// and the webhook without a processor's verifier) instead of 404 route
+// not found.
+func TestTheAssemblyMountsTheBillingAPI(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	inventory, err := adspace.NewInventory(store)
+	require.NoError(t, err)
+	engine, err := local.New(local.Config{Inventory: inventory, Stats: store, Frequency: memory.NewFrequencyCounter(time.Hour)})
+	require.NoError(t, err)
+	app := newApp(t, &adshare.Config{Store: store, Shared: memory.NewShared(), Decider: engine})
+	require.NotNil(t, app.Billing())
+	for _, tt := range []struct {
+		method, path, code string
+		status             int
+	}{
+		{http.MethodGet, "/billing/balance", `"invalid_token"`, http.StatusUnauthorized},
+		{http.MethodPost, "/webhooks/stripe", `"webhooks_not_configured"`, http.StatusNotFound},
+	} {
+		rec := httptest.NewRecorder()
+		app.Handler().ServeHTTP(rec, httptest.NewRequest(tt.method, tt.path, strings.NewReader("{}")))
+		require.Equal(t, tt.status, rec.Code, tt.path)
+		require.Contains(t, rec.Body.String(), tt.code, tt.path)
+	}
+}

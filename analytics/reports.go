@@ -146,6 +146,7 @@ func (s *Service) query(ctx context.Context, p auth.Principal, rp ReportParams) 
 // estimated owner earnings and fill rate per bucket, read from the hourly
 // rollups (never from raw events).
 func (s *Service) Performance(ctx context.Context, p auth.Principal, rp ReportParams) (Performance, error) {
+	defer s.metrics.timeReport("performance", time.Now())
 	q, err := s.query(ctx, p, rp)
 	if err != nil {
 		return Performance{}, err
@@ -211,6 +212,7 @@ type RevenueRow struct {
 // shares per bucket, and (when billing is configured) final and paid-out
 // figures for the range.
 func (s *Service) Revenue(ctx context.Context, p auth.Principal, rp ReportParams) (Revenue, error) {
+	defer s.metrics.timeReport("revenue", time.Now())
 	if rp.Scope == ScopeAdvertiser {
 		return Revenue{}, ErrInvalidQuery.WithFields(errs.Fields{"scope": "revenue is reported for owners or for all"})
 	}
@@ -263,6 +265,7 @@ var ErrUsersUnavailable = errs.New(errs.Unavailable, "users_report_unavailable",
 // Users reports signups, active users, users by tier and retention by
 // signup cohort. Admins only (analytics:all).
 func (s *Service) Users(ctx context.Context, p auth.Principal, rp ReportParams, periods int) (UsersReport, error) {
+	defer s.metrics.timeReport("users", time.Now())
 	rp.Scope, rp.GroupBy = ScopeAll, nil
 	q, err := s.query(ctx, p, rp)
 	if err != nil {

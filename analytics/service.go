@@ -15,6 +15,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
@@ -105,6 +106,13 @@ type Config struct {
 	ClockSkew time.Duration
 	// FillFlush is how often fill counts are written. Defaults to DefaultFillFlush.
 	FillFlush time.Duration
+	// Metrics is where the ingest, report and business metrics
+	// (adshare_ingest_*, adshare_analytics_*, adshare_business_*) are
+	// registered; nil: none.
+	Metrics prometheus.Registerer
+	// BusinessEvery bounds how often a scrape reads the rollups for the
+	// business gauges. Defaults to DefaultBusinessEvery.
+	BusinessEvery time.Duration
 	// Logger defaults to discarding; Now to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -117,6 +125,7 @@ type Service struct {
 	writer  *batch.Batcher[*pendingWrite]
 	logger  *slog.Logger
 	now     func() time.Time
+	metrics *metrics
 
 	tiersMu sync.Mutex
 	tiers   map[uuid.UUID]cachedTier
@@ -172,6 +181,7 @@ func NewService(cfg Config) (*Service, error) {
 	cfg.ClockSkew = cmp.Or(cfg.ClockSkew, DefaultClockSkew)
 	cfg.FillFlush = cmp.Or(cfg.FillFlush, DefaultFillFlush)
 	cfg.Filters = cfg.Filters.withDefaults()
+	cfg.BusinessEvery = cmp.Or(cfg.BusinessEvery, DefaultBusinessEvery)
 	s := &Service{
 		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
 		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{},
@@ -185,6 +195,10 @@ func NewService(cfg Config) (*Service, error) {
 	s.writer = batch.NewWeighted(s.flushEvents, func(p *pendingWrite) int { return len(p.events) },
 		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt})
 	s.fillFlush = periodic.New(cfg.FillFlush, s.flushFills)
+	var err error
+	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -204,10 +218,13 @@ func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) erro
 	for _, p := range pending {
 		all = append(all, p.events...)
 	}
+	start := time.Now()
 	isNew, err := s.cfg.Store.WriteEvents(ctx, all)
 	if err != nil {
+		s.metrics.commitErrors.Inc()
 		return err
 	}
+	s.metrics.committed(all, isNew, time.Since(start))
 	fresh := make([]Event, 0, n)
 	for _, p := range pending {
 		p.isNew, isNew = isNew[:len(p.events)], isNew[len(p.events):]
@@ -311,6 +328,7 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 		e, err := s.event(ctx, r, now, client)
 		if err != nil {
 			results[i] = Result{TrackingID: e.TrackingID, Status: Rejected, Error: errs.As(err)}
+			s.metrics.rejected(r.Type)
 			continue
 		}
 		if j, dup := seen[e.Key()]; dup {
@@ -354,6 +372,7 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 			r := results[index[j]]
 			r.Status = Duplicate
 			results[i] = r
+			s.metrics.events.WithLabelValues(string(events[j].Type), "duplicate").Inc()
 		}
 	}
 	return results, nil

@@ -19,11 +19,14 @@ import (
 func (s *Service) Authenticate(ctx context.Context, accessToken string) (Principal, error) {
 	p, err := s.tokens.Verify(accessToken)
 	if err != nil {
-		s.recordRejection(ctx, tokenRejection(err))
+		reason := tokenRejection(err)
+		s.metrics.rejected.WithLabelValues(reason).Inc()
+		s.recordRejection(ctx, reason)
 		return Principal{}, err
 	}
 	if err := s.revoked.CheckToken(ctx, p.SessionID, p.UserID, p.IssuedAt); err != nil {
 		if errors.Is(err, ErrTokenRevoked) {
+			s.metrics.rejected.WithLabelValues("revoked").Inc()
 			s.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditTokenRejected, TargetType: "session",
 				TargetID: p.SessionID.String(), Outcome: OutcomeDenied, Reason: "revoked"})
 			return Principal{}, err

@@ -27,6 +27,12 @@ var errRegistrationClosed = errs.New(errs.Forbidden, "registration_closed", "sig
 // CheckPassword (ErrWeakPassword), and the display name must be valid
 // (ErrInvalidProfile).
 func (s *Service) Register(ctx context.Context, r Registration) (User, TokenPair, error) {
+	u, tp, err := s.register(ctx, r)
+	s.metrics.registrations.WithLabelValues(result(err)).Inc()
+	return u, tp, err
+}
+
+func (s *Service) register(ctx context.Context, r Registration) (User, TokenPair, error) {
 	if !boolOr(s.cfg.AllowPasswordRegistration, true) {
 		return User{}, TokenPair{}, errRegistrationClosed
 	}
@@ -79,6 +85,12 @@ func (s *Service) Register(ctx context.Context, r Registration) (User, TokenPair
 // client (ErrTooManyAttempts with RetryAfter; never a permanent lock-out);
 // when the limiter cannot answer, sign-in fails closed.
 func (s *Service) Login(ctx context.Context, email, password string) (User, TokenPair, error) {
+	u, tp, err := s.login(ctx, email, password)
+	s.metrics.logins.WithLabelValues(result(err)).Inc()
+	return u, tp, err
+}
+
+func (s *Service) login(ctx context.Context, email, password string) (User, TokenPair, error) {
 	client := ClientFromContext(ctx)
 	normalized, emailErr := NormalizeEmail(email)
 	if emailErr != nil {

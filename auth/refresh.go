@@ -67,6 +67,12 @@ func plausibleRefreshToken(token string) bool {
 // or any use once the successor has been used, is reuse. Clients should
 // still refresh one request at a time.
 func (s *Service) Refresh(ctx context.Context, refreshToken string) (TokenPair, error) {
+	tp, err := s.refresh(ctx, refreshToken)
+	s.metrics.refreshes.WithLabelValues(result(err)).Inc()
+	return tp, err
+}
+
+func (s *Service) refresh(ctx context.Context, refreshToken string) (TokenPair, error) {
 	if err := s.allow(ctx, "refresh:ip:"+clientBucket(ClientFromContext(ctx).IP), s.cfg.RefreshLimitPerClient); err != nil {
 		return TokenPair{}, err
 	}
@@ -122,6 +128,7 @@ func (s *Service) reuseDetected(ctx context.Context, sess Session) error {
 	if err := s.revoked.RevokeSession(ctx, sess.ID, s.accessTokenHorizon(s.now())); err != nil {
 		return err
 	}
+	s.metrics.reuses.Inc()
 	s.record(ctx, AuditEvent{ActorID: sess.UserID, Action: AuditRefreshReuse, TargetType: "session",
 		TargetID: sess.ID.String(), Outcome: OutcomeDenied, Reason: "refresh_token_reuse"})
 	return ErrInvalidGrant

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Defaults of Config.
@@ -107,6 +108,10 @@ type Config struct {
 	// idempotent and ensure its work again later where it matters.
 	AccountObservers []AccountObserver
 
+	// Metrics is where sign-in, refresh and token metrics (adshare_auth_*)
+	// are registered; nil: none.
+	Metrics prometheus.Registerer
+
 	// Logger defaults to discarding. Now defaults to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
@@ -140,6 +145,7 @@ type Service struct {
 	providers map[string]IdentityProvider
 	logger    *slog.Logger
 	now       func() time.Time
+	metrics   *metrics
 }
 
 // NewService validates cfg and returns the service.
@@ -161,6 +167,9 @@ func NewService(cfg Config) (*Service, error) {
 		providers: map[string]IdentityProvider{},
 	}
 	var err error
+	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, err
+	}
 	if s.hasher == nil {
 		if s.hasher, err = NewHasher(HasherConfig{}); err != nil {
 			return nil, err

@@ -10,6 +10,7 @@ import (
 
 	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/billing/billingtest"
+	"github.com/adshare/adshare/internal/testenv"
 )
 
 func TestMetricsCountTheMoney(t *testing.T) {
@@ -18,30 +19,7 @@ func TestMetricsCountTheMoney(t *testing.T) {
 	b := setup(t, false, func(c *billing.Config) { c.Metrics = reg })
 	counter := func(name string, labels ...string) float64 {
 		t.Helper()
-		mfs, err := reg.Gather()
-		require.NoError(t, err)
-		for _, mf := range mfs {
-			if mf.GetName() != name {
-				continue
-			}
-		metrics:
-			for _, m := range mf.GetMetric() {
-				for i := 0; i < len(labels); i += 2 {
-					found := false
-					for _, lp := range m.GetLabel() {
-						found = found || (lp.GetName() == labels[i] && lp.GetValue() == labels[i+1])
-					}
-					if !found {
-						continue metrics
-					}
-				}
-				if m.GetCounter() != nil {
-					return m.GetCounter().GetValue()
-				}
-				return m.GetGauge().GetValue()
-			}
-		}
-		return 0
+		return testenv.Metric(t, reg, name, labels...)
 	}
 
 	tu := b.topUp(t, 5_000)

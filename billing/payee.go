@@ -3,6 +3,7 @@ package billing
 import (
 	"context"
 	"errors"
+	"strings"
 	"time"
 
 	"github.com/google/uuid"
@@ -11,8 +12,14 @@ import (
 	"github.com/adshare/adshare/internal/errs"
 )
 
-// ErrManualMode: the operation needs a processor; payouts are manual.
-var ErrManualMode = errs.New(errs.Conflict, "manual_payouts", "payouts are made by hand here: nothing to set up")
+// Errors of payees.
+var (
+	// ErrManualMode: the operation needs a processor; payouts are manual.
+	ErrManualMode = errs.New(errs.Conflict, "manual_payouts", "payouts are made by hand here: nothing to set up")
+	// ErrInvalidPayee: the onboarding input breaks a rule; the error
+	// carries fields.
+	ErrInvalidPayee = errs.New(errs.Invalid, "invalid_payee", "the payout account details are not valid")
+)
 
 // Onboarding is where an owner sets up their payout account.
 type Onboarding struct {
@@ -24,7 +31,10 @@ type Onboarding struct {
 // Onboard gives the caller (an owner, PermAdSpace) a connected account at
 // the processor, once (a second call reuses it), and a fresh link to
 // finish its onboarding. country is the owner's ISO 3166-1 alpha-2
-// country. In manual mode: ErrManualMode.
+// country, in either case ("US", "us"); it is needed for the first call
+// only (a later one may leave it empty, and cannot change it). Errors:
+// ErrManualMode in manual mode; ErrInvalidPayee (field "country") for a
+// country that is not two letters.
 func (s *Service) Onboard(ctx context.Context, p auth.Principal, email, country string) (Onboarding, error) {
 	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermAdSpace); err != nil {
 		return Onboarding{}, err
@@ -32,11 +42,12 @@ func (s *Service) Onboard(ctx context.Context, p auth.Principal, email, country 
 	if s.Manual() {
 		return Onboarding{}, ErrManualMode
 	}
+	country = strings.ToUpper(country)
 	payee, err := s.store.Payee(ctx, p.UserID)
 	switch {
 	case errors.Is(err, ErrPayeeNotFound):
-		if len(country) != 2 {
-			return Onboarding{}, ErrInvalidTopUp.WithFields(map[string]string{"country": "an ISO 3166-1 alpha-2 country code is required"})
+		if !isCountry(country) {
+			return Onboarding{}, ErrInvalidPayee.WithFields(map[string]string{"country": "an ISO 3166-1 alpha-2 country code (two letters, such as US) is required"})
 		}
 		acct, err := s.cfg.Processor.CreateAccount(ctx, AccountRequest{Key: "payee:" + p.UserID.String(), Owner: p.UserID,
 			Email: email, Country: country})
@@ -135,6 +146,20 @@ func (s *Service) ReleaseHold(ctx context.Context, p auth.Principal, owner, id u
 		return h, nil
 	}
 	return Hold{}, ErrHoldNotFound
+}
+
+// Holds lists an owner's holds, newest first, released and expired ones
+// included: the caller's own (without the admins' notes), or anyone's
+// with PermBillingManage (another's, without it: auth.ErrUserNotFound).
+func (s *Service) Holds(ctx context.Context, p auth.Principal, owner uuid.UUID) ([]Hold, error) {
+	if err := s.authorizeFor(ctx, p, owner); err != nil {
+		return nil, err
+	}
+	holds, err := s.store.Holds(ctx, owner)
+	if err != nil || p.UserID != owner {
+		return holds, err
+	}
+	return ownHolds(holds), nil
 }
 
 // ErrHoldNotFound: the owner has no such hold.

@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+
+	"github.com/adshare/adshare/auth"
 )
 
 // Difference is one way the ledger and the processor's books disagree.
@@ -128,6 +130,16 @@ func (s *Service) Reconcile(ctx context.Context, since time.Time) (Reconciliatio
 }
 
 func (r *Reconciliation) add(d Difference) { r.Differences = append(r.Differences, d) }
+
+// ReconciliationReport returns, to a caller with PermBillingManage, the
+// last report of this instance, if any (false: none yet, or manual mode).
+func (s *Service) ReconciliationReport(ctx context.Context, p auth.Principal) (Reconciliation, bool, error) {
+	if err := s.cfg.Auth.Authorize(ctx, p, auth.PermBillingManage); err != nil {
+		return Reconciliation{}, false, err
+	}
+	rep, ok := s.LastReconciliation()
+	return rep, ok, nil
+}
 
 // LastReconciliation returns the last report of this instance, if any.
 func (s *Service) LastReconciliation() (Reconciliation, bool) {

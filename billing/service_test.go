@@ -47,9 +47,17 @@ func (t tiers) TierAt(context.Context, uuid.UUID, time.Time) (auth.Tier, error) 
 
 var proTier = auth.Tier{Name: "pro", RevenueShareBP: 6500, MinPayoutMicros: 20 * billing.MicrosPerUnit}
 
+// testStore is what the tests need of a store: billing's, and analytics'
+// events and rollups (store/memory and store/postgres).
+type testStore interface {
+	billing.Store
+	analytics.Store
+	auth.AuditLog
+}
+
 type bundle struct {
 	svc    *billing.Service
-	store  *memory.Store
+	store  testStore
 	proc   *billingtest.Processor
 	signer billingtest.Signer
 	clock  *clock
@@ -64,8 +72,13 @@ const secret = stripe.Secret("whsec_test_secret")
 // mode when manual), its clock at the day after `day` plus three hours.
 func setup(t *testing.T, manual bool, mutate ...func(*billing.Config)) *bundle {
 	t.Helper()
+	return setupOn(t, memory.New(), manual, mutate...)
+}
+
+// setupOn is setup on store.
+func setupOn(t *testing.T, store testStore, manual bool, mutate ...func(*billing.Config)) *bundle {
+	t.Helper()
 	c := &clock{t: day.Add(27 * time.Hour)}
-	store := memory.New()
 	authz, err := auth.NewAuthorizer(nil, store, nil, c.Now)
 	require.NoError(t, err)
 	q, err := jobs.NewLocal(nil)

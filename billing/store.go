@@ -250,8 +250,9 @@ type Store interface {
 	UnprocessedEvents(ctx context.Context, limit int) ([]StoredEvent, error)
 
 	// AccountsAtLeast returns the balances of kind k in currency c that
-	// are at least min, in account id order after after, at most limit:
-	// the owners a payout schedule visits.
+	// are at least min, in account id order after after, at most limit
+	// (below 1: 50; above 10,000: 10,000): the owners a payout schedule
+	// visits.
 	AccountsAtLeast(ctx context.Context, k AccountKind, c Currency, min int64, after AccountID, limit int) ([]Balance, error)
 
 	// EntryTotals sums, per account kind, the signed amounts (on each

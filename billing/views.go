@@ -26,7 +26,8 @@ type Balances struct {
 }
 
 // Balances returns the user's balances: the caller's own, or anyone's
-// with PermBillingManage.
+// with PermBillingManage (another's, without it: auth.ErrUserNotFound).
+// The caller's own view leaves out the holds' notes, which are for admins.
 func (s *Service) Balances(ctx context.Context, p auth.Principal, user uuid.UUID) (Balances, error) {
 	if err := s.authorizeFor(ctx, p, user); err != nil {
 		return Balances{}, err
@@ -52,6 +53,9 @@ func (s *Service) Balances(ctx context.Context, p auth.Principal, user uuid.UUID
 		return Balances{}, err
 	}
 	out.Holds = activeHolds(holds, s.now())
+	if p.UserID == user {
+		out.Holds = ownHolds(out.Holds)
+	}
 	if payee, err := s.store.Payee(ctx, user); err == nil {
 		out.Payee = &payee
 	}
@@ -72,7 +76,16 @@ func (s *Service) authorizeFor(ctx context.Context, p auth.Principal, user uuid.
 }
 
 // Transactions lists the ledger transactions of a user (the caller, or
-// anyone's with PermBillingManage; uuid.Nil with it: all).
+// anyone's with PermBillingManage; uuid.Nil with it: all), newest first,
+// limit at a time (1 to 500; 0: 50) from before on.
+//
+// The caller's own listing is their statement: each transaction with only
+// the entries on their own accounts and only the refs that name their own
+// records (the top-up, the payout). A transaction also moves other users'
+// and the platform's money (a settlement debits an advertiser's budget
+// and credits the platform its share); who they are and what they got is
+// not the caller's to see. Listing another user's, or everyone's, shows
+// the transactions whole.
 func (s *Service) Transactions(ctx context.Context, p auth.Principal, user uuid.UUID, before TxCursor, limit int) ([]Transaction, error) {
 	if user == uuid.Nil {
 		if err := s.cfg.Auth.Authorize(ctx, p, auth.PermBillingManage); err != nil {
@@ -81,7 +94,50 @@ func (s *Service) Transactions(ctx context.Context, p auth.Principal, user uuid.
 	} else if err := s.authorizeFor(ctx, p, user); err != nil {
 		return nil, err
 	}
-	return s.store.Transactions(ctx, TxFilter{User: user, Before: before, Limit: limit})
+	txs, err := s.store.Transactions(ctx, TxFilter{User: user, Before: before, Limit: limit})
+	if err != nil || p.UserID != user {
+		return txs, err
+	}
+	for i, t := range txs {
+		txs[i] = statementOf(t, user)
+	}
+	return txs, nil
+}
+
+// statementRefs are the refs a user's own statement keeps: they name the
+// user's own records.
+var statementRefs = []string{"topup", "payout"}
+
+// statementOf is t as user's statement shows it: the entries on user's
+// accounts and the refs of statementRefs.
+func statementOf(t Transaction, user uuid.UUID) Transaction {
+	out := t.Clone()
+	out.Entries = out.Entries[:0]
+	for _, e := range t.Entries {
+		if a, err := ParseAccount(e.Account); err == nil && a.User == user {
+			out.Entries = append(out.Entries, e)
+		}
+	}
+	out.Refs = nil
+	for _, k := range statementRefs {
+		if v, ok := t.Refs[k]; ok {
+			if out.Refs == nil {
+				out.Refs = map[string]string{}
+			}
+			out.Refs[k] = v
+		}
+	}
+	return out
+}
+
+// ownHolds is holds as their owner sees them: without the admins' notes.
+func ownHolds(holds []Hold) []Hold {
+	out := make([]Hold, len(holds))
+	for i, h := range holds {
+		h.Note = ""
+		out[i] = h
+	}
+	return out
 }
 
 // Payouts lists payouts: the caller's, or anyone's (or all, uuid.Nil)

@@ -45,6 +45,8 @@ type analyticsBundle struct {
 type analyticsOpts struct {
 	// filters configures the invalid-traffic rules.
 	filters analytics.FilterConfig
+	// settled supplies the revenue report's final figures (nil: none).
+	settled analytics.Settled
 }
 
 // forEachAnalyticsBackend runs fn, in parallel, on a fresh analyticsBundle
@@ -129,7 +131,7 @@ func newAnalyticsService(t *testing.T, b *authBundle, sealer *tracking.Sealer, p
 	}
 	svc, err := analytics.NewService(analytics.Config{
 		Store: store, Sealer: sealer, Tiers: b.svc, Bursts: bursts, Filters: opts.filters,
-		Pixels: pixels, Auth: b.svc, Users: users,
+		Pixels: pixels, Auth: b.svc, Users: users, Settled: opts.settled,
 	})
 	require.NoError(t, err)
 	t.Cleanup(func() { require.NoError(t, svc.Stop(context.Background())) })

@@ -152,7 +152,7 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 		cfg.Users, cfg.Sessions, cfg.Identities, cfg.Audit = st, st, st, st
 		cfg.Limiter, cfg.Revocations, cfg.OneTime = lim, revs, once
 	case backendPostgres:
-		db := postgrestest.New(t)
+		db := postgrestest.NewWithKeyring(t) // billing's sealed fields need one
 		db.Now = clock.Now
 		redisURL, prefix := testenv.Redis(t)
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

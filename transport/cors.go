@@ -51,6 +51,10 @@ func (s *server) withCORS(next http.Handler) http.Handler {
 		h := w.Header()
 		h.Add("Vary", "Origin")
 		origin := r.Header.Get("Origin")
+		if s.isWebhook(r) { // server to server: no browser may call it
+			next.ServeHTTP(w, r)
+			return
+		}
 		preflight := r.Method == http.MethodOptions && r.Header.Get("Access-Control-Request-Method") != ""
 		if origin == "" {
 			next.ServeHTTP(w, r)

@@ -37,15 +37,18 @@ func (s *server) handleReadyz() http.Handler {
 				if err != nil {
 					failed = true
 					results[rc.Name] = "unavailable"
+					s.metrics.checks.WithLabelValues(rc.Name, "unavailable").Inc()
 					s.logger.WarnContext(ctx, "transport: readiness check failed",
 						slog.String("check", rc.Name), slog.Any("error", err))
 					return
 				}
 				results[rc.Name] = "ok"
+				s.metrics.checks.WithLabelValues(rc.Name, "ok").Inc()
 			})
 		}
 		wg.Wait()
 		if failed {
+			s.metrics.ready.Set(0)
 			writeProblem(w, Problem{
 				Type: problemTypePrefix + "not_ready", Title: http.StatusText(http.StatusServiceUnavailable),
 				Status: http.StatusServiceUnavailable, Code: "not_ready", Detail: "a dependency is not reachable",
@@ -53,6 +56,7 @@ func (s *server) handleReadyz() http.Handler {
 			})
 			return
 		}
+		s.metrics.ready.Set(1)
 		writeJSON(w, http.StatusOK, map[string]any{"status": "ok", "checks": results})
 	})
 }

@@ -15,6 +15,8 @@ type httpMetrics struct {
 	requests *prometheus.CounterVec
 	duration *prometheus.HistogramVec
 	inFlight prometheus.Gauge
+	ready    prometheus.Gauge
+	checks   *prometheus.CounterVec
 }
 
 func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
@@ -32,11 +34,19 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Namespace: "adshare", Subsystem: "http", Name: "requests_in_flight",
 			Help: "HTTP requests being served.",
 		}),
+		ready: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "adshare", Name: "ready",
+			Help: "1 when the last GET /readyz found every dependency answering, 0 when it did not (a flapping value is an alert).",
+		}),
+		checks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "adshare", Name: "readiness_checks_total",
+			Help: "Readiness checks run by GET /readyz, by check (postgres, redis, ...) and result: ok, unavailable.",
+		}, []string{"check", "result"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight} {
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ready, m.checks} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("transport: register metrics: %w", err)
 		}

@@ -211,6 +211,10 @@ func securityHeaders(hstsMaxAge time.Duration) []headerField {
 func (s *server) withBodyLimit(next http.Handler) http.Handler {
 	limit := s.cfg.MaxBodyBytes
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.isWebhook(r) { // capped by the webhook's own limit
+			next.ServeHTTP(w, r)
+			return
+		}
 		if r.ContentLength > limit {
 			s.writeError(w, r, errBodyTooLarge.WithMessage(fmt.Sprintf("the request body must be at most %d bytes", limit)))
 			return

@@ -17,6 +17,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/transport/realtime"
 )
 
@@ -52,7 +53,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 	}
 	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}, events: &analytics.Service{}, // every route
-		cfg: Config{Realtime: &realtime.Hub{}}}
+		billing: &billing.Service{}, cfg: Config{Realtime: &realtime.Hub{}}}
 	var routed []string
 	for _, rt := range s.routes() {
 		routed = append(routed, rt.method+" "+rt.path)

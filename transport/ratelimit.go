@@ -87,6 +87,10 @@ func (s *server) withClientRateLimit(next http.Handler) http.Handler {
 		return next
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if s.isWebhook(r) { // bounded by its own concurrency limit
+			next.ServeHTTP(w, r)
+			return
+		}
 		key, limit := s.clientLimit(r)
 		if err := s.checkLimit(w, r, key, limit); err != nil {
 			s.writeError(w, r, err)

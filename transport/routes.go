@@ -76,6 +76,26 @@ func (s *server) routes() []route {
 			)
 		}
 	}
+	if s.auth != nil && s.billing != nil {
+		rs = append(rs,
+			route{http.MethodPost, "/billing/topups", s.handleStartTopUp()},
+			route{http.MethodGet, "/billing/topups/{id}", s.handleGetTopUp()},
+			route{http.MethodPost, "/billing/topups/{id}/confirm", s.handleConfirmTopUp()},
+			route{http.MethodGet, "/billing/balance", s.handleBalance()},
+			route{http.MethodGet, "/billing/transactions", s.handleTransactions()},
+			route{http.MethodGet, "/billing/payouts", s.handleListPayouts()},
+			route{http.MethodPost, "/billing/payouts", s.handleRequestPayout()},
+			route{http.MethodGet, "/billing/payouts/{id}", s.handleGetPayout()},
+			route{http.MethodPost, "/billing/payouts/{id}/record", s.handleRecordPayout()},
+			route{http.MethodPost, "/billing/payee", s.handleOnboard()},
+			route{http.MethodGet, "/billing/payee", s.handleGetPayee()},
+			route{http.MethodGet, "/billing/holds", s.handleListHolds()},
+			route{http.MethodPost, "/billing/holds", s.handlePlaceHold()},
+			route{http.MethodPost, "/billing/holds/{id}/release", s.handleReleaseHold()},
+			route{http.MethodGet, "/admin/billing/reconciliation", s.handleReconciliation()},
+			route{http.MethodPost, stripeWebhookPath, s.handleStripeWebhook()},
+		)
+	}
 	if s.auth != nil && s.cfg.Realtime != nil {
 		rs = append(rs, route{http.MethodGet, "/ws", s.handleWS()})
 	}

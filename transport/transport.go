@@ -16,6 +16,7 @@ import (
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/transport/realtime"
 )
 
@@ -93,6 +94,19 @@ type Config struct {
 	// instances.
 	RouteLimits map[RouteClass]auth.Limit
 
+	// Billing is the money: top-ups, balances, transactions, payouts,
+	// payout accounts, holds, reconciliation, and the processor's webhook
+	// (POST /webhooks/stripe). When nil, none of them is mounted; it needs
+	// Auth.
+	Billing *billing.Service
+	// WebhookMaxBodyBytes caps the webhook's body (a larger one is a
+	// 413), in place of MaxBodyBytes. Defaults to
+	// DefaultWebhookMaxBodyBytes.
+	WebhookMaxBodyBytes int64
+	// WebhookConcurrency bounds the webhook deliveries handled at once
+	// (more are answered 503 with Retry-After, and the processor retries
+	// them). Defaults to DefaultWebhookConcurrency.
+	WebhookConcurrency int
 	// Realtime is the realtime channel's hub; when set (with Auth), GET /ws
 	// serves it.
 	Realtime *realtime.Hub
@@ -118,6 +132,8 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.CORSMaxAge = cmp.Or(c.CORSMaxAge, DefaultCORSMaxAge)
 	c.ReadinessTimeout = cmp.Or(c.ReadinessTimeout, DefaultReadinessTimeout)
+	c.WebhookMaxBodyBytes = cmp.Or(c.WebhookMaxBodyBytes, DefaultWebhookMaxBodyBytes)
+	c.WebhookConcurrency = cmp.Or(c.WebhookConcurrency, DefaultWebhookConcurrency)
 	if c.ClientRateLimit == (auth.Limit{}) {
 		c.ClientRateLimit = DefaultClientRateLimit
 	}
@@ -136,6 +152,12 @@ func (c Config) validate() error {
 	}
 	if c.AdSpaces != nil && c.Auth == nil {
 		return errors.New("transport: Config.AdSpaces needs Config.Auth (ad space endpoints authenticate callers)")
+	}
+	if c.Billing != nil && c.Auth == nil {
+		return errors.New("transport: Config.Billing needs Config.Auth (billing endpoints authenticate callers)")
+	}
+	if c.WebhookMaxBodyBytes < 0 || c.WebhookConcurrency < 0 {
+		return errors.New("transport: Config.WebhookMaxBodyBytes and WebhookConcurrency must be positive, or zero for the default")
 	}
 	if strings.HasSuffix(c.PublicBaseURL, "/") {
 		return errors.New("transport: Config.PublicBaseURL must not end with a slash")
@@ -168,6 +190,7 @@ type server struct {
 	auth      *auth.Service
 	spaces    *adspace.Service
 	events    *analytics.Service
+	billing   *billing.Service
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -185,7 +208,8 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics}
+	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics,
+		billing: cfg.Billing}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 		return nil, err

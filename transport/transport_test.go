@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adshare/adshare/internal/testenv"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
@@ -79,7 +80,8 @@ func TestReadyz(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.description, func(t *testing.T) {
 			t.Parallel()
-			b := setup(t, Config{ReadinessChecks: tt.checks, ReadinessTimeout: 50 * time.Millisecond})
+			reg := prometheus.NewPedanticRegistry()
+			b := setup(t, Config{ReadinessChecks: tt.checks, ReadinessTimeout: 50 * time.Millisecond, Metrics: reg})
 			v := openAPIValidator(t)
 			req := httptest.NewRequest(http.MethodGet, "/readyz", nil)
 			rec := httptest.NewRecorder()
@@ -87,6 +89,14 @@ func TestReadyz(t *testing.T) {
 			resp := rec.Result()
 			require.Equal(t, tt.wantStatus, resp.StatusCode)
 			requireDocumented(t, v, req, resp)
+			ready := 0.0
+			if tt.wantStatus == http.StatusOK {
+				ready = 1
+			}
+			require.Equal(t, ready, testenv.Metric(t, reg, "adshare_ready"))
+			for name, result := range tt.wantChecks {
+				require.Equal(t, 1.0, testenv.Metric(t, reg, "adshare_readiness_checks_total", "check", name, "result", result))
+			}
 			if tt.wantStatus == http.StatusOK {
 				var body struct {
 					Status string            `json:"status"`

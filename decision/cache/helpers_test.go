@@ -131,7 +131,7 @@ func (b *testBundle) instance(t testing.TB, cfg Config) *testBundle {
 	if b.shared != nil {
 		cfg.Shared = b.shared
 		if cfg.SharedTimeout == 0 {
-			cfg.SharedTimeout = 2 * time.Second // generous under -race
+			cfg.SharedTimeout = 5 * time.Second // generous under -race on a loaded machine
 		}
 	}
 	d, err := New(b.up, &cfg)

@@ -26,6 +26,8 @@ func fleetKeyEnv() map[string]string {
 		"ADSHARE_REFRESH_KEY":       key(2),
 		"ADSHARE_TRACKING_KEYS":     key(3) + "," + key(4),
 		"ADSHARE_VIEWER_KEY_SECRET": key(5),
+		"ADSHARE_DATA_KEYS":         key(6),
+		"ADSHARE_DATA_INDEX_KEY":    key(7),
 	}
 }
 

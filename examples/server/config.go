@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/internal/secret"
 )
 
@@ -49,6 +50,10 @@ type config struct {
 	kevelAPIKey    string
 	kevelFake      bool
 	eventRetention time.Duration
+	// dataKeys seal sensitive fields PostgreSQL keeps (connected-account
+	// ids, payout destinations, processor events); nil: none, allowed only
+	// without Stripe.
+	dataKeys keyring.StaticKeys
 
 	billing billingConfig
 }
@@ -157,6 +162,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.oidc.clientSecret, "oidc-client-secret", "ADSHARE_OIDC_CLIENT_SECRET", "", "client secret at the provider (prefer the environment variable)")
 	redirects := fs.raw("oidc-redirect-uris", "ADSHARE_OIDC_REDIRECT_URIS", "comma-separated redirect URIs registered at the provider")
 	natives := fs.raw("oidc-native-client-ids", "ADSHARE_OIDC_NATIVE_CLIENT_IDS", "comma-separated client ids of the mobile apps")
+	dataKeys := fs.raw("data-keys", "ADSHARE_DATA_KEYS", "comma-separated base64 32-byte keys that seal sensitive fields in PostgreSQL (connected accounts, payout details, processor events), the current one first; required with DATABASE_URL and a Stripe key")
+	indexKey := fs.raw("data-index-key", "ADSHARE_DATA_INDEX_KEY", "base64 32-byte key of the blind index that finds sealed values (does not rotate with data-keys); required with data-keys")
 	stripeKey := fs.raw("stripe-secret-key", "ADSHARE_STRIPE_SECRET_KEY", "Stripe secret or restricted key (sk_…, rk_…; prefer the environment variable); empty: manual top-ups and payouts")
 	fs.str(&c.billing.stripeURL, "stripe-api-url", "ADSHARE_STRIPE_API_URL", "", "Stripe API base URL override, such as http://127.0.0.1:12111 for stripe-mock")
 	webhooks := fs.raw("stripe-webhook-secrets", "ADSHARE_STRIPE_WEBHOOK_SECRETS", "comma-separated signing secrets (whsec_…) of the webhook endpoint, the old one too while it is rolled")
@@ -251,6 +258,16 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	c.billing.stripeKey = secret.Secret(strings.TrimSpace(*stripeKey))
 	for _, w := range splitList(*webhooks) {
 		c.billing.webhookSecrets = append(c.billing.webhookSecrets, secret.Secret(w))
+	}
+	for _, k := range splitList(*dataKeys) {
+		c.dataKeys.Data = append(c.dataKeys.Data, secret.Secret(k))
+	}
+	c.dataKeys.Index = secret.Secret(strings.TrimSpace(*indexKey))
+	switch {
+	case (len(c.dataKeys.Data) > 0) != (c.dataKeys.Index != ""):
+		return c, nil, errors.New("data-keys and data-index-key go together")
+	case c.databaseURL != "" && strings.TrimSpace(*stripeKey) != "" && len(c.dataKeys.Data) == 0:
+		return c, nil, errors.New("data-keys and data-index-key are required with database-url and stripe-secret-key: connected-account ids and Stripe's events are stored sealed")
 	}
 	if c.billing.stripeKey != "" && len(c.billing.webhookSecrets) == 0 {
 		return c, nil, errors.New("stripe-webhook-secrets is required with stripe-secret-key: top-ups are credited only by verified webhooks")

@@ -21,6 +21,7 @@ import (
 
 	"github.com/adshare/adshare"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/auth/oidc"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
@@ -65,7 +66,15 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.St
 		logger.InfoContext(ctx, "store: in memory (nothing survives a restart; set DATABASE_URL for PostgreSQL)")
 		return memory.New(), nil
 	}
-	db, err := postgres.Open(ctx, cfg.databaseURL, &postgres.Config{Logger: logger, EventRetention: cfg.eventRetention})
+	pc := &postgres.Config{Logger: logger, EventRetention: cfg.eventRetention}
+	if len(cfg.dataKeys.Data) > 0 {
+		ring, err := keyring.New(ctx, cfg.dataKeys)
+		if err != nil {
+			return nil, fmt.Errorf("data-keys: %w", err)
+		}
+		pc.Keyring = ring
+	}
+	db, err := postgres.Open(ctx, cfg.databaseURL, pc)
 	if err != nil {
 		return nil, err
 	}

@@ -251,6 +251,12 @@ func TestBadInvocations(t *testing.T) {
 		{"webhook secrets without a key", []string{"server", "-addr", "127.0.0.1:0", "-stripe-webhook-secrets", "whsec_1"}, nil, "need stripe-secret-key"},
 		{"a publishable key", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "pk_test_123", "ADSHARE_STRIPE_WEBHOOK_SECRETS": "whsec_1"}, "publishable key"},
 		{"an API key as webhook secret", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "sk_test_123", "ADSHARE_STRIPE_WEBHOOK_SECRETS": "sk_test_123"}, "signing secrets"},
+		{"Stripe on PostgreSQL without data keys", []string{"server", "-addr", "127.0.0.1:0", "-database-url", "postgres://u@127.0.0.1:1/db"},
+			map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "sk_test_123", "ADSHARE_STRIPE_WEBHOOK_SECRETS": "whsec_1"}, "data-keys and data-index-key are required"},
+		{"data keys without an index key", []string{"server", "-addr", "127.0.0.1:0"},
+			map[string]string{"ADSHARE_DATA_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "go together"},
+		{"a data key that is not a key", []string{"server", "-addr", "127.0.0.1:0", "-database-url", "postgres://u@127.0.0.1:1/db?connect_timeout=2"},
+			map[string]string{"ADSHARE_DATA_KEYS": "c2hvcnQ=", "ADSHARE_DATA_INDEX_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "data-keys"},
 		{"unreachable database", []string{"server", "-database-url", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=2"}, nil, "postgres"},
 	} {
 		t.Run(tt.description, func(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/store/internal/posting"
 )
 
 var _ billing.Store = (*Store)(nil)
@@ -386,7 +387,7 @@ func (s *Store) AccountsAtLeast(ctx context.Context, k billing.AccountKind, c bi
 		}
 		if bal := l.book.Balance(id); bal.Micros >= floor {
 			out = append(out, bal)
-			if len(out) == pageSize(limit) {
+			if len(out) == posting.SweepPageSize(limit) {
 				break
 			}
 		}
@@ -457,7 +458,7 @@ func (s *Store) DailySpend(ctx context.Context, day time.Time, after uuid.UUID, 
 	}
 	st.mu.RUnlock()
 	ids := slices.SortedFunc(maps.Keys(owners), func(a, b uuid.UUID) int { return bytes.Compare(a[:], b[:]) })
-	ids = ids[:min(len(ids), pageSize(limit))]
+	ids = ids[:min(len(ids), posting.SweepPageSize(limit))]
 	out := make([]billing.OwnerSpend, 0, len(ids))
 	for _, id := range ids {
 		os := owners[id]

@@ -68,3 +68,8 @@ func TestLedger(t *testing.T) {
 	t.Parallel()
 	storetest.RunLedger(t, func(*testing.T) billing.Ledger { return memory.New() })
 }
+
+func TestBilling(t *testing.T) {
+	t.Parallel()
+	storetest.RunBilling(t, func(*testing.T) storetest.BillingStores { return memory.New() })
+}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/internal/errs"
 )
 
@@ -17,6 +18,7 @@ const (
 	codeForeignKeyViolation = "23503"
 	codeCheckViolation      = "23514"
 	codeNotNullViolation    = "23502"
+	codeNumericOutOfRange   = "22003"
 )
 
 // constraintErrors maps a named constraint to the domain error its
@@ -37,11 +39,21 @@ var constraintErrors = map[string]error{
 	"refresh_tokens_pkey":           auth.ErrSessionExists,
 	"refresh_tokens_generation_key": auth.ErrSessionExists,
 	"user_tier_changes_user_fkey":   auth.ErrUserNotFound,
+
+	"ledger_accounts_balance_check":    billing.ErrInsufficientFunds,
+	"ledger_transactions_reverses_key": billing.ErrAlreadyReversed,
+	"billing_topups_client_key_key":    billing.ErrVersionConflict,
+	"billing_topups_payment_key":       billing.ErrVersionConflict,
+	"billing_payees_account_index_key": errPayeeAccountTaken,
 }
 
 // errInvalidRow is returned when a check constraint rejects a row: the
 // domain validates first, so reaching it means a caller skipped validation.
 var errInvalidRow = errs.New(errs.Invalid, "invalid_row", "the record breaks a storage rule")
+
+// errPayeeAccountTaken is returned when a payee is saved with a connected
+// account that another owner's payee has.
+var errPayeeAccountTaken = billing.ErrVersionConflict.WithMessage("another owner's payee has this connected account")
 
 // translate turns a driver error into a domain error: pgx.ErrNoRows becomes
 // notFound, a known constraint violation its domain error, and a check

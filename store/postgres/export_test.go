@@ -5,6 +5,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/internal/jobs"
 )
 
@@ -16,3 +17,29 @@ func (db *DB) EnqueueTx(ctx context.Context, tx pgx.Tx, kind string, args any, o
 
 // ErrNoJobs exposes errNoJobs to the tests.
 var ErrNoJobs = errNoJobs
+
+// PostResult is what became of one posting of PostTogether.
+type PostResult struct {
+	Stored billing.Transaction
+	Posted bool
+	Err    error
+}
+
+// PostTogether posts ts as one batch of the posting batcher would (they
+// must be valid and no reversals), for tests of the batch's rules.
+func (db *DB) PostTogether(ctx context.Context, ts []billing.Transaction) []PostResult {
+	reqs := make([]*postReq, len(ts))
+	for i, t := range ts {
+		p, err := newPosting(t)
+		if err != nil {
+			panic(err)
+		}
+		reqs[i] = &postReq{p: p}
+	}
+	_ = db.flushPosts(ctx, reqs)
+	out := make([]PostResult, len(reqs))
+	for i, r := range reqs {
+		out[i] = PostResult{r.stored, r.posted, r.err}
+	}
+	return out
+}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/internal/batch"
 	"github.com/adshare/adshare/internal/periodic"
 )
@@ -55,6 +56,12 @@ type Config struct {
 	// the event partitions of the week ahead and drops those past
 	// EventRetention. Defaults to DefaultMaintenanceInterval.
 	MaintenanceInterval time.Duration
+	// Keyring seals what billing stores that must not be readable in the
+	// database: connected-account ids (found by the ring's blind index),
+	// payout destinations and processor events. Nil: those billing
+	// writes and reads fail with ErrKeyringRequired, and nothing of them
+	// is stored; the rest of the store works without it.
+	Keyring *keyring.Ring
 }
 
 func (c *Config) withDefaults() Config {
@@ -83,6 +90,8 @@ type DB struct {
 	// schema is the connections' current schema at Open ("" when
 	// search_path names none that exists), where River's tables are.
 	schema string
+	// posts gathers concurrent postings into batches (ledger_batch.go).
+	posts *batch.Batcher[*postReq]
 	// jobs is the queue DB.Jobs made, if any.
 	jobs     atomic.Pointer[Jobs]
 	stopOnce sync.Once
@@ -131,6 +140,7 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 	}
 	db.audit = batch.New(db.writeAudit, batch.Config{MaxBatch: 512, Flushers: 2})
 	db.maintenance = periodic.New(c.MaintenanceInterval, db.maintain)
+	db.posts = newPostBatcher(db)
 	return db, nil
 }
 
@@ -180,7 +190,7 @@ func (db *DB) Stop(ctx context.Context) error {
 		if q := db.jobs.Load(); q != nil {
 			jobsErr = q.Stop(ctx)
 		}
-		db.stopErr = errors.Join(jobsErr, db.maintenance.Stop(ctx), db.audit.Stop(ctx))
+		db.stopErr = errors.Join(jobsErr, db.maintenance.Stop(ctx), db.audit.Stop(ctx), db.posts.Stop(ctx))
 		db.closed = make(chan struct{})
 		go func() {
 			defer close(db.closed)

@@ -220,3 +220,17 @@ func PageSize(limit int) int {
 	}
 	return limit
 }
+
+// MaxSweepPage is the largest page of the listings that billing's sweeps
+// page through to the end (DailySpend, AccountsAtLeast): above
+// PageSize's 500, so that a sweep's page of 1,000 is not cut short.
+const MaxSweepPage = 10_000
+
+// SweepPageSize is the number of rows such a listing's limit lists: 1 to
+// MaxSweepPage, 50 when limit is below 1.
+func SweepPageSize(limit int) int {
+	if limit < 1 {
+		return 50
+	}
+	return min(limit, MaxSweepPage)
+}

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/postgres"
 )
@@ -18,7 +19,20 @@ import (
 // New returns a store on a fresh, fully migrated schema, closed when tb ends.
 func New(tb testing.TB) *postgres.DB {
 	tb.Helper()
-	db := Open(tb)
+	return NewWithConfig(tb, nil)
+}
+
+// NewWithKeyring is New with a fresh test keyring (Keyring) as
+// Config.Keyring: what billing's sealed fields need.
+func NewWithKeyring(tb testing.TB) *postgres.DB {
+	tb.Helper()
+	return NewWithConfig(tb, &postgres.Config{Keyring: Keyring(tb)})
+}
+
+// NewWithConfig is New with cfg (nil: the defaults).
+func NewWithConfig(tb testing.TB, cfg *postgres.Config) *postgres.DB {
+	tb.Helper()
+	db := open(tb, cfg)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	if _, err := db.Migrate(ctx); err != nil {
@@ -31,15 +45,31 @@ func New(tb testing.TB) *postgres.DB {
 // tb ends; for tests of the migrations themselves.
 func Open(tb testing.TB) *postgres.DB {
 	tb.Helper()
+	return open(tb, nil)
+}
+
+func open(tb testing.TB, cfg *postgres.Config) *postgres.DB {
+	tb.Helper()
 	url := URL(tb)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	db, err := postgres.Open(ctx, url, nil)
+	db, err := postgres.Open(ctx, url, cfg)
 	if err != nil {
 		tb.Fatalf("postgrestest: open: %v", err)
 	}
 	tb.Cleanup(func() { _ = db.Stop(context.Background()) })
 	return db
+}
+
+// Keyring returns a ring of fresh random keys (one data key and an index
+// key), for tests that store sealed values.
+func Keyring(tb testing.TB) *keyring.Ring {
+	tb.Helper()
+	r, err := keyring.New(context.Background(), keyring.Keys{Data: [][]byte{keyring.NewKey()}, Index: keyring.NewKey()})
+	if err != nil {
+		tb.Fatalf("postgrestest: keyring: %v", err)
+	}
+	return r
 }
 
 // URL returns a connection URL for a fresh, empty schema dropped when tb ends.
