@@ -82,7 +82,7 @@ func (s *Session) CloseStatus() (int, string) {
 	return s.closeCode, s.closeReason
 }
 
-// Principal returns the session's principal and whether it is
+// principal returns the session's principal and whether it is
 // authenticated.
 func (s *Session) principal() (auth.Principal, bool) {
 	s.mu.Lock()
