@@ -24,6 +24,47 @@ var (
 	DefaultUserRateLimit = auth.Limit{Rate: 600, Period: time.Minute, Burst: 120}
 )
 
+// RouteClass names a group of routes that share a per-address rate limit
+// (Config.RouteLimits).
+type RouteClass string
+
+// The route classes.
+const (
+	// RouteAuth: /auth/… (sign-in, refresh, OIDC).
+	RouteAuth RouteClass = "auth"
+	// RouteTracking: POST /events and the click redirect /c/{token}.
+	RouteTracking RouteClass = "tracking"
+	// RouteReports: /analytics/….
+	RouteReports RouteClass = "reports"
+	// RouteDefault: everything else; its limit is ClientRateLimit.
+	RouteDefault RouteClass = "default"
+)
+
+// routeClass classifies a request line or ServeMux pattern ("POST /auth/login").
+func routeClass(pattern string) RouteClass {
+	_, path, _ := strings.Cut(pattern, " ")
+	switch {
+	case strings.HasPrefix(path, "/auth/"):
+		return RouteAuth
+	case path == "/events", strings.HasPrefix(path, "/c/"):
+		return RouteTracking
+	case strings.HasPrefix(path, "/analytics/"):
+		return RouteReports
+	}
+	return RouteDefault
+}
+
+// clientLimit is the per-address key and limit of r's route class: the
+// class's own (Config.RouteLimits) or, without one, ClientRateLimit.
+func (s *server) clientLimit(r *http.Request) (string, auth.Limit) {
+	ip := limitKeyForIP(auth.ClientFromContext(r.Context()).IP)
+	class := routeClass(r.Method + " " + r.URL.Path) // by path: probing unknown /auth/ paths counts as auth
+	if l, ok := s.cfg.RouteLimits[class]; ok && class != RouteDefault {
+		return "api:" + string(class) + ":" + ip, l
+	}
+	return "api:ip:" + ip, s.cfg.ClientRateLimit
+}
+
 // limitKeyForIP buckets an address: itself for IPv4, its /64 for IPv6.
 func limitKeyForIP(ip string) string {
 	a, err := netip.ParseAddr(ip)
@@ -37,7 +78,7 @@ func limitKeyForIP(ip string) string {
 	return a.Unmap().String()
 }
 
-// withClientRateLimit limits requests per client address. It fails open:
+// withClientRateLimit limits requests per client address, per route class. It fails open:
 // when the limiter cannot answer, requests pass (and the failure is
 // logged), so that a Redis outage does not take the API down. Sign-in has
 // its own limits that fail closed.
@@ -50,8 +91,8 @@ func (s *server) withClientRateLimit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		key := "api:ip:" + limitKeyForIP(auth.ClientFromContext(r.Context()).IP)
-		if err := s.checkLimit(w, r, key, s.cfg.ClientRateLimit); err != nil {
+		key, limit := s.clientLimit(r)
+		if err := s.checkLimit(w, r, key, limit); err != nil {
 			s.writeError(w, r, err)
 			return
 		}

@@ -65,3 +65,48 @@ func TestSharedRateLimitsHoldAcrossInstances(t *testing.T) {
 	require.NotEmpty(t, refused.Header.Get("Retry-After"))
 	require.Regexp(t, `^"ip";r=0;t=\d+$`, refused.Header.Get("RateLimit"))
 }
+
+// A route class with its own limit is counted apart: the auth routes run
+// out while the rest of the API still answers, and the policy is named
+// after the class.
+func TestRouteClassesHaveTheirOwnLimits(t *testing.T) {
+	t.Parallel()
+	h, err := New(Config{
+		Limiter:         memory.NewLimiter(),
+		ClientRateLimit: auth.Limit{Rate: 100, Period: time.Minute, Burst: 100},
+		RouteLimits:     map[RouteClass]auth.Limit{RouteAuth: {Rate: 2, Period: time.Hour, Burst: 2}},
+	})
+	require.NoError(t, err)
+	srv := httptest.NewServer(h)
+	t.Cleanup(srv.Close)
+	get := func(path string) *http.Response {
+		resp, err := srv.Client().Get(srv.URL + path)
+		require.NoError(t, err)
+		_ = resp.Body.Close()
+		return resp
+	}
+	for range 2 {
+		require.Equal(t, `"auth";q=2;w=3600`, get("/auth/providers").Header.Get("RateLimit-Policy"))
+	}
+	refused := get("/auth/providers")
+	require.Equal(t, http.StatusTooManyRequests, refused.StatusCode)
+	require.NotEmpty(t, refused.Header.Get("Retry-After"))
+	ok := get("/healthz")
+	require.Equal(t, http.StatusOK, ok.StatusCode)
+	require.Equal(t, `"ip";q=100;w=60`, ok.Header.Get("RateLimit-Policy"))
+
+	_, err = New(Config{Limiter: memory.NewLimiter(), RouteLimits: map[RouteClass]auth.Limit{RouteReports: {}}})
+	require.ErrorContains(t, err, "RouteLimits")
+}
+
+func TestRouteClass(t *testing.T) {
+	t.Parallel()
+	for pattern, want := range map[string]RouteClass{
+		"POST /auth/login": RouteAuth, "POST /auth/oidc/{provider}/callback": RouteAuth,
+		"POST /events": RouteTracking, "GET /c/{token}": RouteTracking,
+		"GET /analytics/revenue": RouteReports,
+		"GET /ad-space/{userId}": RouteDefault, "GET /healthz": RouteDefault, "unmatched": RouteDefault,
+	} {
+		require.Equal(t, want, routeClass(pattern), pattern)
+	}
+}

@@ -87,6 +87,12 @@ type Config struct {
 	ClientRateLimit auth.Limit
 	// UserRateLimit defaults to DefaultUserRateLimit.
 	UserRateLimit auth.Limit
+	// RouteLimits gives route classes (RouteAuth, RouteTracking,
+	// RouteReports) their own per-address limit, counted apart from
+	// ClientRateLimit's; a class without an entry shares ClientRateLimit.
+	// With a store/redis.LeasedLimiter as Limiter, every limit holds across
+	// instances.
+	RouteLimits map[RouteClass]auth.Limit
 
 	// Billing is the money: top-ups, balances, transactions, payouts,
 	// payout accounts, holds, reconciliation, and the processor's webhook
@@ -158,6 +164,11 @@ func (c Config) validate() error {
 	}
 	if !c.ClientRateLimit.Valid() || !c.UserRateLimit.Valid() {
 		return errors.New("transport: rate limits need a positive Rate, Period and Burst")
+	}
+	for class, l := range c.RouteLimits {
+		if !l.Valid() {
+			return fmt.Errorf("transport: RouteLimits[%q] needs a positive Rate, Period and Burst", class)
+		}
 	}
 	for _, rc := range c.ReadinessChecks {
 		if rc.Name == "" || rc.Check == nil {

@@ -127,6 +127,10 @@ func (c HubConfig) withDefaults() HubConfig {
 	return c
 }
 
+// brokerTimeout bounds the hub's own calls to the broker (filling a gap,
+// reading topics back after a reconnection).
+const brokerTimeout = 10 * time.Second
+
 // Hub is one instance's side of the realtime channel: it holds the
 // sessions of this instance, receives every publication from the Broker
 // and hands each to the sessions subscribed to its topic. Safe for
@@ -380,7 +384,9 @@ func (h *Hub) onPublication(p Publication) {
 
 	pubs := []Publication{p}
 	if gapFrom != nil { // a publication was missed: fill from history
-		missed, _, err := h.cfg.Broker.History(context.Background(), p.Topic, *gapFrom, h.cfg.RecoveryLimit)
+		ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+		missed, _, err := h.cfg.Broker.History(ctx, p.Topic, *gapFrom, h.cfg.RecoveryLimit)
+		cancel()
 		if err == nil {
 			pubs = append(missed[:len(missed):len(missed)], p)
 		} else {
@@ -425,7 +431,8 @@ func (h *Hub) resync() {
 		all = append(all, topicSubs{t, ts.last, sessionsOf(ts)})
 	}
 	h.mu.Unlock()
-	ctx := context.Background()
+	ctx, cancel := context.WithTimeout(context.Background(), brokerTimeout)
+	defer cancel()
 	for _, t := range all {
 		if t.last.Epoch == "" {
 			continue // nothing delivered yet: sessions check against their own positions

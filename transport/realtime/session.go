@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"sync"
 	"time"
 
@@ -81,7 +82,7 @@ func (s *Session) CloseStatus() (int, string) {
 	return s.closeCode, s.closeReason
 }
 
-// Principal returns the session's principal and whether it is
+// principal returns the session's principal and whether it is
 // authenticated.
 func (s *Session) principal() (auth.Principal, bool) {
 	s.mu.Lock()
@@ -148,6 +149,33 @@ func (s *Session) Close(code int, reason string) {
 	close(s.done)
 	s.mu.Unlock()
 	s.hub.remove(s, user, topics)
+	s.hub.logger.LogAttrs(context.Background(), closeLevel(code), "realtime: connection closed",
+		slog.String("event", closeEvent(code)), slog.Int("code", code), slog.String("reason", reason), slog.String("user", user.String()))
+}
+
+// closeEvent names a close for the logs (the reference's ws.* events).
+func closeEvent(code int) string {
+	switch code {
+	case CloseUnauthorized, CloseAuthTimeout, CloseTokenExpired:
+		return "ws.auth_failed"
+	case CloseTooManyRequests, CloseConnectionLimit:
+		return "ws.rate_limited"
+	case CloseBadRequest, 1009:
+		return "ws.bad_request"
+	case CloseSessionRevoked, ClosePermissionsChanged:
+		return "ws.revoked"
+	}
+	return "ws.closed"
+}
+
+// closeLevel logs abuse and failed authentication at Warn, the rest at
+// Debug (clients come and go all the time).
+func closeLevel(code int) slog.Level {
+	switch code {
+	case CloseUnauthorized, CloseBadRequest, CloseTooManyRequests, CloseConnectionLimit, CloseSlow:
+		return slog.LevelWarn
+	}
+	return slog.LevelDebug
 }
 
 // enqueueLocked queues a message; past QueueSize the session is marked to
@@ -228,6 +256,9 @@ func (s *Session) authenticated(p auth.Principal, renewed bool) {
 	s.expiryTimer = time.AfterFunc(p.ExpiresAt.Sub(s.cfg.Now()), func() {
 		s.Close(CloseTokenExpired, "access token expired; refresh it and reconnect")
 	})
+	if !renewed {
+		s.hub.logger.Debug("realtime: connected", slog.String("event", "ws.connect"), slog.String("user", p.UserID.String()))
+	}
 	s.sendLocked(TypeWelcome, "", WelcomePayload{
 		UserID: p.UserID.String(), Role: string(p.Role), ExpiresAt: p.ExpiresAt.UTC(),
 		PingIntervalMS: s.cfg.PingInterval.Milliseconds(), MaxTopics: s.cfg.MaxTopics,
@@ -422,6 +453,8 @@ func (s *Session) subscribe(ctx context.Context, id string, st SubscribeTopic) {
 	s.hub.addSubscriber(t, s)
 
 	broker := s.hub.cfg.Broker
+	ctx, cancel := context.WithTimeout(ctx, brokerTimeout)
+	defer cancel()
 	var pubs []Publication
 	var pos Position
 	var err error
