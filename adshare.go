@@ -354,6 +354,7 @@ func New(cfg *Config) (*App, error) {
 		setIfNil[realtime.Auth](&rc.Auth, a.auth)
 		setIfNil(&rc.Revocations, revocations)
 		rc.Logger = cmp.Or(rc.Logger, c.Logger)
+		setIfNil(&rc.Metrics, c.Metrics)
 		if rc.Now == nil {
 			rc.Now = c.Now
 		}

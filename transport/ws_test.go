@@ -9,9 +9,12 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/transport/realtime"
 )
 
@@ -343,4 +346,44 @@ func TestWSMetricsAreCoalesced(t *testing.T) {
 	require.Equal(t, int64(50), m1.EarningsMicros+m2.EarningsMicros)
 	_, err := c.tryRead(500 * time.Millisecond)
 	require.ErrorIs(t, err, context.DeadlineExceeded, "two messages for five publications")
+}
+
+func TestWSMetrics(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewPedanticRegistry()
+	b := newWSBundle(t, backendMemory, wsOpts{hub: func(c *realtime.HubConfig) { c.Metrics = reg }})
+	tok := b.register(t, "ws-metrics@example.com")
+	topic := realtime.UserTopic(tok.User.ID)
+	metric := func(name string, labels ...string) float64 {
+		t.Helper()
+		return testenv.Metric(t, reg, name, labels...)
+	}
+
+	c := b.dialAs(t, tok.AccessToken)
+	start := c.subscribe(topic, nil)
+	c.send(realtime.TypePing, "p1", nil)
+	c.expect(realtime.TypePong)
+	c.raw(websocket.MessageText, []byte(`{not json`))
+	c.expectError("bad_json")
+	require.Equal(t, 1.0, metric("adshare_ws_connections"))
+	require.Equal(t, 1.0, metric("adshare_ws_messages_received_total", "type", realtime.TypeSubscribe))
+	require.Equal(t, 1.0, metric("adshare_ws_messages_received_total", "type", realtime.TypePing))
+	require.Equal(t, 1.0, metric("adshare_ws_messages_received_total", "type", "invalid"))
+	require.GreaterOrEqual(t, metric("adshare_ws_messages_sent_total"), 3.0, "subscribed, pong, error")
+
+	other := b.dialAs(t, tok.AccessToken)
+	got := other.subscribe(topic, &start.Position)
+	require.True(t, got.Recovered)
+	require.Equal(t, 1.0, metric("adshare_ws_resumes_total", "result", "replayed"))
+	stale := b.dialAs(t, tok.AccessToken)
+	stale.subscribe(topic, &realtime.Position{Seq: 1, Epoch: "gone"})
+	require.Equal(t, 1.0, metric("adshare_ws_resumes_total", "result", "reload"))
+
+	require.NoError(t, c.c.Close(websocket.StatusNormalClosure, ""))
+	require.Eventually(t, func() bool {
+		return metric("adshare_ws_connections") == 2 && metric("adshare_ws_closes_total", "reason", "closed") == 1
+	}, 5*time.Second, 10*time.Millisecond)
+	problems, err := testutil.GatherAndLint(reg)
+	require.NoError(t, err)
+	require.Empty(t, problems)
 }

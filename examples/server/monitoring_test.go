@@ -155,7 +155,7 @@ func registeredNames(t *testing.T) map[string]bool {
 		names[n] = true
 	}
 	for _, must := range []string{"adshare_http_requests_total", "adshare_kevel_circuit_state", "adshare_billing_payouts_total",
-		"adshare_stripe_calls_total", "adshare_ingest_events_total", "adshare_auth_logins_total", "adshare_business_impressions_today"} {
+		"adshare_stripe_calls_total", "adshare_ingest_events_total", "adshare_auth_logins_total", "adshare_business_impressions_today", "adshare_ws_connections"} {
 		require.True(t, names[must], "%s is not registered by the assembly: the list below is incomplete\n%v", must, slices.Sorted(mapKeys(names)))
 	}
 	return names

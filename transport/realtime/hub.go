@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/auth"
 )
@@ -100,6 +101,9 @@ type HubConfig struct {
 	ReadLimit int64
 	// RevalidateInterval is how often Revocations is checked. Default 30 s.
 	RevalidateInterval time.Duration
+	// Metrics is where the channel's metrics (adshare_ws_*) are
+	// registered; nil: none.
+	Metrics prometheus.Registerer
 }
 
 func (c HubConfig) withDefaults() HubConfig {
@@ -137,8 +141,9 @@ const brokerTimeout = 10 * time.Second
 // concurrent use. Start subscribes to the broker; Stop closes every
 // session with CloseShutdown.
 type Hub struct {
-	cfg    HubConfig
-	logger *slog.Logger
+	cfg     HubConfig
+	logger  *slog.Logger
+	metrics *metrics
 
 	mu       sync.Mutex
 	users    map[uuid.UUID]map[*Session]struct{}
@@ -166,13 +171,18 @@ func NewHub(cfg HubConfig) (*Hub, error) {
 		return nil, errors.New("realtime: HubConfig.Auth is required (the auth.Service)")
 	}
 	cfg = cfg.withDefaults()
-	return &Hub{
+	h := &Hub{
 		cfg:      cfg,
 		logger:   cfg.Logger,
 		users:    map[uuid.UUID]map[*Session]struct{}{},
 		topics:   map[string]*topicState{},
 		sessions: map[*Session]struct{}{},
-	}, nil
+	}
+	var err error
+	if h.metrics, err = newMetrics(cfg.Metrics, h); err != nil {
+		return nil, err
+	}
+	return h, nil
 }
 
 // Config returns the hub's configuration with defaults applied.

@@ -148,6 +148,7 @@ func (s *Session) Close(code int, reason string) {
 	user := s.p.UserID
 	close(s.done)
 	s.mu.Unlock()
+	s.hub.metrics.closes.WithLabelValues(closeReason(code)).Inc()
 	s.hub.remove(s, user, topics)
 	s.hub.logger.LogAttrs(context.Background(), closeLevel(code), "realtime: connection closed",
 		slog.String("event", closeEvent(code)), slog.Int("code", code), slog.String("reason", reason), slog.String("user", user.String()))
@@ -189,6 +190,7 @@ func (s *Session) enqueueLocked(m []byte) {
 		return
 	}
 	s.queue = append(s.queue, m)
+	s.hub.metrics.sent.Inc()
 	select {
 	case s.notify <- struct{}{}:
 	default:
@@ -272,6 +274,7 @@ func (s *Session) HandleBinary() {
 	if !s.allow() {
 		return
 	}
+	s.hub.metrics.received.WithLabelValues("invalid").Inc()
 	s.refuse("", protoErr("binary_frame", "binary frames are not part of the protocol; send JSON text"))
 }
 
@@ -283,9 +286,11 @@ func (s *Session) Handle(ctx context.Context, data []byte) {
 	}
 	env, err := DecodeClientMessage(data)
 	if err != nil {
+		s.hub.metrics.received.WithLabelValues("invalid").Inc()
 		s.refuse("", err)
 		return
 	}
+	s.hub.metrics.received.WithLabelValues(receivedType(env.Type)).Inc()
 	_, authed := s.principal()
 	switch {
 	case env.Type == TypePing:
@@ -496,6 +501,12 @@ func (s *Session) subscribe(ctx context.Context, id string, st SubscribeTopic) {
 	}
 	sub.pos = pos
 	s.sendLocked(TypeSubscribed, id, SubscribedPayload{Topic: t, Position: pos, Recovered: recovered, Replayed: len(frames)})
+	switch {
+	case recovered:
+		s.hub.metrics.resumes.WithLabelValues("replayed").Inc()
+	case reason != "":
+		s.hub.metrics.resumes.WithLabelValues("reload").Inc()
+	}
 	if reason != "" {
 		s.sendLocked(TypeReload, "", ReloadPayload{Topic: t, Reason: reason})
 	}
