@@ -21,6 +21,7 @@ import (
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/postgres"
 )
@@ -113,11 +114,13 @@ type backupFixture struct {
 	users  []auth.User
 	events int // distinct events stored
 	fills  analytics.FillCount
+	ledger []billing.Transaction // posted, in order
 }
 
 // fillForBackup writes users with their spaces, an audit event, random
 // traffic (two days, every event type, invalid and unbillable events,
-// retries) and fill counts through the store, as the server would.
+// retries), fill counts and ledger postings (a top-up, a settlement, a
+// release) through the store, as the server would.
 func fillForBackup(t *testing.T, db *postgres.DB) backupFixture {
 	t.Helper()
 	ctx := context.Background()
@@ -186,6 +189,30 @@ func fillForBackup(t *testing.T, db *postgres.DB) backupFixture {
 	}
 	f.fills = analytics.FillCount{Owner: f.users[0].ID, Hour: midnight, Requested: 40, Filled: 31}
 	require.NoError(t, db.RecordFills(ctx, []analytics.FillCount{f.fills}))
+
+	owner, advertiser := f.users[0].ID, f.users[1].ID
+	acct := func(k billing.AccountKind, u uuid.UUID) billing.AccountID {
+		return billing.UserAccount(k, u, billing.USD)
+	}
+	platform := func(k billing.AccountKind) billing.AccountID { return billing.PlatformAccount(k, billing.USD) }
+	f.ledger = []billing.Transaction{
+		{Key: "backup:topup", Kind: billing.TxTopUp, EffectiveAt: now, Entries: []billing.Entry{
+			{Account: platform(billing.PlatformCash), Side: billing.Debit, Amount: 50_000_000},
+			{Account: acct(billing.Budget, advertiser), Side: billing.Credit, Amount: 50_000_000}}},
+		{Key: "backup:settle", Kind: billing.TxSettlement, EffectiveAt: now, Entries: []billing.Entry{
+			{Account: acct(billing.Budget, advertiser), Side: billing.Debit, Amount: 2_000_000},
+			{Account: acct(billing.Held, owner), Side: billing.Credit, Amount: 1_300_000},
+			{Account: platform(billing.PlatformRevenue), Side: billing.Credit, Amount: 700_000}}},
+		{Key: "backup:release", Kind: billing.TxRelease, EffectiveAt: now, Entries: []billing.Entry{
+			{Account: acct(billing.Held, owner), Side: billing.Debit, Amount: 1_300_000},
+			{Account: acct(billing.Available, owner), Side: billing.Credit, Amount: 1_300_000}}},
+	}
+	for i, tx := range f.ledger {
+		stored, posted, err := db.Post(ctx, tx)
+		require.NoError(t, err)
+		require.True(t, posted)
+		f.ledger[i] = stored
+	}
 	return f
 }
 
@@ -377,6 +404,34 @@ func TestBackupAndRestore(t *testing.T) {
 	audit, err := dst.AuditEvents(ctx, auth.AuditFilter{})
 	require.NoError(t, err)
 	require.Len(t, audit, 1)
+
+	// The ledger is restored whole and balanced: every transaction, the
+	// balances, debits equal to credits in every currency.
+	totals, err := dst.Totals(ctx)
+	require.NoError(t, err)
+	require.NotEmpty(t, totals)
+	for c, dc := range totals {
+		require.Equal(t, dc.Debits, dc.Credits, "the restored ledger balances in %s", c)
+	}
+	srcTotals, err := src.Totals(ctx)
+	require.NoError(t, err)
+	require.Equal(t, srcTotals, totals)
+	var ids []billing.AccountID
+	for _, tx := range fixture.ledger {
+		got, err := dst.TransactionByKey(ctx, tx.Key)
+		require.NoError(t, err)
+		require.Equal(t, tx.ID, got.ID)
+		require.Len(t, got.Entries, len(tx.Entries))
+		for _, e := range tx.Entries {
+			ids = append(ids, e.Account)
+		}
+	}
+	wantBal, err := src.Balances(ctx, ids)
+	require.NoError(t, err)
+	gotBal, err := dst.Balances(ctx, ids)
+	require.NoError(t, err)
+	require.Equal(t, wantBal, gotBal)
+	require.Equal(t, int64(1_300_000), gotBal[billing.UserAccount(billing.Available, fixture.users[0].ID, billing.USD)].Micros)
 
 	// The server can run on it as it is: nothing to migrate.
 	out, err = runCheckCmd(t, merge(fleetKeyEnv(), map[string]string{"DATABASE_URL": dstURL}))
