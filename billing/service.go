@@ -110,7 +110,8 @@ type Config struct {
 	// Limiter rate-limits top-ups; nil: no rate limits (velocity limits
 	// still apply).
 	Limiter auth.Limiter
-	// Alerts, when set, is told of payouts that failed.
+	// Alerts, when set, is told of payouts that failed (payout_failed) and
+	// of budgets a settlement emptied (budget_exhausted).
 	Alerts Alerter
 	// LiveMode says the processor's keys are live: events not in live mode
 	// are stored and ignored (a live Connect endpoint also receives

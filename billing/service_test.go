@@ -2,6 +2,7 @@ package billing_test
 
 import (
 	"context"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -347,9 +348,28 @@ func TestReleasingADayNeverSettledSettlesItFirst(t *testing.T) {
 	b.requireBalanced(t)
 }
 
+// alerts records what billing tells users.
+type alerts struct {
+	mu  sync.Mutex
+	got []string // "user kind"
+}
+
+func (a *alerts) Alert(_ context.Context, user uuid.UUID, kind, _ string) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.got = append(a.got, user.String()+" "+kind)
+}
+
+func (a *alerts) list() []string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.got)
+}
+
 func TestOwnersSettledAtOnceDrainASharedBudgetExactly(t *testing.T) {
 	t.Parallel()
-	b := setup(t, false)
+	told := &alerts{}
+	b := setup(t, false, func(c *billing.Config) { c.Alerts = told })
 	b.topUp(t, 1_000) // $10 for $40 of spend across 200 owners
 	for range 200 {
 		b.serve(t, uuid.Must(uuid.NewV7()), b.advertiser.UserID.String(), "local", 100, 2_000_000, 5000)
@@ -361,4 +381,8 @@ func TestOwnersSettledAtOnceDrainASharedBudgetExactly(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(30*billing.MicrosPerUnit), bals[unfunded].Micros, "the rest, and no more")
 	b.requireBalanced(t)
+	require.Equal(t, []string{b.advertiser.UserID.String() + " budget_exhausted"}, told.list(),
+		"the advertiser is told once, by the settlement that took the last of the budget")
+	require.NoError(t, b.svc.Settle(b.ctx, day))
+	require.Len(t, told.list(), 1, "settling again tells no one")
 }

@@ -115,7 +115,7 @@ func (s *Service) settleOwner(ctx context.Context, day time.Time, os OwnerSpend)
 	// failure means another posting drained the budget, so the retries
 	// end: at the latest when it is empty.
 	for attempt := 0; ; attempt++ {
-		t, err := s.settlementTx(ctx, key, day, os)
+		t, drained, err := s.settlementTx(ctx, key, day, os)
 		if err != nil || len(t.Entries) == 0 {
 			return false, err
 		}
@@ -123,16 +123,34 @@ func (s *Service) settleOwner(ctx context.Context, day time.Time, os OwnerSpend)
 		if errors.Is(err, ErrInsufficientFunds) && attempt < 10*s.cfg.SettleWorkers {
 			continue
 		}
+		if posted {
+			s.alertDrained(ctx, day, drained)
+		}
 		return posted, err
 	}
 }
 
-// settlementTx builds an owner's settlement of day.
-func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, os OwnerSpend) (Transaction, error) {
+// alertDrained tells each advertiser whose budget a settlement just
+// emptied. Only the posting that took a budget's last micros names it (a
+// racing one read the budget again and found it empty), so each emptying
+// alerts once.
+func (s *Service) alertDrained(ctx context.Context, day time.Time, advertisers []uuid.UUID) {
+	if s.cfg.Alerts == nil {
+		return
+	}
+	for _, adv := range advertisers {
+		s.cfg.Alerts.Alert(ctx, adv, "budget_exhausted", "Your ad budget was used up by the ads shown on "+
+			day.Format(time.DateOnly)+": your ads run again after a top-up.")
+	}
+}
+
+// settlementTx builds an owner's settlement of day, and names the
+// advertisers whose budgets it empties.
+func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, os OwnerSpend) (Transaction, []uuid.UUID, error) {
 	if _, err := s.store.TransactionByKey(ctx, key); err == nil {
-		return Transaction{}, nil // settled before: do not read budgets for nothing
+		return Transaction{}, nil, nil // settled before: do not read budgets for nothing
 	} else if !errors.Is(err, ErrTransactionNotFound) {
-		return Transaction{}, err
+		return Transaction{}, nil, err
 	}
 	spend := map[AccountID]int64{} // what each budget account should pay
 	var kevel, owner, gross int64
@@ -154,7 +172,7 @@ func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, o
 		spend[s.account(Budget, adv)] += l.SpendMicros
 	}
 	if gross == 0 {
-		return Transaction{}, nil
+		return Transaction{}, nil, nil
 	}
 	budgets := make([]AccountID, 0, len(spend))
 	for id := range spend {
@@ -165,15 +183,20 @@ func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, o
 	slices.Sort(budgets)
 	balances, err := s.store.Balances(ctx, budgets)
 	if err != nil {
-		return Transaction{}, err
+		return Transaction{}, nil, err
 	}
 	t := Transaction{Key: key, Kind: TxSettlement, EffectiveAt: day,
 		Memo: "settlement of " + day.Format(time.DateOnly), Refs: map[string]string{"owner": os.Owner.String()}}
 	var unfunded int64
+	var drained []uuid.UUID
 	for _, id := range budgets {
 		pay := min(spend[id], balances[id].Micros)
 		if pay > 0 {
 			t.Entries = append(t.Entries, Entry{Account: id, Side: Debit, Amount: pay})
+			if pay == balances[id].Micros {
+				a, _ := ParseAccount(id)
+				drained = append(drained, a.User)
+			}
 		}
 		unfunded += spend[id] - pay
 	}
@@ -191,9 +214,9 @@ func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, o
 		t.Entries = append(t.Entries, Entry{Account: s.platform(PlatformRevenue), Side: Credit, Amount: rest})
 	}
 	if len(t.Entries) > MaxEntries {
-		return Transaction{}, fmt.Errorf("billing: %d advertisers in one owner's day: more than a transaction holds", len(budgets))
+		return Transaction{}, nil, fmt.Errorf("billing: %d advertisers in one owner's day: more than a transaction holds", len(budgets))
 	}
-	return t, nil
+	return t, drained, nil
 }
 
 // holdOnInvalidTraffic holds an owner's payouts when too much of their
