@@ -263,11 +263,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		c.dataKeys.Data = append(c.dataKeys.Data, secret.Secret(k))
 	}
 	c.dataKeys.Index = secret.Secret(strings.TrimSpace(*indexKey))
-	switch {
-	case (len(c.dataKeys.Data) > 0) != (c.dataKeys.Index != ""):
+	if (len(c.dataKeys.Data) > 0) != (c.dataKeys.Index != "") {
 		return c, nil, errors.New("data-keys and data-index-key go together")
-	case c.databaseURL != "" && strings.TrimSpace(*stripeKey) != "" && len(c.dataKeys.Data) == 0:
-		return c, nil, errors.New("data-keys and data-index-key are required with database-url and stripe-secret-key: connected-account ids and Stripe's events are stored sealed")
 	}
 	if c.billing.stripeKey != "" && len(c.billing.webhookSecrets) == 0 {
 		return c, nil, errors.New("stripe-webhook-secrets is required with stripe-secret-key: top-ups are credited only by verified webhooks")
@@ -308,4 +305,13 @@ func decodeKey(s, name string, min, max int) ([]byte, error) {
 		}
 	}
 	return nil, fmt.Errorf("%s must be base64", name)
+}
+
+// servable reports what serving needs beyond what parses: the checks that
+// the subcommands which only migrate or manage users do not need.
+func (c config) servable() error {
+	if c.databaseURL != "" && c.billing.stripeKey != "" && len(c.dataKeys.Data) == 0 {
+		return errors.New("data-keys and data-index-key are required with database-url and stripe-secret-key: connected-account ids and Stripe's events are stored sealed")
+	}
+	return nil
 }

@@ -195,6 +195,9 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 // it for a clock or a processor). cleanup stops what the App does not
 // know of, after the App stopped.
 func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, tweak ...func(*adshare.Config)) (app *adshare.App, cleanup func(), err error) {
+	if err := cfg.servable(); err != nil {
+		return nil, nil, err
+	}
 	c, err := appConfig(ctx, cfg, logger, reg)
 	if err != nil {
 		return nil, nil, err
