@@ -37,6 +37,7 @@
 //	platform:refunds        debit                   refunds of budget already spent
 //	platform:disputes       debit                   disputes lost, and their fees
 //	platform:unfunded       debit                   spend beyond an advertiser's budget
+//	platform:settlement     debit                   advertisers' spend of a day being settled (zero after)
 //
 // # Rounding
 //
@@ -54,11 +55,12 @@
 //   - Top-up: the processor confirms a payment (a webhook, never the app's
 //     word): Dr platform:cash (net), Dr platform:fees (fee), Cr
 //     budget:<advertiser> (gross).
-//   - Settlement, per owner and day once the day is over and no late event
-//     can arrive: Dr each advertiser's budget (what its ads spent in the
-//     owner's space; beyond the budget, platform:unfunded), Dr platform:kevel
-//     (Kevel ads), Cr held:<owner> (the owner's share), Cr platform:revenue
-//     (the rest).
+//   - Settlement, once a day is over and no late event can arrive, in two
+//     phases. Per owner: Dr platform:settlement (local advertisers' ads in
+//     the owner's space), Dr platform:kevel (Kevel ads), Cr held:<owner>
+//     (the owner's share), Cr platform:revenue (the rest). Then per
+//     advertiser: Dr budget:<advertiser> (the day's spend, as far as the
+//     budget holds; beyond it, platform:unfunded), Cr platform:settlement.
 //   - Release, after the hold window: Dr held:<owner>; Cr owed:<owner> up
 //     to what the owner owes, Cr available:<owner> the rest.
 //   - Payout: reserved first (Dr available, Cr in_transit) together with

@@ -34,6 +34,10 @@ const (
 	PlatformRefunds  AccountKind = "platform:refunds"
 	PlatformDisputes AccountKind = "platform:disputes"
 	PlatformUnfunded AccountKind = "platform:unfunded"
+	// PlatformSettlement is what advertisers owe for a day being settled:
+	// owners' settlements debit it, advertisers' charges credit it back to
+	// zero.
+	PlatformSettlement AccountKind = "platform:settlement"
 )
 
 // Side is a side of an entry or an account's normal side.
@@ -62,18 +66,19 @@ type kindRule struct {
 // kindRules are the kinds of account; see the table in the package
 // documentation.
 var kindRules = map[AccountKind]kindRule{
-	Budget:           {Credit, true},
-	Held:             {Credit, true},
-	Available:        {Credit, true},
-	InTransit:        {Credit, true},
-	Owed:             {Debit, true},
-	PlatformRevenue:  {Credit, false},
-	PlatformCash:     {Debit, false},
-	PlatformKevel:    {Debit, false},
-	PlatformFees:     {Debit, false},
-	PlatformRefunds:  {Debit, false},
-	PlatformDisputes: {Debit, false},
-	PlatformUnfunded: {Debit, false},
+	Budget:             {Credit, true},
+	Held:               {Credit, true},
+	Available:          {Credit, true},
+	InTransit:          {Credit, true},
+	Owed:               {Debit, true},
+	PlatformRevenue:    {Credit, false},
+	PlatformCash:       {Debit, false},
+	PlatformKevel:      {Debit, false},
+	PlatformFees:       {Debit, false},
+	PlatformRefunds:    {Debit, false},
+	PlatformDisputes:   {Debit, false},
+	PlatformUnfunded:   {Debit, false},
+	PlatformSettlement: {Debit, false},
 }
 
 // AccountID names an account: "<kind>:<user>:<currency>" for a user's

@@ -46,7 +46,8 @@ func TestMetricsCountTheMoney(t *testing.T) {
 	b.serve(t, b.owner.UserID, b.advertiser.UserID.String(), "local", 1_000, 2_000_000, 6500)
 	require.NoError(t, b.svc.Settle(b.ctx, day))
 	require.NoError(t, b.svc.Settle(b.ctx, day))
-	require.Equal(t, 1.0, counter("adshare_billing_ledger_postings_total", "kind", string(billing.TxSettlement)), "a replay is not a posting")
+	require.Equal(t, 2.0, counter("adshare_billing_ledger_postings_total", "kind", string(billing.TxSettlement)),
+		"the owner's settlement and the advertiser's charge; a replay is not a posting")
 
 	// An event stored but not applied shows in the backlog at the sweep.
 	require.NoError(t, b.proc.RefundPayment(tu.PaymentID, 100))

@@ -2,6 +2,8 @@ package billing
 
 import (
 	"context"
+	"strings"
+	"sync"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -32,16 +34,28 @@ func releaseKey(owner uuid.UUID, day time.Time) string {
 }
 
 // Settle turns the valid, billable spend of one UTC day into ledger
-// transactions, one per owner (key "settle:<owner>:<day>"), splitting it
-// between the owner (held) and the platform as analytics computed per
-// event at the tier in force when each ad was served. Each local
-// advertiser's budget pays for its ads in the owner's space, as far as it
-// holds (the rest is platform:unfunded); Kevel ads are owed by Kevel
-// (platform:kevel). Settle is idempotent (a second run posts nothing) and
-// resumable (a run that stopped half way goes on where it stopped, since
-// each owner's posting is keyed), reads only the rollups, and refuses a day
-// whose events may still arrive (ErrTooEarly). Owners whose invalid traffic
-// that day passed the threshold get a payout hold.
+// transactions, in two phases whose postings are each keyed, so that Settle
+// is idempotent (a second run posts nothing) and resumable (a run that
+// stopped half way goes on where it stopped):
+//
+//   - per owner ("settle:<owner>:<day>"): Dr platform:settlement (what local
+//     advertisers' ads spent in the owner's space), Dr platform:kevel (Kevel
+//     ads), Dr platform:unfunded (spend no user can be charged for); Cr
+//     held:<owner> (the owner's share as analytics computed it per event, at
+//     the tier in force when each ad was served), Cr platform:revenue (the
+//     rest). An owner's posting depends on the rollups alone and touches no
+//     advertiser's account, so owners are posted many at once without
+//     waiting on each other's budgets.
+//   - per advertiser ("settle-advertiser:<advertiser>:<day>"), once every
+//     owner is posted: Dr budget:<advertiser> (the day's spend, as far as the
+//     budget holds), Dr platform:unfunded (the rest); Cr platform:settlement
+//     (the day's spend). The settlement account is back at zero once a day is
+//     settled.
+//
+// Settle reads only the rollups, and refuses a day whose events may still
+// arrive (ErrTooEarly). Owners whose invalid traffic that day passed the
+// threshold get a payout hold; an advertiser whose budget the day emptied
+// is told (budget_exhausted).
 func (s *Service) Settle(ctx context.Context, day time.Time) error {
 	day = dayOf(day)
 	if s.now().Before(day.Add(24*time.Hour + s.cfg.SettleLag)) {
@@ -54,13 +68,14 @@ func (s *Service) Settle(ctx context.Context, day time.Time) error {
 	var after uuid.UUID
 	var posted atomic.Int64
 	owners := 0
+	spend := &advertiserSpend{byAdvertiser: map[uuid.UUID]int64{}}
 	for {
 		page, err := s.store.DailySpend(ctx, day, after, settlePageSize)
 		if err != nil {
 			return fmt.Errorf("billing: settle %s: %w", day.Format(time.DateOnly), err)
 		}
 		err = s.eachOwner(ctx, page, func(ctx context.Context, os OwnerSpend) error {
-			ok, err := s.settleOwner(ctx, day, os)
+			ok, err := s.settleOwner(ctx, day, os, spend)
 			if err != nil {
 				return fmt.Errorf("billing: settle %s for %s: %w", day.Format(time.DateOnly), os.Owner, err)
 			}
@@ -79,19 +94,35 @@ func (s *Service) Settle(ctx context.Context, day time.Time) error {
 		}
 		after = page[len(page)-1].Owner
 	}
+	charged, err := s.chargeAdvertisers(ctx, day, spend.byAdvertiser)
+	if err != nil {
+		return err
+	}
 	if err := s.store.Apply(ctx, Write{Done: []string{done}}); err != nil {
 		return err
 	}
 	s.logger.InfoContext(ctx, "billing: day settled", slog.String("day", day.Format(time.DateOnly)),
-		slog.Int("owners", owners), slog.Int64("posted", posted.Load()))
+		slog.Int("owners", owners), slog.Int64("posted", posted.Load()), slog.Int("advertisers", charged))
 	return nil
+}
+
+// advertiserSpend sums what each local advertiser's ads spent over the
+// owners of a day, as the owners' settlements read it.
+type advertiserSpend struct {
+	mu           sync.Mutex
+	byAdvertiser map[uuid.UUID]int64
+}
+
+func (a *advertiserSpend) add(adv uuid.UUID, micros int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.byAdvertiser[adv] += micros
 }
 
 // eachOwner runs fn for every owner of page, SettleWorkers at once; the
 // first error stops the rest from starting and is returned once those
-// running end. Each owner's posting is keyed, so the order among owners
-// changes no balance: a budget too small for its spend pays as far as it
-// goes whichever owner's settlement drains it.
+// running end. Each owner's posting is keyed and depends on the rollups
+// alone, so the order among owners changes nothing.
 func (s *Service) eachOwner(ctx context.Context, page []OwnerSpend, fn func(context.Context, OwnerSpend) error) error {
 	g, ctx := errgroup.WithContext(ctx)
 	g.SetLimit(s.cfg.SettleWorkers)
@@ -106,54 +137,13 @@ func (s *Service) eachOwner(ctx context.Context, page []OwnerSpend, fn func(cont
 	return g.Wait()
 }
 
-// settleOwner posts one owner's settlement of day; posted is false when it
-// was posted before (or there was nothing to post).
-func (s *Service) settleOwner(ctx context.Context, day time.Time, os OwnerSpend) (bool, error) {
-	key := settleKey(os.Owner, day)
-	// A budget may shrink between reading it and posting (another owner's
-	// settlement, running at the same time): read again and retry. Each
-	// failure means another posting drained the budget, so the retries
-	// end: at the latest when it is empty.
-	for attempt := 0; ; attempt++ {
-		t, drained, err := s.settlementTx(ctx, key, day, os)
-		if err != nil || len(t.Entries) == 0 {
-			return false, err
-		}
-		_, posted, err := s.store.Post(ctx, t)
-		if errors.Is(err, ErrInsufficientFunds) && attempt < 10*s.cfg.SettleWorkers {
-			continue
-		}
-		if posted {
-			s.alertDrained(ctx, day, drained)
-		}
-		return posted, err
-	}
-}
-
-// alertDrained tells each advertiser whose budget a settlement just
-// emptied. Only the posting that took a budget's last micros names it (a
-// racing one read the budget again and found it empty), so each emptying
-// alerts once.
-func (s *Service) alertDrained(ctx context.Context, day time.Time, advertisers []uuid.UUID) {
-	if s.cfg.Alerts == nil {
-		return
-	}
-	for _, adv := range advertisers {
-		s.cfg.Alerts.Alert(ctx, adv, "budget_exhausted", "Your ad budget was used up by the ads shown on "+
-			day.Format(time.DateOnly)+": your ads run again after a top-up.")
-	}
-}
-
-// settlementTx builds an owner's settlement of day, and names the
-// advertisers whose budgets it empties.
-func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, os OwnerSpend) (Transaction, []uuid.UUID, error) {
-	if _, err := s.store.TransactionByKey(ctx, key); err == nil {
-		return Transaction{}, nil, nil // settled before: do not read budgets for nothing
-	} else if !errors.Is(err, ErrTransactionNotFound) {
-		return Transaction{}, nil, err
-	}
-	spend := map[AccountID]int64{} // what each budget account should pay
-	var kevel, owner, gross int64
+// settleOwner posts one owner's settlement of day and adds what local
+// advertisers spent to spend; posted is false when it was posted before
+// (or there was nothing to post).
+func (s *Service) settleOwner(ctx context.Context, day time.Time, os OwnerSpend, spend *advertiserSpend) (bool, error) {
+	t := Transaction{Key: settleKey(os.Owner, day), Kind: TxSettlement, EffectiveAt: day,
+		Memo: "settlement of " + day.Format(time.DateOnly), Refs: map[string]string{"owner": os.Owner.String()}}
+	var local, kevel, unfunded, owner, gross int64
 	for _, l := range os.Lines {
 		if l.SpendMicros <= 0 {
 			continue
@@ -166,57 +156,113 @@ func (s *Service) settlementTx(ctx context.Context, key string, day time.Time, o
 		}
 		adv, err := uuid.Parse(l.Advertiser)
 		if err != nil {
-			spend[s.platform(PlatformUnfunded)] += l.SpendMicros // no user pays for it
+			unfunded += l.SpendMicros // no user pays for it
 			continue
 		}
-		spend[s.account(Budget, adv)] += l.SpendMicros
+		local += l.SpendMicros
+		spend.add(adv, l.SpendMicros)
 	}
 	if gross == 0 {
-		return Transaction{}, nil, nil
+		return false, nil
 	}
-	budgets := make([]AccountID, 0, len(spend))
-	for id := range spend {
-		if a, _ := ParseAccount(id); a.Kind == Budget {
-			budgets = append(budgets, id)
+	for _, e := range []Entry{
+		{Account: s.platform(PlatformSettlement), Side: Debit, Amount: local},
+		{Account: s.platform(PlatformKevel), Side: Debit, Amount: kevel},
+		{Account: s.platform(PlatformUnfunded), Side: Debit, Amount: unfunded},
+		{Account: s.account(Held, os.Owner), Side: Credit, Amount: owner},
+		{Account: s.platform(PlatformRevenue), Side: Credit, Amount: gross - owner},
+	} {
+		if e.Amount > 0 {
+			t.Entries = append(t.Entries, e)
 		}
 	}
-	slices.Sort(budgets)
-	balances, err := s.store.Balances(ctx, budgets)
-	if err != nil {
-		return Transaction{}, nil, err
+	_, posted, err := s.store.Post(ctx, t)
+	if errors.Is(err, ErrKeyConflict) {
+		// Posted before from other rollups (an event that arrived after a
+		// run that stopped half way): the first posting stands.
+		s.logger.WarnContext(ctx, "billing: an owner's settlement was posted before with other figures; it stands",
+			slog.String("owner", os.Owner.String()), slog.String("day", day.Format(time.DateOnly)))
+		return false, nil
 	}
-	t := Transaction{Key: key, Kind: TxSettlement, EffectiveAt: day,
-		Memo: "settlement of " + day.Format(time.DateOnly), Refs: map[string]string{"owner": os.Owner.String()}}
-	var unfunded int64
-	var drained []uuid.UUID
-	for _, id := range budgets {
-		pay := min(spend[id], balances[id].Micros)
-		if pay > 0 {
-			t.Entries = append(t.Entries, Entry{Account: id, Side: Debit, Amount: pay})
-			if pay == balances[id].Micros {
-				a, _ := ParseAccount(id)
-				drained = append(drained, a.User)
+	return posted, err
+}
+
+// chargeAdvertisers posts each advertiser's spend of day against its
+// budget, SettleWorkers at once (each touches its own budget), and returns
+// how many it posted.
+func (s *Service) chargeAdvertisers(ctx context.Context, day time.Time, spend map[uuid.UUID]int64) (int, error) {
+	advertisers := make([]uuid.UUID, 0, len(spend))
+	for adv := range spend {
+		advertisers = append(advertisers, adv)
+	}
+	slices.SortFunc(advertisers, func(a, b uuid.UUID) int { return strings.Compare(a.String(), b.String()) })
+	var posted atomic.Int64
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(s.cfg.SettleWorkers)
+	for _, adv := range advertisers {
+		g.Go(func() error {
+			if err := ctx.Err(); err != nil {
+				return err
 			}
+			ok, err := s.chargeAdvertiser(ctx, day, adv, spend[adv])
+			if err != nil {
+				return fmt.Errorf("billing: settle %s for advertiser %s: %w", day.Format(time.DateOnly), adv, err)
+			}
+			if ok {
+				posted.Add(1)
+			}
+			return nil
+		})
+	}
+	err := g.Wait()
+	return int(posted.Load()), err
+}
+
+// chargeAdvertiser posts one advertiser's spend of day: the budget pays as
+// far as it holds, platform:unfunded the rest. A budget may shrink between
+// reading it and posting (a refund): read again and retry.
+func (s *Service) chargeAdvertiser(ctx context.Context, day time.Time, adv uuid.UUID, micros int64) (bool, error) {
+	key := "settle-advertiser:" + adv.String() + ":" + day.Format(time.DateOnly)
+	if _, err := s.store.TransactionByKey(ctx, key); err == nil {
+		return false, nil // charged before: do not read the budget for nothing
+	} else if !errors.Is(err, ErrTransactionNotFound) {
+		return false, err
+	}
+	budget := s.account(Budget, adv)
+	for attempt := 0; ; attempt++ {
+		bal, err := s.store.Balances(ctx, []AccountID{budget})
+		if err != nil {
+			return false, err
 		}
-		unfunded += spend[id] - pay
+		pay := min(micros, bal[budget].Micros)
+		t := Transaction{Key: key, Kind: TxSettlement, EffectiveAt: day,
+			Memo: "advertiser's spend of " + day.Format(time.DateOnly), Refs: map[string]string{"advertiser": adv.String()},
+			Entries: []Entry{{Account: s.platform(PlatformSettlement), Side: Credit, Amount: micros}}}
+		if pay > 0 {
+			t.Entries = append(t.Entries, Entry{Account: budget, Side: Debit, Amount: pay})
+		}
+		if rest := micros - pay; rest > 0 {
+			t.Entries = append(t.Entries, Entry{Account: s.platform(PlatformUnfunded), Side: Debit, Amount: rest})
+		}
+		_, posted, err := s.store.Post(ctx, t)
+		if errors.Is(err, ErrInsufficientFunds) && attempt < 10 {
+			continue
+		}
+		if posted && pay > 0 && pay == bal[budget].Micros {
+			s.alertDrained(ctx, day, adv)
+		}
+		return posted, err
 	}
-	unfunded += spend[s.platform(PlatformUnfunded)]
-	if unfunded > 0 {
-		t.Entries = append(t.Entries, Entry{Account: s.platform(PlatformUnfunded), Side: Debit, Amount: unfunded})
+}
+
+// alertDrained tells an advertiser whose budget the day's settlement
+// emptied: once, since its posting is keyed.
+func (s *Service) alertDrained(ctx context.Context, day time.Time, adv uuid.UUID) {
+	if s.cfg.Alerts == nil {
+		return
 	}
-	if kevel > 0 {
-		t.Entries = append(t.Entries, Entry{Account: s.platform(PlatformKevel), Side: Debit, Amount: kevel})
-	}
-	if owner > 0 {
-		t.Entries = append(t.Entries, Entry{Account: s.account(Held, os.Owner), Side: Credit, Amount: owner})
-	}
-	if rest := gross - owner; rest > 0 {
-		t.Entries = append(t.Entries, Entry{Account: s.platform(PlatformRevenue), Side: Credit, Amount: rest})
-	}
-	if len(t.Entries) > MaxEntries {
-		return Transaction{}, nil, fmt.Errorf("billing: %d advertisers in one owner's day: more than a transaction holds", len(budgets))
-	}
-	return t, drained, nil
+	s.cfg.Alerts.Alert(ctx, adv, "budget_exhausted", "Your ad budget was used up by the ads shown on "+
+		day.Format(time.DateOnly)+": your ads run again after a top-up.")
 }
 
 // holdOnInvalidTraffic holds an owner's payouts when too much of their

@@ -46,8 +46,12 @@ func TestAStatementShowsOnlyTheCallersOwnMoney(t *testing.T) {
 
 	whole, err := b.svc.Transactions(b.ctx, b.admin, b.advertiser.UserID, billing.TxCursor{}, 0)
 	require.NoError(t, err)
-	require.Len(t, whole[0].Entries, 3, "an admin sees the transaction whole")
-	require.Equal(t, b.owner.UserID.String(), whole[0].Refs["owner"])
+	require.Len(t, whole[0].Entries, 2, "an admin sees the transaction whole: the budget and the platform's settlement account")
+	require.Equal(t, b.advertiser.UserID.String(), whole[0].Refs["advertiser"])
+	ownerSide, err := b.svc.Transactions(b.ctx, b.admin, b.owner.UserID, billing.TxCursor{}, 0)
+	require.NoError(t, err)
+	require.Len(t, ownerSide[0].Entries, 3, "the owner's settlement: the platform's settlement account, the owner's share, the platform's")
+	require.Equal(t, b.owner.UserID.String(), ownerSide[0].Refs["owner"])
 
 	_, err = b.svc.Transactions(b.ctx, b.owner, b.advertiser.UserID, billing.TxCursor{}, 0)
 	require.ErrorIs(t, err, auth.ErrUserNotFound, "another user's statement is not found")
