@@ -11,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/adshare/adshare/internal/errs"
 )
 
 // InstrumentationName names adshare's tracer (the instrumentation scope
@@ -53,6 +55,18 @@ func End(span trace.Span, err error) {
 		span.SetStatus(codes.Error, err.Error())
 	}
 	span.End()
+}
+
+// Outcome names a call's result for a span's adshare.outcome attribute:
+// "ok", the code of an adshare error ("decision_timeout"), else "error".
+func Outcome(err error) string {
+	if err == nil {
+		return "ok"
+	}
+	if e := errs.As(err); e != nil {
+		return e.Code
+	}
+	return "error"
 }
 
 // Attributes of adshare's own spans.
