@@ -76,6 +76,7 @@ const (
 	AttrOutcome    = attribute.Key("adshare.outcome")
 	AttrEvents     = attribute.Key("adshare.events")
 	AttrRequests   = attribute.Key("adshare.requests")
+	AttrAccepted   = attribute.Key("adshare.accepted")
 )
 
 // Trace and span id attribute keys of log records.
