@@ -14,6 +14,7 @@ import (
 	"github.com/google/uuid"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
@@ -22,6 +23,7 @@ import (
 	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/jobs"
+	"github.com/adshare/adshare/internal/tracing"
 	"github.com/adshare/adshare/transport"
 	"github.com/adshare/adshare/transport/realtime"
 )
@@ -170,7 +172,25 @@ type Config struct {
 	// Config sets one: a host's tests travel in time with it (past a day's
 	// end to settle it, past the hold window). Nil: time.Now.
 	Now func() time.Time
+
+	// TracerProvider, when set, traces requests with OpenTelemetry: a
+	// server span per HTTP request, adspace.fill and decision.decide
+	// under a fill, analytics.ingest under POST /events and
+	// analytics.commit per group commit; and Logger's records then carry
+	// trace_id and span_id. It is passed to HTTP, AdSpaces and Analytics
+	// unless their own Config sets one. The Decider and Pixels are the
+	// host's: give decision/cache, decision/kevel and its Firer the same
+	// provider in their own Config for decision.cache, kevel.decide and
+	// kevel.pixel spans (and their loggers WithTraceIDs). Nil: no spans,
+	// at no cost (BenchmarkFillTracing).
+	TracerProvider trace.TracerProvider
 }
+
+// WithTraceIDs wraps a log handler so that records logged with a context
+// carrying a span get trace_id and span_id attributes; New does so for
+// Config.Logger when Config.TracerProvider is set. Hosts use it for the
+// loggers of the parts they build (decision/kevel's).
+func WithTraceIDs(h slog.Handler) slog.Handler { return tracing.LogHandler(h) }
 
 // App is adshare assembled: the user system, ad spaces and fills, analytics
 // and the HTTP handler, on the stores and deciders it was given. New builds
@@ -203,6 +223,12 @@ func New(cfg *Config) (*App, error) {
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.TracerProvider != nil {
+		c.Logger = slog.New(tracing.LogHandler(c.Logger.Handler()))
+		for _, tp := range []*trace.TracerProvider{&c.HTTP.TracerProvider, &c.AdSpaces.TracerProvider, &c.Analytics.TracerProvider} {
+			setIfNil(tp, c.TracerProvider)
+		}
 	}
 	keys, err := c.Keys.withDefaults(c.Logger)
 	if err != nil {

@@ -11,11 +11,14 @@ import (
 	"unicode/utf8"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/internal/tracing"
 )
 
 // Limits on what an app sends with a fill.
@@ -86,6 +89,22 @@ var errInvalidFill = errs.New(errs.Invalid, "invalid_fill_request", "the fill re
 // tracking token per ad. No ad is a normal answer. An owner viewing their
 // own space gets ads that never bill.
 func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
+	if !s.tracer.On() {
+		return s.fill(ctx, r)
+	}
+	ctx, span := s.tracer.Start(ctx, "adspace.fill")
+	f, err := s.fill(ctx, r)
+	if span.IsRecording() && err == nil {
+		house := len(f.Ads) > 0 && f.Ads[0].House
+		span.SetAttributes(tracing.AttrAds.Int(len(f.Ads)), attribute.Bool("adshare.house", house),
+			attribute.Bool("adshare.billable", f.Billable), attribute.Bool("adshare.enabled", f.Space.Settings.Enabled))
+	}
+	tracing.End(span, err)
+	return f, err
+}
+
+// fill is Fill, untraced.
+func (s *Service) fill(ctx context.Context, r FillRequest) (Fill, error) {
 	if r.Viewer == nil && !s.cfg.AllowAnonymous {
 		return Fill{}, auth.ErrUnauthenticated.WithMessage("sign in to see this ad space")
 	}
@@ -105,9 +124,7 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 	if err != nil {
 		return Fill{}, err
 	}
-	dctx, cancel := context.WithTimeout(ctx, s.cfg.DecisionTimeout)
-	resp, err := s.cfg.Decider.Decide(dctx, req)
-	cancel()
+	resp, err := s.decide(ctx, req)
 	var ads []decision.Ad
 	switch {
 	case err == nil:
@@ -150,6 +167,27 @@ func (s *Service) Fill(ctx context.Context, r FillRequest) (Fill, error) {
 		fill.Ads = append(fill.Ads, ServedAd{Ad: ad, Token: token, TrackingID: t.ID, House: house, Billable: billable, ExpiresAt: t.ExpiresAt})
 	}
 	return fill, nil
+}
+
+// decide asks the Decider within DecisionTimeout, in a span
+// "decision.decide" when tracing.
+func (s *Service) decide(ctx context.Context, req decision.Request) (decision.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.DecisionTimeout)
+	defer cancel()
+	if !s.tracer.On() {
+		return s.cfg.Decider.Decide(ctx, req)
+	}
+	ctx, span := s.tracer.Start(ctx, "decision.decide", trace.WithAttributes(tracing.AttrPlacements.Int(len(req.Placements))))
+	resp, err := s.cfg.Decider.Decide(ctx, req)
+	if span.IsRecording() {
+		n := 0
+		for _, ads := range resp.Ads {
+			n += len(ads)
+		}
+		span.SetAttributes(tracing.AttrAds.Int(n), tracing.AttrOutcome.String(tracing.Outcome(err)))
+	}
+	tracing.End(span, err)
+	return resp, err
 }
 
 // sizeByFormat gives a creative without a size of its own (a user's image

@@ -14,10 +14,12 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/internal/tracing"
 )
 
 // Defaults of Config.
@@ -117,6 +119,11 @@ type Config struct {
 	// Logger defaults to discarding; Now to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	// TracerProvider, when set, traces fills: a span "adspace.fill" per
+	// fill, with a child "decision.decide" around the Decider's call. Nil:
+	// no spans, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // Service is the ad space system: settings, content, moderation and fill.
@@ -129,6 +136,7 @@ type Service struct {
 	funding *fundingCache // nil without Config.Funding
 	logger  *slog.Logger
 	now     func() time.Time
+	tracer  tracing.Tracer
 
 	mu          sync.Mutex
 	unsubscribe func()
@@ -152,7 +160,7 @@ func NewService(cfg Config) (*Service, error) {
 	if len(cfg.Formats) == 0 {
 		cfg.Formats = DefaultFormats()
 	}
-	s := &Service{cfg: cfg, formats: map[string]Format{}, logger: cfg.Logger, now: cfg.Now}
+	s := &Service{cfg: cfg, formats: map[string]Format{}, logger: cfg.Logger, now: cfg.Now, tracer: tracing.New(cfg.TracerProvider)}
 	for _, f := range cfg.Formats {
 		if f.Name == "" || NormalizeTerm(f.Name) != f.Name {
 			return nil, fmt.Errorf("adspace: format name %q must be lower-case and trimmed", f.Name)

@@ -19,6 +19,7 @@ import (
 	"github.com/adshare/adshare/decision/local"
 	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/store/memory"
+	"go.opentelemetry.io/otel/trace"
 )
 
 var secret = []byte("0123456789abcdef0123456789abcdef")
@@ -39,6 +40,7 @@ type opts struct {
 	bus     *memory.Bus
 	store   *memory.Store
 	funding adspace.Funding
+	tracer  trace.TracerProvider
 }
 
 func setup(t *testing.T, o opts) *testBundle {
@@ -77,7 +79,7 @@ func setup(t *testing.T, o opts) *testBundle {
 	b.spaces, err = adspace.NewService(adspace.Config{
 		Spaces: b.store, Contents: b.store, Users: b.store, Auth: b.auth, Audit: b.store, Tiers: b.auth.Tiers(),
 		Decider: decider, Sealer: b.sealer, ViewerKeySecret: secret, AllowAnonymous: true, Broadcaster: b.bus,
-		Funding: o.funding,
+		Funding: o.funding, TracerProvider: o.tracer,
 	})
 	require.NoError(t, err)
 	require.NoError(t, b.spaces.Start(context.Background()))

@@ -16,12 +16,14 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/batch"
 	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/internal/periodic"
+	"github.com/adshare/adshare/internal/tracing"
 )
 
 // Defaults of Config.
@@ -116,6 +118,20 @@ type Config struct {
 	// Logger defaults to discarding; Now to time.Now.
 	Logger *slog.Logger
 	Now    func() time.Time
+
+	// TracerProvider, when set, traces ingest: a span "analytics.ingest"
+	// per Ingest, and a span "analytics.commit" per group commit, linked
+	// to the ingest spans whose events it writes (a commit serves many
+	// requests, so it is the child of none). Pixels with a FireContext
+	// method (decision/kevel's Firer) get the commit's context, so that
+	// their spans link to it. Nil: no spans, at no cost.
+	TracerProvider trace.TracerProvider
+}
+
+// contextPixels is Pixels that can link what it fires to the caller's
+// span.
+type contextPixels interface {
+	FireContext(ctx context.Context, url string) error
 }
 
 // Service ingests events and answers reports.
@@ -126,6 +142,7 @@ type Service struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	metrics *metrics
+	tracer  tracing.Tracer
 
 	tiersMu sync.Mutex
 	tiers   map[uuid.UUID]cachedTier
@@ -155,6 +172,8 @@ type pendingWrite struct {
 	// impression's index: if the burst rules flag the impression, the
 	// conversion has no valid impression after all (revalidate).
 	provisional map[int]int
+	// span is the ingest span of the request, when traced.
+	span trace.SpanContext
 }
 
 // revalidate flags the provisional conversions whose impression the burst
@@ -184,7 +203,7 @@ func NewService(cfg Config) (*Service, error) {
 	cfg.BusinessEvery = cmp.Or(cfg.BusinessEvery, DefaultBusinessEvery)
 	s := &Service{
 		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
-		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{},
+		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, tracer: tracing.New(cfg.TracerProvider),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -208,6 +227,26 @@ func NewService(cfg Config) (*Service, error) {
 // follows a commit (burst counts, pixels, live figures). Nothing after the
 // write fails the flush: the events are committed.
 func (s *Service) flushEvents(ctx context.Context, pending []*pendingWrite) error {
+	if !s.tracer.On() {
+		return s.commit(ctx, pending)
+	}
+	links := make([]trace.Link, 0, len(pending))
+	events := 0
+	for _, p := range pending {
+		if p.span.IsValid() {
+			links = append(links, trace.Link{SpanContext: p.span})
+		}
+		events += len(p.events)
+	}
+	ctx, span := s.tracer.Start(ctx, "analytics.commit", trace.WithNewRoot(), trace.WithLinks(links...),
+		trace.WithAttributes(tracing.AttrRequests.Int(len(pending)), tracing.AttrEvents.Int(events)))
+	err := s.commit(ctx, pending)
+	tracing.End(span, err)
+	return err
+}
+
+// commit is flushEvents, untraced.
+func (s *Service) commit(ctx context.Context, pending []*pendingWrite) error {
 	s.judgeBursts(ctx, pending)
 	n := 0
 	for _, p := range pending {
@@ -312,7 +351,29 @@ type Result struct {
 // durable before the answer says so). Reports are independent: a bad one
 // is rejected without failing the others. The whole call fails only for a
 // batch over the limit, or when the store cannot write.
+//
+// With Config.TracerProvider, each call is a span "analytics.ingest".
 func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error) {
+	if !s.tracer.On() {
+		return s.ingest(ctx, reports)
+	}
+	ctx, span := s.tracer.Start(ctx, "analytics.ingest", trace.WithAttributes(tracing.AttrEvents.Int(len(reports))))
+	results, err := s.ingest(ctx, reports)
+	if span.IsRecording() && err == nil {
+		accepted := 0
+		for _, r := range results {
+			if r.Status == Accepted {
+				accepted++
+			}
+		}
+		span.SetAttributes(tracing.AttrAccepted.Int(accepted))
+	}
+	tracing.End(span, err)
+	return results, err
+}
+
+// ingest is Ingest, untraced.
+func (s *Service) ingest(ctx context.Context, reports []Report) ([]Result, error) {
 	if len(reports) == 0 || len(reports) > s.cfg.MaxBatch {
 		return nil, ErrTooManyEvents.WithMessage(fmt.Sprintf("a batch holds 1 to %d events", s.cfg.MaxBatch))
 	}
@@ -344,7 +405,7 @@ func (s *Service) Ingest(ctx context.Context, reports []Report) ([]Result, error
 		if err != nil {
 			return nil, err
 		}
-		p := &pendingWrite{events: events, provisional: provisional}
+		p := &pendingWrite{events: events, provisional: provisional, span: trace.SpanContextFromContext(ctx)}
 		if err := s.writer.Do(ctx, p); err != nil {
 			if errors.Is(err, batch.ErrClosed) {
 				return nil, ErrStopped
@@ -585,12 +646,16 @@ func (s *Service) afterCommit(ctx context.Context, fresh []Event) {
 		return
 	}
 	if s.cfg.Pixels != nil {
+		fire := s.cfg.Pixels.Fire
+		if cp, ok := s.cfg.Pixels.(contextPixels); ok && s.tracer.On() {
+			fire = func(url string) error { return cp.FireContext(ctx, url) }
+		}
 		for _, e := range fresh {
 			if !e.Valid || !e.Ad.Billable {
 				continue
 			}
 			if url := s.upstreamURL(e); url != "" {
-				if err := s.cfg.Pixels.Fire(url); err != nil {
+				if err := fire(url); err != nil {
 					s.logger.WarnContext(ctx, "analytics: upstream pixel not queued", slog.String("event", string(e.Type)), slog.Any("error", err))
 				}
 			}

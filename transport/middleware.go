@@ -14,6 +14,10 @@ import (
 	"time"
 
 	"github.com/google/uuid"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 )
 
 // middleware wraps a handler.
@@ -111,10 +115,17 @@ func (s *server) withObservation(next http.Handler) http.Handler {
 		route := s.routeOf(r)
 		done := s.metrics.begin(r.Method, route)
 		rec := &responseRecorder{ResponseWriter: w}
+		var span trace.Span
+		if s.tracer.On() {
+			r, span = s.startSpan(r, route)
+		}
 		defer func() {
 			elapsed := time.Since(start)
 			status := rec.statusOrOK()
 			done(status, elapsed)
+			if span != nil {
+				endSpan(span, status)
+			}
 			if s.cfg.DisableAccessLog && status < 500 {
 				return
 			}
@@ -136,6 +147,50 @@ func (s *server) withObservation(next http.Handler) http.Handler {
 		}()
 		next.ServeHTTP(rec, r)
 	})
+}
+
+// traceContext reads W3C traceparent and tracestate headers.
+var traceContext propagation.TraceContext
+
+// startSpan starts r's server span, named by its route, and returns r
+// with the span in its context. An incoming traceparent is the parent
+// when the host trusts it (Config.TrustTraceParent), and otherwise only a
+// link, so that a client chooses neither the trace id nor sampling.
+func (s *server) startSpan(r *http.Request, route string) (*http.Request, trace.Span) {
+	ctx := r.Context()
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
+		attribute.String("http.request.method", r.Method),
+		attribute.String("http.route", routePath(route)),
+		attribute.String("adshare.request_id", RequestIDFromContext(ctx)),
+	)}
+	if r.Header.Get("Traceparent") != "" {
+		remote := traceContext.Extract(ctx, propagation.HeaderCarrier(r.Header))
+		if s.cfg.TrustTraceParent {
+			ctx = remote
+		} else if sc := trace.SpanContextFromContext(remote); sc.IsValid() {
+			opts = append(opts, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: sc}))
+		}
+	}
+	ctx, span := s.tracer.Start(ctx, route, opts...)
+	return r.WithContext(ctx), span
+}
+
+// routePath is a route's path pattern without its method.
+func routePath(route string) string {
+	if _, path, ok := strings.Cut(route, " "); ok {
+		return path
+	}
+	return route
+}
+
+// endSpan ends a request's span with its status, an error for a 5xx (a
+// 4xx is the client's, not the server's, by OpenTelemetry's conventions).
+func endSpan(span trace.Span, status int) {
+	span.SetAttributes(attribute.Int("http.response.status_code", status))
+	if status >= 500 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	span.End()
 }
 
 // withRecovery turns a panic into a 500 problem (when nothing was written

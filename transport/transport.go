@@ -12,11 +12,13 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/internal/tracing"
 	"github.com/adshare/adshare/transport/realtime"
 )
 
@@ -114,6 +116,17 @@ type Config struct {
 	// realtime channel. Nil means AllowedOrigins. Requests without an
 	// Origin (native apps) always pass.
 	WebSocketOrigins []string
+
+	// TracerProvider, when set, gives every request an OpenTelemetry
+	// server span named by its route ("GET /ad-space/{userId}"), the
+	// parent of the spans of what serves it. Nil: no spans, at no cost.
+	TracerProvider trace.TracerProvider
+	// TrustTraceParent makes an incoming W3C traceparent header (from a
+	// gateway or service mesh the host controls) the parent of the
+	// request's span. Otherwise the span starts a trace of its own and
+	// only links to the incoming one: a client then cannot choose the
+	// trace id or force sampling. Default false.
+	TrustTraceParent bool
 }
 
 // ReadinessCheck is one dependency that must answer for the service to be
@@ -183,6 +196,7 @@ type server struct {
 	cfg     Config
 	logger  *slog.Logger
 	metrics *httpMetrics
+	tracer  tracing.Tracer
 	cors    *cors
 	// wsOrigins are the origins allowed to open /ws.
 	wsOrigins *cors
@@ -209,7 +223,10 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics,
-		billing: cfg.Billing}
+		billing: cfg.Billing, tracer: tracing.New(cfg.TracerProvider)}
+	if cfg.TracerProvider != nil { // trace ids in the access log and errors
+		s.logger = slog.New(tracing.LogHandler(cfg.Logger.Handler()))
+	}
 	var err error
 	if s.metrics, err = newHTTPMetrics(cfg.Metrics); err != nil {
 		return nil, err

@@ -14,8 +14,10 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/decision"
+	"github.com/adshare/adshare/internal/tracing"
 )
 
 // Defaults and limits of Config.
@@ -105,6 +107,13 @@ type Config struct {
 	Logger *slog.Logger
 	// Now is the clock of TTLs and serve-stale. Defaults to time.Now.
 	Now func() time.Time
+
+	// TracerProvider, when set, gives every Decide a span
+	// "decision.cache" saying where its ads came from (adshare.outcome:
+	// "memory", "shared", "refill" or an error's code). A refill's
+	// upstream call is its child even when it outlives it. Nil: no spans,
+	// at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 func (c Config) withDefaults() Config {
@@ -161,6 +170,7 @@ type Decider struct {
 	stats   *metrics
 	log     *slog.Logger
 	now     func() time.Time
+	tracer  tracing.Tracer
 
 	mu      sync.Mutex
 	flights map[Key]*flight
@@ -209,7 +219,7 @@ func New(upstream decision.Decider, cfg *Config) (*Decider, error) {
 		return nil, err
 	}
 	d := &Decider{
-		upstream: upstream, cfg: c, stats: stats, log: c.Logger, now: c.Now,
+		upstream: upstream, cfg: c, stats: stats, log: c.Logger, now: c.Now, tracer: tracing.New(c.TracerProvider),
 		mem:     newMemTier(c.MaxKeys, c.MaxAdsPerKey, stats),
 		flights: make(map[Key]*flight),
 		idle:    make(chan struct{}),
@@ -305,6 +315,29 @@ func anyShort(slots []slot) bool {
 // Decide). It returns ErrTimeout when ctx ends first, and the upstream
 // error unchanged when a refill failed and no stale copy may stand in.
 func (d *Decider) Decide(ctx context.Context, req decision.Request) (decision.Response, error) {
+	if !d.tracer.On() {
+		return d.decide(ctx, req, nil)
+	}
+	ctx, span := d.tracer.Start(ctx, "decision.cache", trace.WithAttributes(tracing.AttrPlacements.Int(len(req.Placements))))
+	var from string
+	resp, err := d.decide(ctx, req, &from)
+	if span.IsRecording() {
+		if err != nil {
+			from = tracing.Outcome(err)
+		}
+		n := 0
+		for _, ads := range resp.Ads {
+			n += len(ads)
+		}
+		span.SetAttributes(tracing.AttrAds.Int(n), tracing.AttrOutcome.String(from))
+	}
+	tracing.End(span, err)
+	return resp, err
+}
+
+// decide is Decide, untraced; it says in *from (when not nil) where the
+// ads came from.
+func (d *Decider) decide(ctx context.Context, req decision.Request, from *string) (decision.Response, error) {
 	if err := req.Validate(); err != nil {
 		return decision.Response{}, err
 	}
@@ -321,12 +354,15 @@ func (d *Decider) Decide(ctx context.Context, req decision.Request) (decision.Re
 	d.popMem(slots, now)
 	if !anyShort(slots) {
 		d.countLookups(slots)
+		setFrom(from, "memory")
 		return respond(&req, slots, ""), nil
 	}
 	d.popShared(ctx, slots, now)
 	d.countLookups(slots)
+	setFrom(from, "shared")
 	var userKey string
 	if anyShort(slots) {
+		setFrom(from, "refill")
 		var err error
 		if userKey, err = d.refill(ctx, &req, slots); err != nil {
 			d.putBack(slots)
@@ -339,6 +375,12 @@ func (d *Decider) Decide(ctx context.Context, req decision.Request) (decision.Re
 	}
 	d.mem.recordLast(slots, now)
 	return respond(&req, slots, userKey), nil
+}
+
+func setFrom(from *string, v string) {
+	if from != nil {
+		*from = v
+	}
 }
 
 // popMem pops the slots from memory, counting the expired ads dropped.

@@ -18,8 +18,12 @@ import (
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/internal/tracing"
 )
 
 // Client asks the Kevel Decision API for ads and talks to UserDB. It is
@@ -32,6 +36,7 @@ type Client struct {
 	breaker *breaker
 	metrics *clientMetrics
 	log     *slog.Logger
+	tracer  tracing.Tracer
 
 	retryUntil atomic.Int64 // unix nanoseconds before which a 429 refuses calls locally
 	calls      atomic.Uint64
@@ -61,6 +66,7 @@ func New(cfg Config) (*Client, error) {
 		limiter:    newTokenBucket(cfg.RatePerSecond, cfg.RateBurst),
 		metrics:    m,
 		log:        cfg.Logger,
+		tracer:     tracing.New(cfg.TracerProvider),
 		callPrefix: hex.EncodeToString(prefix[:]),
 	}
 	c.breaker = newBreaker(cfg.Breaker, func(from, to breakerState) {
@@ -101,7 +107,33 @@ func (c *Client) Stop(context.Context) error {
 // documented, and the caller's deadline is short anyway; it falls back to
 // house content instead. Retries wait a random delay up to RetryBackoff,
 // doubling, and only while the deadline leaves time for one.
+//
+// With Config.TracerProvider, each call is a client span "kevel.decide".
 func (c *Client) Decide(ctx context.Context, req decision.Request) (decision.Response, error) {
+	if !c.tracer.On() {
+		return c.decide(ctx, req, nil)
+	}
+	ctx, span := c.tracer.Start(ctx, "kevel.decide", trace.WithSpanKind(trace.SpanKindClient),
+		trace.WithAttributes(tracing.AttrPlacements.Int(len(req.Placements))))
+	var status int
+	resp, err := c.decide(ctx, req, &status)
+	if span.IsRecording() {
+		n := 0
+		for _, ads := range resp.Ads {
+			n += len(ads)
+		}
+		span.SetAttributes(tracing.AttrAds.Int(n), tracing.AttrOutcome.String(outcomeOf(err)))
+		if status != 0 {
+			span.SetAttributes(attribute.Int("http.response.status_code", status))
+		}
+	}
+	tracing.End(span, err)
+	return resp, err
+}
+
+// decide is Decide, untraced; it reports Kevel's HTTP status in *status
+// when status is not nil and a call was made.
+func (c *Client) decide(ctx context.Context, req decision.Request, statusOut *int) (decision.Response, error) {
 	if err := req.Validate(); err != nil {
 		c.metrics.decisions.WithLabelValues(outcomeInvalid).Inc()
 		return decision.Response{}, err
@@ -141,6 +173,9 @@ func (c *Client) Decide(ctx context.Context, req decision.Request) (decision.Res
 	start := time.Now()
 
 	status, header, respBody, err := c.send(cctx, http.MethodPost, out.URL, out.Header, body)
+	if statusOut != nil {
+		*statusOut = status
+	}
 	o := outcome{err: err, status: status, header: header, body: respBody, now: c.cfg.Now(), secret: c.cfg.APIKey}
 	resp, rep, derr := decodeResponse(o, req, callMeta{Now: now, CallID: callID}, cctx.Err)
 	elapsed := time.Since(start)

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/secret"
@@ -166,6 +167,13 @@ type Config struct {
 	MaxPlacementLabels int
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// TracerProvider, when set, gives every Decide a client span
+	// "kevel.decide" (placements, ads, outcome, HTTP status), a child of
+	// the caller's span. No trace header goes to Kevel: it is a third
+	// party, and internal trace ids stay inside. Nil: no spans, at no
+	// cost.
+	TracerProvider trace.TracerProvider
 }
 
 // withDefaults returns a copy of cfg with every zero field defaulted, and

@@ -14,6 +14,11 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/codes"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/adshare/adshare/internal/tracing"
 )
 
 // Defaults of FirerConfig.
@@ -91,6 +96,13 @@ type FirerConfig struct {
 	Metrics prometheus.Registerer
 	// Now defaults to time.Now.
 	Now func() time.Time
+
+	// TracerProvider, when set, gives every fire a client span
+	// "kevel.pixel" (kind, HTTP status): a child of the click's request
+	// for FireClick, and for a queued pixel a span of its own linked to
+	// the span that queued it (FireContext). No trace header goes to
+	// Kevel. Nil: no spans, at no cost.
+	TracerProvider trace.TracerProvider
 }
 
 // FireOpts are the optional parameters of one fire. Amounts are micros of
@@ -135,6 +147,7 @@ type Firer struct {
 	queue   chan pixelJob
 	log     *slog.Logger
 	metrics *pixelMetrics
+	tracer  tracing.Tracer
 
 	mu      sync.RWMutex // guards sending on queue against closing it
 	started bool
@@ -149,6 +162,8 @@ type pixelJob struct {
 	kind string
 	ua   string
 	key  guardKey
+	// link is the span that queued the pixel, when traced.
+	link trace.SpanContext
 }
 
 // NewFirer returns a Firer for cfg.
@@ -190,6 +205,7 @@ func NewFirer(cfg FirerConfig) (*Firer, error) {
 		allowed: allowed,
 		queue:   make(chan pixelJob, cfg.QueueSize),
 		log:     cfg.Logger,
+		tracer:  tracing.New(cfg.TracerProvider),
 		done:    make(chan struct{}),
 	}
 	m, err := newPixelMetrics(cfg.Metrics, func() float64 { return float64(len(f.queue)) })
@@ -293,10 +309,22 @@ func (f *Firer) Fire(rawURL string) error { return f.FireWith(rawURL, nil) }
 // (the pixel is dropped, and may be fired again later); ErrFirerStopped
 // after Stop.
 func (f *Firer) FireWith(rawURL string, opts *FireOpts) error {
+	return f.enqueue(rawURL, opts, trace.SpanContext{})
+}
+
+// FireContext is Fire for a caller with a context: when tracing, the
+// pixel's span links to ctx's span (analytics' group commit uses it).
+func (f *Firer) FireContext(ctx context.Context, rawURL string) error {
+	return f.enqueue(rawURL, nil, trace.SpanContextFromContext(ctx))
+}
+
+// enqueue is FireWith, with the span to link the fire's span to.
+func (f *Firer) enqueue(rawURL string, opts *FireOpts, link trace.SpanContext) error {
 	job, key, err := f.prepare(rawURL, opts)
 	if err != nil {
 		return err
 	}
+	job.link = link
 	f.mu.RLock()
 	defer f.mu.RUnlock()
 	if f.stopped {
@@ -490,6 +518,27 @@ func (f *Firer) work(ctx context.Context) {
 // fire sends one GET, re-sending only after a dial error, and returns the
 // status and Location. The body is read (a little) and always closed.
 func (f *Firer) fire(ctx context.Context, job pixelJob) (status int, location string, err error) {
+	if !f.tracer.On() {
+		return f.send(ctx, job)
+	}
+	opts := []trace.SpanStartOption{trace.WithSpanKind(trace.SpanKindClient), trace.WithAttributes(attribute.String("adshare.pixel", job.kind))}
+	if job.link.IsValid() {
+		opts = append(opts, trace.WithNewRoot(), trace.WithLinks(trace.Link{SpanContext: job.link}))
+	}
+	ctx, span := f.tracer.Start(ctx, "kevel.pixel", opts...)
+	status, location, err = f.send(ctx, job)
+	if status != 0 {
+		span.SetAttributes(attribute.Int("http.response.status_code", status))
+	}
+	if status >= 400 {
+		span.SetStatus(codes.Error, http.StatusText(status))
+	}
+	tracing.End(span, redact(err, f.cfg.APIKey))
+	return status, location, err
+}
+
+// send is fire, untraced.
+func (f *Firer) send(ctx context.Context, job pixelJob) (status int, location string, err error) {
 	ctx, cancel := context.WithTimeout(ctx, f.cfg.Timeout)
 	defer cancel()
 	for attempt := 0; ; attempt++ {
