@@ -54,8 +54,10 @@ const (
 	// processor's books.
 	DefaultReconcileInterval = 24 * time.Hour
 	// DefaultSettleWorkers is how many owners' settlements (and releases)
-	// are posted at once.
-	DefaultSettleWorkers = 8
+	// are posted at once: postings are group-committed by the store, so
+	// more at once share commits (a day of 100,000 owners settled in 39 s
+	// with 32 on the benchmark machine, against 25 s with 256).
+	DefaultSettleWorkers = 32
 	// settlePageSize is how many owners one settlement read takes.
 	settlePageSize = 1000
 )
