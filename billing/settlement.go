@@ -2,13 +2,13 @@ package billing
 
 import (
 	"context"
-	"strings"
-	"sync"
 	"errors"
 	"fmt"
 	"log/slog"
 	"slices"
 	"strconv"
+	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
