@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/adshare/adshare/internal/tracing/tracingtest"
+
 	"github.com/stretchr/testify/require"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -85,9 +87,9 @@ func requireChildOf(t *testing.T, child, parent sdktrace.ReadOnlySpan) {
 
 func TestTracingFromFillToKevelAndFromIngestToPixel(t *testing.T) {
 	t.Parallel()
-	rec := tracetest.NewSpanRecorder()
+	rec, tp := tracingtest.NewRecorder()
 	logs := &syncWriter{w: &bytes.Buffer{}}
-	app, fake := tracedKevelApp(t, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)), logs)
+	app, fake := tracedKevelApp(t, tp, logs)
 	ctx := context.Background()
 	owner, _, err := app.Auth().Register(ctx, auth.Registration{Email: "owner@example.com", Password: "a long enough passphrase"})
 	require.NoError(t, err)

@@ -4,11 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/adshare/adshare/internal/tracing/tracingtest"
+
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/auth"
@@ -16,20 +15,11 @@ import (
 	"github.com/adshare/adshare/decision/decisiontest"
 )
 
-func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value
-		}
-	}
-	return attribute.Value{}
-}
-
 func TestFillSpans(t *testing.T) {
 	t.Parallel()
-	rec := tracetest.NewSpanRecorder()
+	rec, tp := tracingtest.NewRecorder()
 	fake := &decisiontest.Fake{}
-	b := setup(t, opts{decider: fake, tracer: sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))})
+	b := setup(t, opts{decider: fake, tracer: tp})
 	owner := b.user(t, "owner@example.com", auth.RoleAdvertiser)
 	viewer := b.user(t, "viewer@example.com", auth.RoleUser)
 	ctx := context.Background()
@@ -42,15 +32,15 @@ func TestFillSpans(t *testing.T) {
 	require.Equal(t, "decision.decide", dec.Name())
 	require.Equal(t, "adspace.fill", fill.Name())
 	require.Equal(t, fill.SpanContext().SpanID(), dec.Parent().SpanID(), "the decision is the fill's child")
-	require.EqualValues(t, 1, attrOf(dec, "adshare.placements").AsInt64())
-	require.Equal(t, "ok", attrOf(dec, "adshare.outcome").AsString())
-	require.True(t, attrOf(fill, "adshare.billable").AsBool())
+	require.EqualValues(t, 1, tracingtest.Attr(dec, "adshare.placements").AsInt64())
+	require.Equal(t, "ok", tracingtest.Attr(dec, "adshare.outcome").AsString())
+	require.True(t, tracingtest.Attr(fill, "adshare.billable").AsBool())
 
 	fake.Err = decision.ErrUnavailable
 	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Viewer: &viewer})
 	require.NoError(t, err)
 	spans = rec.Ended()[2:]
-	require.Equal(t, "decision_unavailable", attrOf(spans[0], "adshare.outcome").AsString())
+	require.Equal(t, "decision_unavailable", tracingtest.Attr(spans[0], "adshare.outcome").AsString())
 	require.Equal(t, codes.Error, spans[0].Status().Code)
 	require.Equal(t, codes.Unset, spans[1].Status().Code, "a fill that fell back did not fail")
 

@@ -5,23 +5,13 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/adshare/adshare/internal/tracing/tracingtest"
+
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/adshare/adshare/analytics"
 )
-
-func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value
-		}
-	}
-	return attribute.Value{}
-}
 
 // contextPixels records the span each pixel was queued in.
 type contextPixels struct {
@@ -39,10 +29,10 @@ func (p *contextPixels) FireContext(ctx context.Context, url string) error {
 
 func TestIngestAndCommitSpans(t *testing.T) {
 	t.Parallel()
-	rec := tracetest.NewSpanRecorder()
+	rec, tp := tracingtest.NewRecorder()
 	px := &contextPixels{}
 	b := setup(t, func(c *analytics.Config) {
-		c.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		c.TracerProvider = tp
 		c.Pixels = px
 	})
 	const requests = 8
@@ -66,15 +56,15 @@ func TestIngestAndCommitSpans(t *testing.T) {
 		switch s.Name() {
 		case "analytics.ingest":
 			ingests[s.SpanContext().SpanID()] = true
-			require.EqualValues(t, 1, attrOf(s, "adshare.accepted").AsInt64())
+			require.EqualValues(t, 1, tracingtest.Attr(s, "adshare.accepted").AsInt64())
 		case "analytics.commit":
 			commits[s.SpanContext().SpanID()] = true
 			require.False(t, s.Parent().IsValid(), "a commit serves many requests: it is the child of none")
-			require.Len(t, s.Links(), int(attrOf(s, "adshare.requests").AsInt64()))
+			require.Len(t, s.Links(), int(tracingtest.Attr(s, "adshare.requests").AsInt64()))
 			for _, l := range s.Links() {
 				linked[l.SpanContext.SpanID()] = true
 			}
-			events += attrOf(s, "adshare.events").AsInt64()
+			events += tracingtest.Attr(s, "adshare.events").AsInt64()
 		}
 	}
 	require.Len(t, ingests, requests)

@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/adshare/adshare/internal/tracing/tracingtest"
+
 	"github.com/stretchr/testify/require"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -39,8 +41,8 @@ func TestRequestSpans(t *testing.T) {
 		})
 	}
 	setupTraced := func(t *testing.T, cfg Config) (*testBundle, *tracetest.SpanRecorder) {
-		rec := tracetest.NewSpanRecorder()
-		cfg.TracerProvider = sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+		rec, tp := tracingtest.NewRecorder()
+		cfg.TracerProvider = tp
 		return setup(t, cfg, route{http.MethodGet, "/test/items/{id}", handler(http.StatusTeapot)},
 			route{http.MethodGet, "/test/broken", handler(http.StatusBadGateway)}), rec
 	}

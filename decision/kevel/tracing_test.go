@@ -4,8 +4,9 @@ import (
 	"context"
 	"testing"
 
+	"github.com/adshare/adshare/internal/tracing/tracingtest"
+
 	"github.com/stretchr/testify/require"
-	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/sdk/trace/tracetest"
@@ -15,18 +16,9 @@ import (
 	"github.com/adshare/adshare/decision/kevel/kevelfake"
 )
 
-func attrOf(s sdktrace.ReadOnlySpan, key attribute.Key) attribute.Value {
-	for _, kv := range s.Attributes() {
-		if kv.Key == key {
-			return kv.Value
-		}
-	}
-	return attribute.Value{}
-}
-
 func recorder() (*tracetest.SpanRecorder, trace.TracerProvider) {
-	rec := tracetest.NewSpanRecorder()
-	return rec, sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec))
+	rec, tp := tracingtest.NewRecorder()
+	return rec, tp
 }
 
 func TestDecideSpans(t *testing.T) {
@@ -44,10 +36,10 @@ func TestDecideSpans(t *testing.T) {
 	require.Equal(t, "kevel.decide", s.Name())
 	require.Equal(t, trace.SpanKindClient, s.SpanKind())
 	require.Equal(t, parent.SpanContext().SpanID(), s.Parent().SpanID())
-	require.EqualValues(t, 1, attrOf(s, "adshare.placements").AsInt64())
-	require.EqualValues(t, 1, attrOf(s, "adshare.ads").AsInt64())
-	require.Equal(t, "ok", attrOf(s, "adshare.outcome").AsString())
-	require.EqualValues(t, 200, attrOf(s, "http.response.status_code").AsInt64())
+	require.EqualValues(t, 1, tracingtest.Attr(s, "adshare.placements").AsInt64())
+	require.EqualValues(t, 1, tracingtest.Attr(s, "adshare.ads").AsInt64())
+	require.Equal(t, "ok", tracingtest.Attr(s, "adshare.outcome").AsString())
+	require.EqualValues(t, 200, tracingtest.Attr(s, "http.response.status_code").AsInt64())
 	for _, r := range b.fake.DecisionRequests() {
 		require.Empty(t, r.Header.Get("Traceparent"), "internal trace ids never reach Kevel")
 		require.Empty(t, r.Header.Get("Tracestate"))
@@ -57,9 +49,9 @@ func TestDecideSpans(t *testing.T) {
 	_, err = b.client.Decide(ctx, oneSlot("top"))
 	require.Error(t, err)
 	s = rec.Ended()[1]
-	require.Equal(t, "unavailable", attrOf(s, "adshare.outcome").AsString())
+	require.Equal(t, "unavailable", tracingtest.Attr(s, "adshare.outcome").AsString())
 	require.Equal(t, codes.Error, s.Status().Code)
-	require.EqualValues(t, 503, attrOf(s, "http.response.status_code").AsInt64())
+	require.EqualValues(t, 503, tracingtest.Attr(s, "http.response.status_code").AsInt64())
 	require.NotContains(t, s.Status().Description, apiKey)
 }
 
@@ -80,10 +72,10 @@ func TestPixelSpans(t *testing.T) {
 	}
 	require.Len(t, pixels, 1)
 	s := pixels[0]
-	require.Equal(t, "impression", attrOf(s, "adshare.pixel").AsString())
+	require.Equal(t, "impression", tracingtest.Attr(s, "adshare.pixel").AsString())
 	require.False(t, s.Parent().IsValid(), "a queued pixel is a span of its own")
 	require.Len(t, s.Links(), 1)
 	require.Equal(t, commit.SpanContext().SpanID(), s.Links()[0].SpanContext.SpanID(), "linked to what queued it")
-	require.Less(t, attrOf(s, "http.response.status_code").AsInt64(), int64(400))
+	require.Less(t, tracingtest.Attr(s, "http.response.status_code").AsInt64(), int64(400))
 	require.Equal(t, 1, b.fake.Fires(b.ad.Tracking.ImpressionURL))
 }

@@ -7,8 +7,7 @@ import (
 	"log/slog"
 	"testing"
 
-	sdktrace "go.opentelemetry.io/otel/sdk/trace"
-	"go.opentelemetry.io/otel/sdk/trace/tracetest"
+	"github.com/adshare/adshare/internal/tracing/tracingtest"
 )
 
 func TestOffTracerAllocatesNothing(t *testing.T) {
@@ -30,8 +29,8 @@ func TestOffTracerAllocatesNothing(t *testing.T) {
 }
 
 func TestLogHandlerAddsTraceIDs(t *testing.T) {
-	rec := tracetest.NewSpanRecorder()
-	tr := New(sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(rec)))
+	rec, tp := tracingtest.NewRecorder()
+	tr := New(tp)
 	var buf bytes.Buffer
 	log := slog.New(LogHandler(slog.NewJSONHandler(&buf, nil))).With("k", "v")
 	ctx, span := tr.Start(context.Background(), "op")
