@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare"
@@ -33,21 +34,7 @@ func TestTheAppServesTheRealtimeChannel(t *testing.T) {
 
 	u, pair, err := app.Auth().Register(ctx, auth.Registration{Email: "live@example.com", Password: "a long enough passphrase"})
 	require.NoError(t, err)
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + pair.AccessToken}}})
-	require.NoError(t, err)
-	defer c.CloseNow()
-	read := func() realtime.Envelope {
-		_, b, err := c.Read(ctx)
-		require.NoError(t, err)
-		var env realtime.Envelope
-		require.NoError(t, json.Unmarshal(b, &env))
-		return env
-	}
-	require.Equal(t, realtime.TypeWelcome, read().Type)
-	sub, _ := json.Marshal(map[string]any{"v": 1, "type": "subscribe", "payload": map[string]any{"topics": []map[string]any{{"topic": realtime.SpaceTopic(u.ID)}}}})
-	require.NoError(t, c.Write(ctx, websocket.MessageText, sub))
-	require.Equal(t, realtime.TypeSubscribed, read().Type)
+	c, read := watchSpace(t, ctx, srv.URL, pair.AccessToken, u.ID)
 
 	p, err := app.Auth().Authenticate(ctx, pair.AccessToken)
 	require.NoError(t, err)
@@ -92,21 +79,7 @@ func TestAnImpressionReachesTheOwnerLive(t *testing.T) {
 
 	_, pair, err := app.Auth().Login(ctx, "owner@example.com", "a long enough passphrase")
 	require.NoError(t, err)
-	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(srv.URL, "http")+"/ws",
-		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + pair.AccessToken}}})
-	require.NoError(t, err)
-	defer c.CloseNow()
-	read := func() realtime.Envelope {
-		_, b, err := c.Read(ctx)
-		require.NoError(t, err)
-		var env realtime.Envelope
-		require.NoError(t, json.Unmarshal(b, &env))
-		return env
-	}
-	require.Equal(t, realtime.TypeWelcome, read().Type)
-	sub, _ := json.Marshal(map[string]any{"v": 1, "type": "subscribe", "payload": map[string]any{"topics": []map[string]any{{"topic": realtime.SpaceTopic(owner)}}}})
-	require.NoError(t, c.Write(ctx, websocket.MessageText, sub))
-	require.Equal(t, realtime.TypeSubscribed, read().Type)
+	_, read := watchSpace(t, ctx, srv.URL, pair.AccessToken, owner)
 
 	var token string
 	require.Eventually(t, func() bool {
@@ -124,4 +97,28 @@ func TestAnImpressionReachesTheOwnerLive(t *testing.T) {
 	require.Equal(t, owner.String(), m.OwnerID)
 	require.Equal(t, int64(1), m.Impressions)
 	require.Positive(t, m.EarningsMicros)
+}
+
+// watchSpace connects to the realtime channel at base with token,
+// subscribes to owner's space, and returns the connection and a reader of
+// its next envelope. The connection closes when the test ends.
+func watchSpace(t *testing.T, ctx context.Context, base, token string, owner uuid.UUID) (*websocket.Conn, func() realtime.Envelope) {
+	t.Helper()
+	c, _, err := websocket.Dial(ctx, "ws"+strings.TrimPrefix(base, "http")+"/ws",
+		&websocket.DialOptions{HTTPHeader: http.Header{"Authorization": {"Bearer " + token}}})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.CloseNow() })
+	read := func() realtime.Envelope {
+		_, b, err := c.Read(ctx)
+		require.NoError(t, err)
+		var env realtime.Envelope
+		require.NoError(t, json.Unmarshal(b, &env))
+		return env
+	}
+	require.Equal(t, realtime.TypeWelcome, read().Type)
+	sub, err := json.Marshal(map[string]any{"v": 1, "type": "subscribe", "payload": map[string]any{"topics": []map[string]any{{"topic": realtime.SpaceTopic(owner)}}}})
+	require.NoError(t, err)
+	require.NoError(t, c.Write(ctx, websocket.MessageText, sub))
+	require.Equal(t, realtime.TypeSubscribed, read().Type)
+	return c, read
 }
