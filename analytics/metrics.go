@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // DefaultBusinessEvery is how long the business gauges keep a figure
@@ -62,15 +64,9 @@ func newMetrics(reg prometheus.Registerer, s *Service) (*metrics, error) {
 	for _, r := range []string{"performance", "revenue", "users"} {
 		m.reportDuration.WithLabelValues(r)
 	}
-	if reg == nil {
-		return m, nil
-	}
-	cs := []prometheus.Collector{m.batchEvents, m.commitDuration, m.commitErrors, m.events, m.invalid, m.reportDuration,
-		&business{s: s, every: s.cfg.BusinessEvery}}
-	for _, c := range cs {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("analytics: register metrics (one Service per registry): %w", err)
-		}
+	if err := promreg.Register(reg, m.batchEvents, m.commitDuration, m.commitErrors, m.events, m.invalid, m.reportDuration,
+		&business{s: s, every: s.cfg.BusinessEvery}); err != nil {
+		return nil, fmt.Errorf("analytics: register metrics (one Service per registry): %w", err)
 	}
 	return m, nil
 }

@@ -6,6 +6,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/internal/errs"
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // metrics are the Service's collectors. Without a registry they are still
@@ -44,13 +45,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	for _, v := range []*prometheus.CounterVec{m.logins, m.registrations, m.refreshes} {
 		v.WithLabelValues("ok")
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.logins, m.registrations, m.refreshes, m.reuses, m.rejected} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("auth: register metrics (one Service per registry): %w", err)
-		}
+	if err := promreg.Register(reg, m.logins, m.registrations, m.refreshes, m.reuses, m.rejected); err != nil {
+		return nil, fmt.Errorf("auth: register metrics (one Service per registry): %w", err)
 	}
 	return m, nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/internal/jobs"
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // metrics are the Service's collectors. Without a registry they are still
@@ -71,14 +72,9 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "When this instance last reconciled the ledger with the processor (0: never).",
 		}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.postings, m.payouts, m.topUps, m.events, m.jobs, m.jobDuration,
-		m.backlog, m.backlogAge, m.differences, m.reconciledAt} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("billing: register metrics (one Service per registry): %w", err)
-		}
+	if err := promreg.Register(reg, m.postings, m.payouts, m.topUps, m.events, m.jobs, m.jobDuration,
+		m.backlog, m.backlogAge, m.differences, m.reconciledAt); err != nil {
+		return nil, fmt.Errorf("billing: register metrics (one Service per registry): %w", err)
 	}
 	return m, nil
 }

@@ -7,6 +7,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // httpMetrics are the handler's Prometheus collectors. With no registry
@@ -43,13 +45,8 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 			Help: "Readiness checks run by GET /readyz, by check (postgres, redis, ...) and result: ok, unavailable.",
 		}, []string{"check", "result"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.inFlight, m.ready, m.checks} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("transport: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.requests, m.duration, m.inFlight, m.ready, m.checks); err != nil {
+		return nil, fmt.Errorf("transport: register metrics: %w", err)
 	}
 	return m, nil
 }

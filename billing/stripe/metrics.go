@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // Outcomes of a call (the outcome label).
@@ -33,13 +35,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: []float64{.05, .1, .25, .5, 1, 2, 5, 10, 30, 120},
 		}, []string{"op"}),
 	}
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.calls, m.duration} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("stripe: register metrics (one Client per registry; wrap it with prometheus.WrapRegistererWith to run several): %w", err)
-		}
+	if err := promreg.Register(reg, m.calls, m.duration); err != nil {
+		return nil, fmt.Errorf("stripe: register metrics (one Client per registry; wrap it with prometheus.WrapRegistererWith to run several): %w", err)
 	}
 	return m, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // metrics are the decorator's Prometheus collectors. With no registry they
@@ -74,13 +76,8 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m.evictedPoolFull = m.evicted.WithLabelValues(reasonPoolFull)
 	m.evictedKey = m.evicted.WithLabelValues(reasonKey)
 	m.evictedDropped = m.evicted.WithLabelValues(reasonDropped)
-	if reg == nil {
-		return m, nil
-	}
-	for _, c := range []prometheus.Collector{m.lookups, m.stale, m.noFill, m.upCalls, m.upSeconds, m.evicted, m.sharedErrs} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("decision/cache: register metrics: %w", err)
-		}
+	if err := promreg.Register(reg, m.lookups, m.stale, m.noFill, m.upCalls, m.upSeconds, m.evicted, m.sharedErrs); err != nil {
+		return nil, fmt.Errorf("decision/cache: register metrics: %w", err)
 	}
 	return m, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/adshare/adshare/internal/promreg"
 )
 
 // metrics are the hub's collectors. Without a registry they are still made
@@ -44,17 +46,12 @@ func newMetrics(reg prometheus.Registerer, h *Hub) (*metrics, error) {
 	for _, r := range []string{"replayed", "reload"} {
 		m.resumes.WithLabelValues(r)
 	}
-	if reg == nil {
-		return m, nil
-	}
 	conns := prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Namespace: "adshare", Subsystem: "ws", Name: "connections",
 		Help: "Open realtime connections on this instance.",
 	}, func() float64 { return float64(h.Connections()) })
-	for _, c := range []prometheus.Collector{m.received, m.sent, m.closes, m.resumes, conns} {
-		if err := reg.Register(c); err != nil {
-			return nil, fmt.Errorf("realtime: register metrics (one Hub per registry): %w", err)
-		}
+	if err := promreg.Register(reg, m.received, m.sent, m.closes, m.resumes, conns); err != nil {
+		return nil, fmt.Errorf("realtime: register metrics (one Hub per registry): %w", err)
 	}
 	return m, nil
 }
