@@ -392,6 +392,11 @@ func New(cfg *Config) (*App, error) {
 	hc := c.HTTP
 	if a.hub != nil {
 		setIfNil(&hc.Realtime, a.hub)
+		if hc.Announcer == nil {
+			if hc.Announcer, err = realtime.NewAnnouncer(pub, a.auth, auth.AuditLog(c.Store)); err != nil {
+				return nil, err
+			}
+		}
 	}
 	setIfNil(&hc.Auth, a.auth)
 	setIfNil(&hc.AdSpaces, a.spaces)

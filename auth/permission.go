@@ -31,6 +31,8 @@ const (
 	PermAnalyticsAll Permission = "analytics:all"
 	// PermBillingManage: settle, pay out and adjust money.
 	PermBillingManage Permission = "billing:manage"
+	// PermAnnounce: broadcast a system alert to every connected client.
+	PermAnnounce Permission = "alerts:announce"
 )
 
 // DefaultRolePermissions is the built-in mapping of roles to permissions.
@@ -39,7 +41,7 @@ func DefaultRolePermissions() map[Role][]Permission {
 	user := []Permission{PermProfile, PermAdSpace}
 	advertiser := append(slices.Clone(user), PermContentCreate)
 	moderator := append(slices.Clone(advertiser), PermContentModerate, PermUsersRead)
-	admin := append(slices.Clone(moderator), PermUsersManage, PermAuditRead, PermAnalyticsAll, PermBillingManage)
+	admin := append(slices.Clone(moderator), PermUsersManage, PermAuditRead, PermAnalyticsAll, PermBillingManage, PermAnnounce)
 	return map[Role][]Permission{
 		RoleUser:       user,
 		RoleAdvertiser: advertiser,

@@ -53,7 +53,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 	}
 	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}, events: &analytics.Service{}, // every route
-		billing: &billing.Service{}, cfg: Config{Realtime: &realtime.Hub{}}}
+		billing: &billing.Service{}, cfg: Config{Realtime: &realtime.Hub{}, Announcer: &realtime.Announcer{}}}
 	var routed []string
 	for _, rt := range s.routes() {
 		routed = append(routed, rt.method+" "+rt.path)

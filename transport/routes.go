@@ -99,5 +99,8 @@ func (s *server) routes() []route {
 	if s.auth != nil && s.cfg.Realtime != nil {
 		rs = append(rs, route{http.MethodGet, "/ws", s.handleWS()})
 	}
+	if s.auth != nil && s.cfg.Announcer != nil {
+		rs = append(rs, route{http.MethodPost, "/admin/announcements", s.handleAnnounce()})
+	}
 	return rs
 }

@@ -112,6 +112,9 @@ type Config struct {
 	// Realtime is the realtime channel's hub; when set (with Auth), GET /ws
 	// serves it.
 	Realtime *realtime.Hub
+	// Announcer, when set (with Auth), serves POST /admin/announcements:
+	// an administrator's system.alert to every connected client.
+	Announcer *realtime.Announcer
 	// WebSocketOrigins lists the exact browser origins that may open the
 	// realtime channel. Nil means AllowedOrigins. Requests without an
 	// Origin (native apps) always pass.

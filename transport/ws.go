@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/coder/websocket"
+	"github.com/google/uuid"
 
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/internal/errs"
@@ -143,4 +144,37 @@ func serveSession(ctx context.Context, c *websocket.Conn, sess *realtime.Session
 	_ = c.Close(websocket.StatusCode(code), reason)
 	cancel()
 	wg.Wait()
+}
+
+// announceRequest is the body of POST /admin/announcements.
+type announceRequest struct {
+	Kind    string `json:"kind"`
+	Message string `json:"message"`
+}
+
+// announcementJSON is an announcement that was sent.
+type announcementJSON struct {
+	ID      uuid.UUID `json:"id"`
+	Kind    string    `json:"kind"`
+	Message string    `json:"message"`
+	SentAt  time.Time `json:"sent_at"`
+}
+
+// handleAnnounce serves POST /admin/announcements: an administrator's
+// system.alert to every client connected to any instance (auth's
+// PermAnnounce; checked, validated and audited by the Announcer). 202:
+// sent to the broker, delivered as clients are reached.
+func (s *server) handleAnnounce() http.Handler {
+	return s.authenticated(func(w http.ResponseWriter, r *http.Request, p auth.Principal) error {
+		req, err := decodeJSON[announceRequest](r)
+		if err != nil {
+			return err
+		}
+		an, err := s.cfg.Announcer.Announce(r.Context(), p, req.Kind, req.Message)
+		if err != nil {
+			return err
+		}
+		writeJSON(w, http.StatusAccepted, announcementJSON{ID: an.ID, Kind: an.Kind, Message: an.Message, SentAt: an.SentAt})
+		return nil
+	})
 }

@@ -55,6 +55,8 @@ func newWSBundle(t *testing.T, backend string, opts wsOpts) *wsBundle {
 			t.Cleanup(func() { _ = hub.Stop(context.Background()) })
 			w.hub = hub
 			cfg.Realtime = hub
+			cfg.Announcer, err = realtime.NewAnnouncer(w.pub, b.svc, b.audit)
+			require.NoError(t, err)
 			cfg.WebSocketOrigins = opts.origins
 		},
 	})
