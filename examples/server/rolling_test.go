@@ -319,6 +319,8 @@ type wsWatcher struct {
 	reconnects atomic.Int64
 	recovered  atomic.Int64 // resumed subscriptions that replayed missed events
 	subscribed chan struct{}
+	mu         sync.Mutex
+	closes     map[int]int // close codes of the dropped connections
 }
 
 func (w *wsWatcher) run(ctx context.Context, wsURL, token, topic string, fail *loadFailures) {
@@ -355,6 +357,9 @@ func (w *wsWatcher) run(ctx context.Context, wsURL, token, topic string, fail *l
 					return
 				}
 				w.reconnects.Add(1)
+				w.mu.Lock()
+				w.closes[code]++
+				w.mu.Unlock()
 				time.Sleep(50 * time.Millisecond)
 				break
 			}
@@ -490,7 +495,7 @@ func TestRollingUpdate(t *testing.T) {
 	wsURL := "ws" + strings.TrimPrefix(p.srv.URL, "http") + "/ws"
 	watchers := make([]*wsWatcher, 6)
 	for i := range watchers {
-		w := &wsWatcher{subscribed: make(chan struct{})}
+		w := &wsWatcher{subscribed: make(chan struct{}), closes: map[int]int{}}
 		watchers[i] = w
 		wg.Go(func() { w.run(wsCtx, wsURL, ownerTokens.AccessToken, realtime.SpaceTopic(owner), &fail) })
 	}
@@ -621,6 +626,9 @@ func TestRollingUpdate(t *testing.T) {
 			"watcher %d saw %d of %d changes; failures: %v", i, w.last.Load()-w.first.Seq, published, fail.list())
 		require.Equal(t, w.first.Seq+published, w.last.Load(), "watcher %d", i)
 		require.GreaterOrEqual(t, w.reconnects.Load(), int64(1), "watcher %d was on an old instance and moved", i)
+		w.mu.Lock()
+		require.Equal(t, map[int]int{realtime.CloseShutdown: int(w.reconnects.Load())}, w.closes, "watcher %d: the draining server said goodbye", i)
+		w.mu.Unlock()
 	}
 	stopWS()
 	wg.Wait()
