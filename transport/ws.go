@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math/rand/v2"
 	"net/http"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -31,8 +32,9 @@ var tokenQueryParams = []string{"token", "access_token", "jwt", "auth", "authori
 // handleWS serves the realtime channel (GET /ws): the access token in the
 // Authorization header (native apps), checked before the upgrade, or in an
 // auth message within the hub's AuthTimeout (browsers, which cannot set
-// headers on a WebSocket). Browsers must come from an allowed Origin; a
-// request without Origin (a native app) passes.
+// headers on a WebSocket). Browsers must come from an allowed Origin or
+// from a page the server itself served (the Origin's host is the
+// request's Host); a request without Origin (a native app) passes.
 func (s *server) handleWS() http.Handler {
 	hub := s.cfg.Realtime
 	cfg := hub.Config()
@@ -43,7 +45,7 @@ func (s *server) handleWS() http.Handler {
 				return errTokenInURL
 			}
 		}
-		if origin := r.Header.Get("Origin"); origin != "" && !s.wsOrigins.allowed(strings.ToLower(origin)) {
+		if origin := r.Header.Get("Origin"); origin != "" && !s.wsOrigins.allowed(strings.ToLower(origin)) && !sameHost(origin, r.Host) {
 			return errOriginNotAllowed
 		}
 		var p *auth.Principal
@@ -68,6 +70,15 @@ func (s *server) handleWS() http.Handler {
 		serveSession(r.Context(), c, hub.NewSession(p), cfg)
 		return nil
 	})
+}
+
+// sameHost reports whether origin (scheme://host[:port]) names host, the
+// request's Host: the page that opens the socket came from this server,
+// as a browser's same-origin policy would have it (what coder/websocket
+// checks by default).
+func sameHost(origin, host string) bool {
+	u, err := url.Parse(origin)
+	return err == nil && u.Host != "" && strings.EqualFold(u.Host, host)
 }
 
 // serveSession runs one connection: a reader goroutine feeding the session,

@@ -19,7 +19,6 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 	"github.com/stretchr/testify/require"
 
-	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/internal/loadgen"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
@@ -180,7 +179,7 @@ func benchmarkIngestHTTP(b *testing.B, withRedis bool) {
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner := postJSON(b, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
 	ownerID := uuid.MustParse(owner["user"].(map[string]any)["id"].(string))
-	seal := impressionSealer(b, key, ownerID)
+	seal := numberedImpressions(b, key, ownerID)
 	tokens := make(chan string, 1<<20)
 	mint := func(n int) {
 		for i := range n {
@@ -308,25 +307,13 @@ func copyFromBaseline(tb testing.TB, dbURL string, batchSize int, d time.Duratio
 	return float64(rows) / time.Since(start).Seconds()
 }
 
-// impressionSealer returns a function that seals the i-th tracking token
-// of a billable impression in owner's space, under key (the server's
-// ADSHARE_TRACKING_KEYS), for viewer i and one of fifty ads: what a fill
-// five seconds ago would have given a device.
-func impressionSealer(tb testing.TB, key []byte, owner uuid.UUID) func(i int) string {
-	sealer, err := tracking.NewSealer([][]byte{key}, nil)
-	require.NoError(tb, err)
-	return func(i int) string {
-		now := time.Now().UTC()
-		tok, err := sealer.Seal(tracking.Payload{
-			ID: uuid.Must(uuid.NewV7()),
-			Ad: tracking.Ad{Owner: owner, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
-				AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
-				IssuedAt: now.Add(-5 * time.Second)},
-			ExpiresAt: now.Add(time.Hour),
-		})
-		require.NoError(tb, err)
-		return tok
-	}
+// numberedImpressions returns a function that seals the i-th tracking
+// token of a billable impression in owner's space, under key (the
+// server's ADSHARE_TRACKING_KEYS), for viewer i and one of fifty ads: what
+// a fill five seconds ago would have given a device.
+func numberedImpressions(tb testing.TB, key []byte, owner uuid.UUID) func(i int) string {
+	s := newImpressionSealer(tb, base64.StdEncoding.EncodeToString(key))
+	return func(i int) string { return s.sealAd(tb, owner, strconv.Itoa(i), "ad-"+strconv.Itoa(i%50)) }
 }
 
 func withHeader(h http.Header, key, value string) http.Header {

@@ -53,7 +53,7 @@ func BenchmarkLiveMetricsLatency(b *testing.B) {
 	other := postJSON(b, base+"/auth/register", "", `{"email":"busy@example.com",`+pw+`}`, http.StatusCreated)
 	otherID := uuid.MustParse(other["user"].(map[string]any)["id"].(string))
 	access := watched["access_token"].(string)
-	probeToken, busyToken := impressionSealer(b, key, watchedID), impressionSealer(b, key, otherID)
+	probeToken, busyToken := numberedImpressions(b, key, watchedID), numberedImpressions(b, key, otherID)
 
 	var devices atomic.Uint32
 	impression := func(token string) (*http.Request, error) {

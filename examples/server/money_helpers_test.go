@@ -126,7 +126,7 @@ func startMoneyServer(t *testing.T, env map[string]string, withStripe bool, args
 		require.NoError(t, err)
 	}
 	done := make(chan error, 1)
-	go func() { done <- serveHTTP(ctx, cfg, logger, reg, app) }()
+	go func() { done <- serveHTTP(ctx, cfg, logger, reg, app, nil) }()
 	t.Cleanup(func() {
 		cancel()
 		select {

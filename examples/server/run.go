@@ -178,8 +178,10 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 
 func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	app, cleanup, err := assemble(ctx, cfg, logger, reg)
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}), buildInfo())
+	logger.InfoContext(ctx, "starting", slog.String("version", version))
+	d := &drainer{}
+	app, cleanup, err := assemble(ctx, cfg, logger, reg, d.install)
 	if err != nil {
 		return err
 	}
@@ -187,7 +189,7 @@ func serve(ctx context.Context, cfg config, logger *slog.Logger) error {
 	if err := app.Start(ctx); err != nil {
 		return err
 	}
-	return serveHTTP(ctx, cfg, logger, reg, app)
+	return serveHTTP(ctx, cfg, logger, reg, app, d)
 }
 
 // assemble opens what cfg names and builds the App on it, not started;
@@ -254,11 +256,14 @@ func stopAll(ctx context.Context, parts ...any) {
 	}
 }
 
-// serveHTTP serves the App's API (and /metrics) on cfg.addr until ctx
-// ends, then drains requests in flight and stops the App.
-func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *prometheus.Registry, app *adshare.App) error {
+// serveHTTP serves the App's API (and /metrics, and the dashboard page)
+// on cfg.addr until ctx ends; then it fails readiness (through d, when
+// not nil) for cfg.drainDelay while still serving, drains requests in
+// flight and stops the App.
+func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *prometheus.Registry, app *adshare.App, d *drainer) error {
 	mux := http.NewServeMux()
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg}))
+	mountDashboard(mux)
 	mux.Handle("/", app.Handler())
 
 	ln, err := net.Listen("tcp", cfg.addr)
@@ -290,6 +295,16 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	select {
 	case err = <-serveErr:
 	case <-ctx.Done():
+		// Readiness fails first, so that load balancers stop sending
+		// before the listener closes.
+		d.start()
+		if cfg.drainDelay > 0 {
+			logger.InfoContext(ctx, "draining: not ready, still serving", slog.Duration("delay", cfg.drainDelay))
+			select {
+			case err = <-serveErr:
+			case <-time.After(cfg.drainDelay):
+			}
+		}
 	}
 	logger.InfoContext(ctx, "shutting down", slog.Duration("timeout", cfg.shutdownTimeout))
 	shutdownCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.shutdownTimeout)

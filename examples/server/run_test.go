@@ -86,7 +86,7 @@ func TestQuickStartOnEmbeddedDefaults(t *testing.T) {
 
 	status, body = get(t, base+"/readyz")
 	require.Equal(t, http.StatusOK, status)
-	require.JSONEq(t, `{"status":"ok","checks":{"store":"ok"}}`, body)
+	require.JSONEq(t, `{"status":"ok","checks":{"store":"ok","drain":"ok"}}`, body)
 
 	status, body = get(t, base+"/metrics")
 	require.Equal(t, http.StatusOK, status)
@@ -105,7 +105,7 @@ func TestWithPostgresAndRedis(t *testing.T) {
 
 	status, body := get(t, base+"/readyz")
 	require.Equal(t, http.StatusOK, status)
-	require.JSONEq(t, `{"status":"ok","checks":{"postgres":"ok","redis":"ok"}}`, body)
+	require.JSONEq(t, `{"status":"ok","checks":{"postgres":"ok","redis":"ok","drain":"ok"}}`, body)
 
 	userFlow(t, base)
 
