@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/google/uuid"
@@ -25,9 +26,10 @@ func (db *DB) AppendAudit(ctx context.Context, e auth.AuditEvent) error {
 var auditCopyColumns = []string{"at", "actor_id", "action", "target_type", "target_id", "ip", "ip_sealed", "user_agent", "outcome", "reason", "details"}
 
 // auditRowID is the row id an audit event's sealed address is bound to:
-// its time, which the row keeps (the id is the database's, unknown before
-// the write).
-func auditRowID(at time.Time) string { return at.UTC().Format(time.RFC3339Nano) }
+// its time in Unix microseconds, which the row keeps (its id is the
+// database's, unknown before the write). The re-encryption job computes
+// the same in SQL (see sealedTables).
+func auditRowID(at time.Time) string { return strconv.FormatInt(at.UnixMicro(), 10) }
 
 // writeAudit is the audit batcher's flush.
 func (db *DB) writeAudit(ctx context.Context, events []auth.AuditEvent) error {

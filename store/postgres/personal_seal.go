@@ -1,5 +1,11 @@
 package postgres
 
+import "github.com/adshare/adshare/auth/keyring"
+
+// Keyring returns Config.Keyring: the ring that seals what the store
+// keeps sealed, nil when there is none.
+func (db *DB) Keyring() *keyring.Ring { return db.cfg.Keyring }
+
 // The purposes of the personal fields sealed at rest (see auth/keyring and
 // migration 00010): one per column. The row id each is bound to is the
 // user's id for a user's fields, the session's id for its address, the

@@ -32,9 +32,12 @@ func (db *DB) CreateAccount(ctx context.Context, a auth.NewAccount) error {
 	if err != nil {
 		return err
 	}
-	var identityEmail []byte
+	var (
+		identitySealed []byte
+		identityEmail  string
+	)
 	if id := a.Identity; id != nil {
-		if identityEmail, id.Email, err = db.sealPersonal(purposeIdentityEmail, identityRowID(id.Issuer, id.Subject), id.Email); err != nil {
+		if identitySealed, identityEmail, err = db.sealPersonal(purposeIdentityEmail, identityRowID(id.Issuer, id.Subject), id.Email); err != nil {
 			return err
 		}
 	}
@@ -55,7 +58,7 @@ func (db *DB) CreateAccount(ctx context.Context, a auth.NewAccount) error {
 		b.Queue(`INSERT INTO user_tier_changes (user_id, tier, effective_at) VALUES ($1, $2, $3)`, u.ID, u.Tier, u.CreatedAt)
 		if id := a.Identity; id != nil {
 			b.Queue(`INSERT INTO identities (issuer, subject, user_id, provider, email, email_sealed, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7)`,
-				id.Issuer, id.Subject, u.ID, id.Provider, id.Email, identityEmail, id.CreatedAt)
+				id.Issuer, id.Subject, u.ID, id.Provider, identityEmail, identitySealed, id.CreatedAt)
 		}
 		return tx.SendBatch(ctx, b).Close()
 	})
