@@ -12,6 +12,13 @@ type cachedSpace struct {
 	space   Space
 	tier    string
 	fetched time.Time
+
+	// What every fill of the space sends the Decider, derived once from
+	// the settings (fill builds requests from them; they are shared by
+	// every request, so nothing may write into them).
+	adTypes     []int    // the formats' ad types, sorted, unique
+	keywords    []string // the owner's keywords, sorted, unique, none blocked
+	advertisers []string // advertisers excluded: the owner's blocks and the owner
 }
 
 // spaceCache keeps hot spaces in memory so that a fill costs no database

@@ -253,9 +253,32 @@ func (s *Service) cachedSpace(ctx context.Context, owner uuid.UUID) (cachedSpace
 	if err != nil {
 		return cachedSpace{}, err
 	}
-	cs := cachedSpace{space: sp, tier: u.Tier, fetched: readStarted}
+	cs := s.newCachedSpace(sp, u.Tier, readStarted)
 	s.cache.put(owner, cs)
 	return cs, nil
+}
+
+// newCachedSpace is the owner's space as fills use it, with what every
+// fill of it sends the Decider worked out once.
+func (s *Service) newCachedSpace(sp Space, tier string, fetched time.Time) cachedSpace {
+	set := sp.Settings
+	cs := cachedSpace{space: sp, tier: tier, fetched: fetched}
+	for _, name := range set.Formats {
+		cs.adTypes = append(cs.adTypes, s.formats[name].AdTypes...)
+	}
+	slices.Sort(cs.adTypes)
+	cs.adTypes = slices.Compact(cs.adTypes)
+	cs.keywords = relevantKeywords(slices.Clone(set.Keywords), set.BlockedKeywords)
+	// The owner's own content never runs as a paid ad in their space.
+	cs.advertisers = append(slices.Clone(set.BlockedAdvertisers), sp.OwnerID.String())
+	return cs
+}
+
+// relevantKeywords sorts keywords and drops repeats and blocked ones, in
+// place.
+func relevantKeywords(keywords, blocked []string) []string {
+	slices.Sort(keywords)
+	return slices.DeleteFunc(slices.Compact(keywords), func(k string) bool { return slices.Contains(blocked, k) })
 }
 
 // viewerState is who is looking, as the ad server may know it.
@@ -299,20 +322,18 @@ func (s *Service) decisionRequest(ctx context.Context, r FillRequest, cs cachedS
 	if r.Count > 0 {
 		count = min(count, r.Count)
 	}
-	p := decision.Placement{ID: mainPlacement, Formats: set.Formats, Count: max(count, 1), Properties: map[string]string{}}
-	for _, name := range set.Formats {
-		p.AdTypes = append(p.AdTypes, s.formats[name].AdTypes...)
+	p := decision.Placement{ID: mainPlacement, Formats: set.Formats, Count: max(count, 1), AdTypes: cs.adTypes}
+	if len(r.Properties) > 0 {
+		p.Properties = maps.Clone(r.Properties)
 	}
-	slices.Sort(p.AdTypes)
-	p.AdTypes = slices.Compact(p.AdTypes)
-	maps.Copy(p.Properties, r.Properties)
-
-	keywords := slices.Clone(set.Keywords)
-	for _, k := range r.Keywords {
-		keywords = append(keywords, NormalizeTerm(k))
+	keywords := cs.keywords
+	if len(r.Keywords) > 0 {
+		keywords = slices.Clone(cs.keywords)
+		for _, k := range r.Keywords {
+			keywords = append(keywords, NormalizeTerm(k))
+		}
+		keywords = relevantKeywords(keywords, set.BlockedKeywords)
 	}
-	slices.Sort(keywords)
-	keywords = slices.DeleteFunc(slices.Compact(keywords), func(k string) bool { return slices.Contains(set.BlockedKeywords, k) })
 
 	req := decision.Request{
 		Placements: []decision.Placement{p},
@@ -321,7 +342,7 @@ func (s *Service) decisionRequest(ctx context.Context, r FillRequest, cs cachedS
 		Categories: set.AllowedCategories,
 		Exclude: decision.Exclusions{
 			// The owner's own content never runs as a paid ad in their space.
-			Advertisers: append(slices.Clone(set.BlockedAdvertisers), cs.space.OwnerID.String()),
+			Advertisers: cs.advertisers,
 			Categories:  set.BlockedCategories,
 			Keywords:    set.BlockedKeywords,
 		},

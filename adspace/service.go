@@ -5,8 +5,10 @@ import (
 	"context"
 	"crypto/hmac"
 	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
+	"hash"
 	"log/slog"
 	"maps"
 	"slices"
@@ -137,6 +139,7 @@ type Service struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	tracer  tracing.Tracer
+	macs    sync.Pool // HMACs keyed with ViewerKeySecret (viewerKey)
 
 	mu          sync.Mutex
 	unsubscribe func()
@@ -184,6 +187,8 @@ func NewService(cfg Config) (*Service, error) {
 	if cfg.Funding != nil {
 		s.funding = &fundingCache{source: cfg.Funding, logger: s.logger, now: s.now, entries: map[uuid.UUID]fundingEntry{}}
 	}
+	secret := slices.Clone(cfg.ViewerKeySecret)
+	s.macs.New = func() any { return hmac.New(sha256.New, secret) }
 	s.viewers = &consentCache{max: cmp.Or(cfg.SpaceCacheSize, DefaultSpaceCacheSize), entries: map[uuid.UUID]consentEntry{}}
 	return s, nil
 }
@@ -238,9 +243,11 @@ func (s *Service) Formats() []Format {
 // under the service's secret, so the ad server can cap frequency without
 // learning who anyone is.
 func (s *Service) viewerKey(identity string) string {
-	m := hmac.New(sha256.New, s.cfg.ViewerKeySecret)
+	m := s.macs.Get().(hash.Hash) // keyed once, not per fill
+	defer s.macs.Put(m)
+	m.Reset()
 	m.Write([]byte("adshare viewer\x00"))
 	m.Write([]byte(identity))
-	sum := m.Sum(nil)
-	return fmt.Sprintf("%x", sum[:16])
+	var sum [sha256.Size]byte
+	return hex.EncodeToString(m.Sum(sum[:0])[:16])
 }

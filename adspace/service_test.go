@@ -2,13 +2,18 @@ package adspace_test
 
 import (
 	"context"
+	"crypto/hmac"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/assert"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
@@ -580,4 +585,38 @@ func TestFillServesOnlyFundedAdvertisersAds(t *testing.T) {
 	fill, err := b2.spaces.Fill(ctx, adspace.FillRequest{Owner: owner2.UserID, Device: "d1"})
 	require.NoError(t, err)
 	require.Len(t, fill.Ads, 1, "funding unknown: the ads are served (fail open)")
+}
+
+// TestViewerKeyIsTheDocumentedHMAC holds the pseudonymous viewer key to its
+// derivation, the first 16 bytes of HMAC-SHA256(secret, "adshare viewer\0"
+// + identity) in hex, from fills running at once: a key that changed
+// between releases or mixed up viewers under load would break frequency
+// caps and the ad server's profiles.
+func TestViewerKeyIsTheDocumentedHMAC(t *testing.T) {
+	t.Parallel()
+	fake := &decisiontest.Fake{}
+	b := setup(t, opts{decider: fake})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	want := func(identity string) string {
+		m := hmac.New(sha256.New, secret)
+		m.Write([]byte("adshare viewer\x00" + identity))
+		return hex.EncodeToString(m.Sum(nil)[:16])
+	}
+	var wg sync.WaitGroup
+	for i := range 16 {
+		wg.Go(func() {
+			_, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: fmt.Sprintf("dev-%d", i), GDPRApplies: true, GDPRConsent: true})
+			assert.NoError(t, err)
+		})
+	}
+	wg.Wait()
+	keys := map[string]bool{}
+	for _, c := range fake.Calls() {
+		keys[c.UserKey] = true
+	}
+	require.Len(t, keys, 16)
+	for i := range 16 {
+		require.True(t, keys[want(fmt.Sprintf("device:dev-%d", i))], "device %d", i)
+	}
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"slices"
+	"strconv"
 	"time"
 	"unicode/utf8"
 
@@ -141,27 +142,40 @@ func (r Request) Validate() error {
 	case len(r.Placements) == 0:
 		f.Add("placements", "at least one placement is required")
 	case len(r.Placements) > MaxPlacements:
-		f.Add("placements", fmt.Sprintf("at most %d placements", MaxPlacements))
+		f.Add("placements", msgPlacements)
 	}
-	seen := map[string]bool{}
 	for i, p := range r.Placements {
-		at := fmt.Sprintf("placements/%d/", i)
-		f.Check(p.ID != "" && validString(p.ID), at+"id", "is required")
-		f.Check(!seen[p.ID], at+"id", "must be unique")
-		seen[p.ID] = true
-		f.Check(len(p.AdTypes) > 0 || len(p.Formats) > 0, at+"ad_types", "at least one ad type or format is required")
-		f.Check(p.Count >= 0 && p.Count <= MaxCount, at+"count", fmt.Sprintf("must be between 1 and %d", MaxCount))
-		f.Check(validMap(p.Properties), at+"properties", fmt.Sprintf("at most %d valid UTF-8 entries", MaxProperties))
-		f.Check(allValid(p.Formats), at+"formats", "must be valid UTF-8")
+		// Field names and messages are built only for what failed: a
+		// valid request, the one every fill sends, formats nothing.
+		check := func(ok bool, field, msg string) {
+			if !ok {
+				f.Add("placements/"+strconv.Itoa(i)+"/"+field, msg)
+			}
+		}
+		check(p.ID != "" && validString(p.ID), "id", "is required")
+		check(!slices.ContainsFunc(r.Placements[:i], func(q Placement) bool { return q.ID == p.ID }), "id", "must be unique")
+		check(len(p.AdTypes) > 0 || len(p.Formats) > 0, "ad_types", "at least one ad type or format is required")
+		check(p.Count >= 0 && p.Count <= MaxCount, "count", msgCount)
+		check(validMap(p.Properties), "properties", msgProperties)
+		check(allValid(p.Formats), "formats", "must be valid UTF-8")
 	}
-	f.Check(len(r.Keywords) <= MaxKeywords && allValid(r.Keywords), "keywords", fmt.Sprintf("at most %d valid UTF-8 keywords", MaxKeywords))
-	f.Check(len(r.Categories) <= MaxKeywords && allValid(r.Categories), "categories", fmt.Sprintf("at most %d valid UTF-8 categories", MaxKeywords))
-	f.Check(validMap(r.Properties), "properties", fmt.Sprintf("at most %d valid UTF-8 entries", MaxProperties))
+	f.Check(len(r.Keywords) <= MaxKeywords && allValid(r.Keywords), "keywords", msgKeywords)
+	f.Check(len(r.Categories) <= MaxKeywords && allValid(r.Categories), "categories", msgCategories)
+	f.Check(validMap(r.Properties), "properties", msgProperties)
 	f.Check(validString(r.UserKey) && validString(r.IP) && validString(r.UserAgent) && validString(r.URL) && validString(r.Referrer),
 		"context", "strings must be valid UTF-8 and at most 512 bytes")
 	f.Check(r.UserKey == "" || r.Consent.MayTrack(), "user_key", "must be empty when consent does not allow tracking the viewer")
 	return f.Err(ErrInvalidRequest)
 }
+
+// Validate's messages that name a limit, formatted once.
+var (
+	msgPlacements = fmt.Sprintf("at most %d placements", MaxPlacements)
+	msgCount      = fmt.Sprintf("must be between 1 and %d", MaxCount)
+	msgProperties = fmt.Sprintf("at most %d valid UTF-8 entries", MaxProperties)
+	msgKeywords   = fmt.Sprintf("at most %d valid UTF-8 keywords", MaxKeywords)
+	msgCategories = fmt.Sprintf("at most %d valid UTF-8 categories", MaxKeywords)
+)
 
 func validString(s string) bool { return len(s) <= maxStringLen && utf8.ValidString(s) }
 

@@ -202,13 +202,15 @@ func (s *server) handleFill() http.Handler {
 			GDPRConsent: q.bool("gdpr_consent"),
 			DoNotSell:   q.bool("do_not_sell"),
 			Count:       int(q.int("count", 1, adspace.MaxAdsPerViewLimit)),
-			Properties:  map[string]string{},
 		}
 		if kw := q.string("keywords", 700); kw != "" {
 			fr.Keywords = strings.Split(kw, ",")
 		}
 		for _, name := range adspace.ContextProperties {
 			if v := q.string(name, 64); v != "" {
+				if fr.Properties == nil {
+					fr.Properties = map[string]string{}
+				}
 				fr.Properties[name] = v
 			}
 		}

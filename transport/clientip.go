@@ -26,16 +26,26 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	if !isTrusted(peer, trusted) {
 		return peer.String()
 	}
-	hops := strings.Split(strings.Join(r.Header.Values("X-Forwarded-For"), ","), ",")
 	client := peer
-	for i := len(hops) - 1; i >= 0; i-- {
-		hop, err := netip.ParseAddr(strings.TrimSpace(hops[i]))
-		if err != nil {
-			break // garbage: stop at the last address we could trust
-		}
-		client = hop.Unmap()
-		if !isTrusted(client, trusted) {
-			break
+	// Right to left over the fields and their comma-separated hops,
+	// without splitting them into new strings.
+	values := r.Header.Values("X-Forwarded-For")
+	for v := len(values) - 1; v >= 0; v-- {
+		rest := values[v]
+		for {
+			i := strings.LastIndexByte(rest, ',')
+			hop, err := netip.ParseAddr(strings.TrimSpace(rest[i+1:]))
+			if err != nil {
+				return client.String() // garbage: stop at the last address we could trust
+			}
+			client = hop.Unmap()
+			if !isTrusted(client, trusted) {
+				return client.String()
+			}
+			if i < 0 {
+				break
+			}
+			rest = rest[:i]
 		}
 	}
 	return client.String()

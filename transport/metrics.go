@@ -54,7 +54,7 @@ func newHTTPMetrics(reg prometheus.Registerer) (*httpMetrics, error) {
 // begin counts a request in flight and returns the function that records
 // its outcome. Unknown methods share one label so that a client cannot
 // grow the label set.
-func (m *httpMetrics) begin(method, route string) func(status int, elapsed time.Duration) {
+func (m *httpMetrics) begin(method string) func(route string, status int, elapsed time.Duration) {
 	switch method {
 	case http.MethodGet, http.MethodHead, http.MethodPost, http.MethodPut, http.MethodPatch,
 		http.MethodDelete, http.MethodOptions:
@@ -62,7 +62,7 @@ func (m *httpMetrics) begin(method, route string) func(status int, elapsed time.
 		method = "OTHER"
 	}
 	m.inFlight.Inc()
-	return func(status int, elapsed time.Duration) {
+	return func(route string, status int, elapsed time.Duration) {
 		m.inFlight.Dec()
 		code := strconv.Itoa(status)
 		m.requests.WithLabelValues(method, route, code).Inc()

@@ -65,6 +65,7 @@ type responseRecorder struct {
 	http.ResponseWriter
 	status  int
 	written int64
+	route   string // the pattern that served the request, set by dispatch
 }
 
 func (rec *responseRecorder) WriteHeader(status int) {
@@ -112,17 +113,24 @@ func (rec *responseRecorder) statusOrOK() int {
 func (s *server) withObservation(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		route := s.routeOf(r)
-		done := s.metrics.begin(r.Method, route)
+		done := s.metrics.begin(r.Method)
 		rec := &responseRecorder{ResponseWriter: w}
 		var span trace.Span
 		if s.tracer.On() {
-			r, span = s.startSpan(r, route)
+			rec.route = s.routeOf(r)
+			r, span = s.startSpan(r, rec.route)
 		}
 		defer func() {
 			elapsed := time.Since(start)
+			// dispatch names the route as it routes (matching is not
+			// free); answers given before it (a 429, a preflight) are
+			// matched here.
+			route := rec.route
+			if route == "" {
+				route = s.routeOf(r)
+			}
 			status := rec.statusOrOK()
-			done(status, elapsed)
+			done(route, status, elapsed)
 			if span != nil {
 				endSpan(span, status)
 			}

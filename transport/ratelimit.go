@@ -54,15 +54,54 @@ func routeClass(pattern string) RouteClass {
 	return RouteDefault
 }
 
-// clientLimit is the per-address key and limit of r's route class: the
-// class's own (Config.RouteLimits) or, without one, ClientRateLimit.
-func (s *server) clientLimit(r *http.Request) (string, auth.Limit) {
-	ip := limitKeyForIP(auth.ClientFromContext(r.Context()).IP)
-	class := routeClass(r.Method + " " + r.URL.Path) // by path: probing unknown /auth/ paths counts as auth
-	if l, ok := s.cfg.RouteLimits[class]; ok && class != RouteDefault {
-		return "api:" + string(class) + ":" + ip, l
+// limitPolicy is one of the API-wide limits with what every answer it
+// limits says of it, worked out once: the limiter key's prefix and the
+// constant header values.
+type limitPolicy struct {
+	limit  auth.Limit
+	prefix string   // of the limiter's keys: "api:ip:", "api:auth:", "api:user:"
+	name   string   // the IETF draft's policy name: "ip", "auth", "user"
+	policy []string // RateLimit-Policy
+	burst  []string // RateLimit-Limit
+}
+
+// newLimitPolicy is the policy of limit l named name. Its value slices are
+// shared by every answer: each has length equal to its capacity, so that
+// Header.Add copies rather than writes into it.
+func newLimitPolicy(name string, l auth.Limit) *limitPolicy {
+	return &limitPolicy{
+		limit: l, prefix: "api:" + name + ":", name: name,
+		policy: []string{fmt.Sprintf("%q;q=%d;w=%d", name, l.Rate, int(l.Period/time.Second))},
+		burst:  []string{strconv.Itoa(l.Burst)},
 	}
-	return "api:ip:" + ip, s.cfg.ClientRateLimit
+}
+
+// limitPolicies are the server's API-wide limits.
+type limitPolicies struct {
+	client  *limitPolicy                // per address, RouteDefault and classes without their own
+	user    *limitPolicy                // per signed-in user
+	classes map[RouteClass]*limitPolicy // per address, the classes of Config.RouteLimits
+}
+
+func newLimitPolicies(cfg Config) limitPolicies {
+	p := limitPolicies{client: newLimitPolicy("ip", cfg.ClientRateLimit), user: newLimitPolicy("user", cfg.UserRateLimit),
+		classes: map[RouteClass]*limitPolicy{}}
+	for class, l := range cfg.RouteLimits {
+		if class != RouteDefault {
+			p.classes[class] = newLimitPolicy(string(class), l)
+		}
+	}
+	return p
+}
+
+// clientLimit is the per-address policy of r's route class: the class's
+// own (Config.RouteLimits) or, without one, ClientRateLimit's.
+func (s *server) clientLimit(r *http.Request) *limitPolicy {
+	class := routeClass(r.Method + " " + r.URL.Path) // by path: probing unknown /auth/ paths counts as auth
+	if p, ok := s.limits.classes[class]; ok {
+		return p
+	}
+	return s.limits.client
 }
 
 // limitKeyForIP buckets an address: itself for IPv4, its /64 for IPv6.
@@ -91,8 +130,8 @@ func (s *server) withClientRateLimit(next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		key, limit := s.clientLimit(r)
-		if err := s.checkLimit(w, r, key, limit); err != nil {
+		p := s.clientLimit(r)
+		if err := s.checkLimit(w, r, p, limitKeyForIP(auth.ClientFromContext(r.Context()).IP)); err != nil {
 			s.writeError(w, r, err)
 			return
 		}
@@ -107,28 +146,35 @@ func (s *server) limitPrincipal(w http.ResponseWriter, r *http.Request, p auth.P
 	if s.cfg.Limiter == nil {
 		return nil
 	}
-	return s.checkLimit(w, r, "api:user:"+p.UserID.String(), s.cfg.UserRateLimit)
+	return s.checkLimit(w, r, s.limits.user, p.UserID.String())
 }
 
-// checkLimit counts one request against l and returns errRateLimited (with
-// RetryAfter) when over. It reports the budget in RateLimit-Limit /
-// RateLimit-Remaining / RateLimit-Reset headers.
-func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, key string, l auth.Limit) error {
-	res, err := s.cfg.Limiter.Allow(r.Context(), key, l)
+// checkLimit counts one request against p's limit for id (an address's
+// bucket, a user's id) and returns errRateLimited (with RetryAfter) when
+// over. It reports the budget in the IETF draft's RateLimit-Policy and
+// RateLimit fields (draft-ietf-httpapi-ratelimit-headers) and the older
+// RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset. Every answer
+// pays for these headers, so they are assigned under their canonical keys
+// from values built once, with one allocation for the three that vary.
+func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, p *limitPolicy, id string) error {
+	res, err := s.cfg.Limiter.Allow(r.Context(), p.prefix+id, p.limit)
 	if err != nil {
 		s.logger.WarnContext(r.Context(), "transport: rate limiter unavailable; allowing", slog.Any("error", err))
 		return nil
 	}
-	h := w.Header()
-	// The IETF draft's fields (draft-ietf-httpapi-ratelimit-headers), named
-	// after the key's kind ("ip", "user"), beside the older RateLimit-*.
-	policy := strings.SplitN(key, ":", 3)[1]
 	reset := int((res.ResetAfter + time.Second - 1) / time.Second)
-	h.Set("RateLimit-Policy", fmt.Sprintf("%q;q=%d;w=%d", policy, l.Rate, int(l.Period/time.Second)))
-	h.Set("RateLimit", fmt.Sprintf("%q;r=%d;t=%d", policy, res.Remaining, reset))
-	h.Set("RateLimit-Limit", strconv.Itoa(l.Burst))
-	h.Set("RateLimit-Remaining", strconv.Itoa(res.Remaining))
-	h.Set("RateLimit-Reset", strconv.Itoa(reset))
+	var b []byte
+	b = append(append(append(b, '"'), p.name...), `";r=`...)
+	b = append(strconv.AppendInt(b, int64(res.Remaining), 10), ";t="...)
+	b = strconv.AppendInt(b, int64(reset), 10)
+	vary := [3]string{string(b), strconv.Itoa(res.Remaining), strconv.Itoa(reset)}
+	values := vary[:] // escapes once, for the three headers
+	h := w.Header()
+	h["Ratelimit-Policy"] = p.policy
+	h["Ratelimit"] = values[0:1:1]
+	h["Ratelimit-Limit"] = p.burst
+	h["Ratelimit-Remaining"] = values[1:2:2]
+	h["Ratelimit-Reset"] = values[2:3:3]
 	if !res.Allowed {
 		return errRateLimited.WithRetryAfter(res.RetryAfter)
 	}

@@ -205,6 +205,7 @@ type server struct {
 	spaces    *adspace.Service
 	events    *analytics.Service
 	billing   *billing.Service
+	limits    limitPolicies
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -223,7 +224,7 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 		return nil, err
 	}
 	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics,
-		billing: cfg.Billing, tracer: tracing.New(cfg.TracerProvider)}
+		billing: cfg.Billing, tracer: tracing.New(cfg.TracerProvider), limits: newLimitPolicies(cfg)}
 	if cfg.TracerProvider != nil { // trace ids in the access log and errors
 		s.logger = slog.New(tracing.LogHandler(cfg.Logger.Handler()))
 	}
@@ -276,6 +277,9 @@ func (s *server) routeOf(r *http.Request) string {
 // mux's plain text.
 func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 	h, pattern := s.mux.Handler(r)
+	if rec, ok := w.(*responseRecorder); ok {
+		rec.route = cmp.Or(pattern, "unmatched")
+	}
 	if pattern != "" {
 		s.mux.ServeHTTP(w, r)
 		return

@@ -157,6 +157,20 @@ func TestOneAdPerAdvertiserAndExclusions(t *testing.T) {
 	got = b.decide(t, decision.Request{Placements: placement(3), Exclude: decision.Exclusions{Advertisers: []string{"a1"}}})
 	require.NotContains(t, adIDs(got), "x1")
 	require.NotContains(t, adIDs(got), "x2")
+
+	// Past a few entries the exclusions are looked up, not scanned: the
+	// same answers either way.
+	var many decision.Exclusions
+	for i := range 20 {
+		many.Advertisers = append(many.Advertisers, fmt.Sprintf("other-%d", i))
+		many.Categories = append(many.Categories, fmt.Sprintf("cat-%d", i))
+		many.Creatives = append(many.Creatives, fmt.Sprintf("creative-%d", i))
+	}
+	many.Advertisers = append(many.Advertisers, "a3")
+	many.Categories = append(many.Categories, "gambling")
+	many.Creatives = append(many.Creatives, "y")
+	got = b.decide(t, decision.Request{Placements: placement(3), Exclude: many})
+	require.Equal(t, []string{"x1"}, adIDs(got), "z's advertiser, g's category and y itself are excluded from long lists")
 }
 
 func TestBudgetsPacingAndSchedule(t *testing.T) {

@@ -1,6 +1,7 @@
 package local
 
 import (
+	"slices"
 	"time"
 
 	"github.com/adshare/adshare/decision"
@@ -11,22 +12,44 @@ type filter struct {
 	now            time.Time
 	dayFraction    float64
 	slack          float64
-	advertisers    map[string]struct{}
-	creatives      map[string]struct{}
-	categories     map[string]struct{}
-	blockedWords   map[string]struct{}
-	keywords       map[string]struct{}
+	advertisers    stringSet
+	creatives      stringSet
+	categories     stringSet
+	blockedWords   stringSet
 	requestKeyword []string
 	// maxBoost is the largest relevance boost this request can give.
 	maxBoost float64
 }
 
-func set(ss []string) map[string]struct{} {
+// stringSet answers whether a string is in a list: by scanning the list
+// while it is as short as a request's usually are (none, or the owner's
+// own id), which costs a fill no allocation, and through a map past
+// smallSet entries.
+type stringSet struct {
+	list []string
+	m    map[string]struct{}
+}
+
+// smallSet is the longest list a stringSet scans.
+const smallSet = 8
+
+func newStringSet(ss []string) stringSet {
+	if len(ss) <= smallSet {
+		return stringSet{list: ss}
+	}
 	m := make(map[string]struct{}, len(ss))
 	for _, s := range ss {
 		m[s] = struct{}{}
 	}
-	return m
+	return stringSet{m: m}
+}
+
+func (s stringSet) has(x string) bool {
+	if s.m != nil {
+		_, ok := s.m[x]
+		return ok
+	}
+	return slices.Contains(s.list, x)
 }
 
 func newFilter(req decision.Request, now time.Time, slack float64) *filter {
@@ -35,11 +58,10 @@ func newFilter(req decision.Request, now time.Time, slack float64) *filter {
 		now:            now,
 		dayFraction:    float64(now.UTC().Sub(midnight)) / float64(24*time.Hour),
 		slack:          slack,
-		advertisers:    set(req.Exclude.Advertisers),
-		creatives:      set(req.Exclude.Creatives),
-		categories:     set(req.Exclude.Categories),
-		blockedWords:   set(req.Exclude.Keywords),
-		keywords:       set(req.Keywords),
+		advertisers:    newStringSet(req.Exclude.Advertisers),
+		creatives:      newStringSet(req.Exclude.Creatives),
+		categories:     newStringSet(req.Exclude.Categories),
+		blockedWords:   newStringSet(req.Exclude.Keywords),
 		requestKeyword: req.Keywords,
 		maxBoost:       1 + float64(min(len(req.Keywords), maxKeywordBoostMatches))*keywordBoostPerMatch,
 	}
@@ -50,21 +72,9 @@ func (f *filter) allows(c *candidate) bool {
 	if f.now.Before(c.Start) || (!c.End.IsZero() && !f.now.Before(c.End)) {
 		return false
 	}
-	if _, ok := f.advertisers[c.AdvertiserID]; ok {
+	if f.advertisers.has(c.AdvertiserID) || f.creatives.has(c.ID) ||
+		slices.ContainsFunc(c.Categories, f.categories.has) || slices.ContainsFunc(c.Keywords, f.blockedWords.has) {
 		return false
-	}
-	if _, ok := f.creatives[c.ID]; ok {
-		return false
-	}
-	for _, cat := range c.Categories {
-		if _, ok := f.categories[cat]; ok {
-			return false
-		}
-	}
-	for _, k := range c.Keywords {
-		if _, ok := f.blockedWords[k]; ok {
-			return false
-		}
 	}
 	// One more event must fit the remaining budget.
 	unit := c.Bid.Micros

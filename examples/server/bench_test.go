@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/base64"
+	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/http/httptest"
@@ -25,15 +26,20 @@ import (
 )
 
 // BenchmarkFillHTTP loads GET /ad-space/{userId} on the example server
-// (PostgreSQL + Redis, the local engine, a warm cache) with 64 connections
-// for 5 s, and a hello-world net/http handler the same way, in the same
-// run, and reports both and their ratio. Run it with -benchtime=1x.
+// (PostgreSQL + Redis, the leased API-wide rate limits on, the local
+// engine, warm caches) with 64 connections for 5 s, each request a fill by
+// another viewer, and a hello-world net/http handler the same way, in the
+// same run, and reports both and their ratio: for a space whose fill
+// chooses among ten funded ads, and for one that no ad may fill (its
+// owner allows only a category none has), which runs the whole decision
+// to an empty answer. Run it with -benchtime=1x.
 func BenchmarkFillHTTP(b *testing.B) {
 	dbURL := postgrestest.URL(b)
 	redisURL, prefix := testenv.Redis(b)
-	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ACCESS_LOG": "false", "ADSHARE_CLIENT_RATE": "60000000"}
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ACCESS_LOG": "false",
+		"ADSHARE_CLIENT_RATE": "60000000", "ADSHARE_TRUSTED_PROXIES": "127.0.0.1/32"}
 	base, _ := startServer(b, env, "-migrate-on-start")
-	owner := seedApprovedAd(b, base, env)
+	owner, empty := seedFundedAds(b, base, env, 10)
 
 	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "application/json")
@@ -44,50 +50,96 @@ func BenchmarkFillHTTP(b *testing.B) {
 	run := func(url string) loadgen.Result {
 		res, err := loadgen.Run(context.Background(), loadgen.Config{
 			Concurrency: 64, Duration: 5 * time.Second,
-			Request: func(worker, i int) (*http.Request, error) { return http.NewRequest(http.MethodGet, url, nil) },
+			Request: func(worker, i int) (*http.Request, error) {
+				return http.NewRequest(http.MethodGet, url+"&device=w"+strconv.Itoa(worker)+"-"+strconv.Itoa(i), nil)
+			},
 		})
 		require.NoError(b, err)
 		return res
 	}
 	for b.Loop() {
-		baseline := run(hello.URL)
-		fill := run(base + "/ad-space/" + owner + "?device=bench-device&gdpr_applies=false")
+		baseline := run(hello.URL + "/?gdpr_applies=false")
+		fill := run(base + "/ad-space/" + owner + "?gdpr_applies=false")
+		none := run(base + "/ad-space/" + empty + "?gdpr_applies=false")
 		b.Logf("hello-world: %v", baseline)
 		b.Logf("fill:        %v", fill)
+		b.Logf("empty fill:  %v", none)
 		b.ReportMetric(baseline.RPS, "hello-req/s")
 		b.ReportMetric(fill.RPS, "fill-req/s")
 		b.ReportMetric(fill.RPS/baseline.RPS, "fill/hello")
+		b.ReportMetric(none.RPS/baseline.RPS, "empty/hello")
 		b.ReportMetric(float64(fill.P99.Microseconds())/1000, "fill-p99-ms")
+		b.ReportMetric(float64(none.P99.Microseconds())/1000, "empty-p99-ms")
 	}
 }
 
-// seedApprovedAd registers an owner, an advertiser with an approved ad and
-// a moderator, and waits until a fill of the owner's space shows the ad.
-// It returns the owner's id.
-func seedApprovedAd(tb testing.TB, base string, env map[string]string) string {
+// seedFundedAds registers an owner, n advertisers with a confirmed top-up
+// and an approved ad each, a moderator, an admin, and a second owner whose
+// settings let no ad in (only a category no ad has); it waits until fills
+// of the first owner's space show ads, and returns both owners' ids. The
+// server must trust 127.0.0.1 as a proxy: each registration comes from its
+// own client address, as a fleet's do, under the per-address sign-up limit.
+func seedFundedAds(tb testing.TB, base string, env map[string]string, n int) (owner, empty string) {
 	tb.Helper()
 	ctx := context.Background()
 	getenv := func(k string) string { return env[k] }
 	const pw = `"password":"a long enough passphrase"`
-	owner := postJSON(tb, base+"/auth/register", "", `{"email":"owner@example.com",`+pw+`}`, http.StatusCreated)
-	postJSON(tb, base+"/auth/register", "", `{"email":"adv@example.com",`+pw+`}`, http.StatusCreated)
-	postJSON(tb, base+"/auth/register", "", `{"email":"mod@example.com",`+pw+`}`, http.StatusCreated)
-	for email, role := range map[string]string{"adv@example.com": "advertiser", "mod@example.com": "moderator"} {
+	client := 0
+	from := func() http.Header {
+		client++
+		return http.Header{"X-Forwarded-For": {fmt.Sprintf("10.0.%d.%d", client/250, client%250+1)}}
+	}
+	register := func(email string) map[string]any {
+		return sendJSON(tb, http.MethodPost, base+"/auth/register", "", `{"email":"`+email+`",`+pw+`}`, from(), http.StatusCreated)
+	}
+	login := func(email string) string {
+		return sendJSON(tb, http.MethodPost, base+"/auth/login", "", `{"email":"`+email+`",`+pw+`}`, from(), http.StatusOK)["access_token"].(string)
+	}
+	setRole := func(email, role string) {
 		var out bytes.Buffer
 		require.NoError(tb, run(ctx, []string{"server", "users", "set-role", email, role}, getenv, &out))
 	}
-	adv := postJSON(tb, base+"/auth/login", "", `{"email":"adv@example.com",`+pw+`}`, http.StatusOK)["access_token"].(string)
-	mod := postJSON(tb, base+"/auth/login", "", `{"email":"mod@example.com",`+pw+`}`, http.StatusOK)["access_token"].(string)
-	content := postJSON(tb, base+"/ad-space/content", adv, `{"format":"banner","title":"Fresh beans","body":"Roasted weekly.",
-		"click_url":"https://shop.example.com/beans","bid":{"model":"cpm","micros":2000000},"total_budget_micros":1000000000,"submit":true}`, http.StatusCreated)
-	postJSON(tb, base+"/moderation/content/"+content["id"].(string)+"/approve", mod, "", http.StatusOK)
-
-	ownerID := owner["user"].(map[string]any)["id"].(string)
+	owner = register("owner@example.com")["user"].(map[string]any)["id"].(string)
+	empty = register("empty@example.com")["user"].(map[string]any)["id"].(string)
+	for _, u := range []struct{ email, role string }{{"mod@example.com", "moderator"}, {"admin@example.com", "admin"}} {
+		register(u.email)
+		setRole(u.email, u.role)
+	}
+	for i := range n {
+		email := fmt.Sprintf("adv%d@example.com", i)
+		register(email)
+		setRole(email, "advertiser")
+	}
+	time.Sleep(1100 * time.Millisecond) // a token issued in the second of a role change is refused
+	mod, admin := login("mod@example.com"), login("admin@example.com")
+	emptyOwner := login("empty@example.com")
+	status, raw := getWithToken(tb, base+"/ad-space/settings", emptyOwner)
+	require.Equal(tb, http.StatusOK, status, raw)
+	var space struct{ Settings map[string]any }
+	require.NoError(tb, json.Unmarshal([]byte(raw), &space))
+	settings := space.Settings
+	settings["allowed_categories"] = []string{"no-such-category"}
+	put, err := json.Marshal(settings)
+	require.NoError(tb, err)
+	sendJSON(tb, http.MethodPut, base+"/ad-space/settings", emptyOwner, string(put), nil, http.StatusOK)
+	for i := range n {
+		adv := login(fmt.Sprintf("adv%d@example.com", i))
+		topUp := sendJSON(tb, http.MethodPost, base+"/billing/topups", adv, `{"amount":100000,"currency":"usd"}`,
+			withHeader(from(), "Idempotency-Key", "bench-"+strconv.Itoa(i)), http.StatusCreated)
+		postJSON(tb, base+"/billing/topups/"+topUp["id"].(string)+"/confirm", admin, "", http.StatusOK)
+		content := postJSON(tb, base+"/ad-space/content", adv, fmt.Sprintf(`{"format":"banner","title":"Fresh beans %d","body":"Roasted weekly.",
+			"click_url":"https://shop.example.com/beans","bid":{"model":"cpm","micros":%d},"total_budget_micros":1000000000,"submit":true}`, i, 2_000_000+i), http.StatusCreated)
+		postJSON(tb, base+"/moderation/content/"+content["id"].(string)+"/approve", mod, "", http.StatusOK)
+	}
+	device := 0
 	require.Eventually(tb, func() bool {
-		_, body := get(tb, base+"/ad-space/"+ownerID+"?device=bench-device")
-		return bytes.Contains([]byte(body), []byte("Fresh beans"))
-	}, 15*time.Second, 100*time.Millisecond, "the local engine picks up the approved ad")
-	return ownerID
+		device++
+		_, body := get(tb, base+"/ad-space/"+owner+"?device=seed-"+strconv.Itoa(device))
+		return strings.Contains(body, "Fresh beans")
+	}, 15*time.Second, 100*time.Millisecond, "the local engine picks up the funded ads")
+	_, body := get(tb, base+"/ad-space/"+empty+"?device=seed")
+	require.Contains(tb, body, `"ads":[]`, "no ad is in the empty space's category")
+	return owner, empty
 }
 
 // BenchmarkIngestHTTP measures event ingest through the example server on
@@ -128,20 +180,7 @@ func benchmarkIngestHTTP(b *testing.B, withRedis bool) {
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner := postJSON(b, base+"/auth/register", "", `{"email":"owner@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
 	ownerID := uuid.MustParse(owner["user"].(map[string]any)["id"].(string))
-	sealer, err := tracking.NewSealer([][]byte{key}, nil)
-	require.NoError(b, err)
-	seal := func(i int) string {
-		now := time.Now().UTC()
-		tok, err := sealer.Seal(tracking.Payload{
-			ID: uuid.Must(uuid.NewV7()),
-			Ad: tracking.Ad{Owner: ownerID, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
-				AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
-				IssuedAt: now.Add(-5 * time.Second)},
-			ExpiresAt: now.Add(time.Hour),
-		})
-		require.NoError(b, err)
-		return tok
-	}
+	seal := impressionSealer(b, key, ownerID)
 	tokens := make(chan string, 1<<20)
 	mint := func(n int) {
 		for i := range n {
@@ -267,4 +306,30 @@ func copyFromBaseline(tb testing.TB, dbURL string, batchSize int, d time.Duratio
 		rows += int(n)
 	}
 	return float64(rows) / time.Since(start).Seconds()
+}
+
+// impressionSealer returns a function that seals the i-th tracking token
+// of a billable impression in owner's space, under key (the server's
+// ADSHARE_TRACKING_KEYS), for viewer i and one of fifty ads: what a fill
+// five seconds ago would have given a device.
+func impressionSealer(tb testing.TB, key []byte, owner uuid.UUID) func(i int) string {
+	sealer, err := tracking.NewSealer([][]byte{key}, nil)
+	require.NoError(tb, err)
+	return func(i int) string {
+		now := time.Now().UTC()
+		tok, err := sealer.Seal(tracking.Payload{
+			ID: uuid.Must(uuid.NewV7()),
+			Ad: tracking.Ad{Owner: owner, ViewerKey: strconv.Itoa(i), Placement: "main", Source: "local",
+				AdID: "ad-" + strconv.Itoa(i%50), AdvertiserID: "adv-1", PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true,
+				IssuedAt: now.Add(-5 * time.Second)},
+			ExpiresAt: now.Add(time.Hour),
+		})
+		require.NoError(tb, err)
+		return tok
+	}
+}
+
+func withHeader(h http.Header, key, value string) http.Header {
+	h.Set(key, value)
+	return h
 }

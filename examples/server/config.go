@@ -32,6 +32,7 @@ type config struct {
 	clientRate      int // requests per minute per client address
 	userRate        int // requests per minute per signed-in user
 	shutdownTimeout time.Duration
+	debugAddr       string // net/http/pprof, loopback only; empty: off
 
 	issuer        string
 	jwtSeed       []byte   // 32 bytes, or nil for an ephemeral key
@@ -142,6 +143,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.boolean(&c.accessLog, "access-log", "ADSHARE_ACCESS_LOG", true, "log every request (5xx answers are logged regardless)")
 	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS)")
 	fs.duration(&c.shutdownTimeout, "shutdown-timeout", "ADSHARE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long requests in flight may take to finish on shutdown")
+	fs.str(&c.debugAddr, "debug-addr", "ADSHARE_DEBUG_ADDR", "", "serve Go's profiler (/debug/pprof/) on this loopback address, such as 127.0.0.1:6060; empty: off")
 	fs.str(&c.issuer, "issuer", "ADSHARE_ISSUER", "", "the iss claim of access tokens; defaults to http://<addr>")
 	seed := fs.raw("jwt-seed", "ADSHARE_JWT_SEED", "base64 of the 32-byte Ed25519 seed that signs access tokens; empty: a random key per start")
 	verify := fs.raw("jwt-verify-keys", "ADSHARE_JWT_VERIFY_KEYS", "comma-separated base64 Ed25519 public keys that also verify (key rotation)")

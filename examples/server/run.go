@@ -277,6 +277,13 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 		BaseContext:       func(net.Listener) context.Context { return context.WithoutCancel(ctx) },
 	}
+	stopDebug, err := serveDebug(ctx, cfg.debugAddr, logger)
+	if err != nil {
+		_ = ln.Close()
+		_ = app.Stop(context.WithoutCancel(ctx))
+		return err
+	}
+	defer stopDebug()
 	serveErr := make(chan error, 1)
 	go func() { serveErr <- srv.Serve(ln) }()
 	logger.InfoContext(ctx, "listening", slog.String("url", "http://"+ln.Addr().String()))

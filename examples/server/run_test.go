@@ -154,12 +154,22 @@ func userFlow(t *testing.T, base string) {
 // must have the wanted status.
 func postJSON(t testing.TB, url, token, body string, want int) map[string]any {
 	t.Helper()
+	return sendJSON(t, http.MethodPost, url, token, body, nil, want)
+}
+
+// sendJSON sends body (none when empty) with the headers given and decodes
+// the JSON answer, which must have the wanted status.
+func sendJSON(t testing.TB, method, url, token, body string, header http.Header, want int) map[string]any {
+	t.Helper()
 	var r io.Reader
 	if body != "" {
 		r = strings.NewReader(body)
 	}
-	req, err := http.NewRequest(http.MethodPost, url, r)
+	req, err := http.NewRequest(method, url, r)
 	require.NoError(t, err)
+	for k, v := range header {
+		req.Header[k] = v
+	}
 	if body != "" {
 		req.Header.Set("Content-Type", "application/json")
 	}
@@ -171,7 +181,7 @@ func postJSON(t testing.TB, url, token, body string, want int) map[string]any {
 	defer resp.Body.Close()
 	raw, err := io.ReadAll(resp.Body)
 	require.NoError(t, err)
-	require.Equal(t, want, resp.StatusCode, "%s: %s", url, raw)
+	require.Equal(t, want, resp.StatusCode, "%s %s: %s", method, url, raw)
 	out := map[string]any{}
 	if len(raw) > 0 {
 		require.NoError(t, json.Unmarshal(raw, &out))
