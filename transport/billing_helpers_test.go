@@ -10,6 +10,7 @@ import (
 	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
@@ -17,6 +18,7 @@ import (
 	"github.com/adshare/adshare/billing/billingtest"
 	"github.com/adshare/adshare/billing/stripe"
 	"github.com/adshare/adshare/internal/jobs"
+	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 )
 
@@ -34,6 +36,9 @@ type billingOpts struct {
 	// apiLimits turns the API-wide rate limits on, at clientLimit.
 	apiLimits   bool
 	clientLimit auth.Limit
+	// spaces mounts the ad space system too (every new account gets its
+	// space): with it the bundle serves every route but the realtime one.
+	spaces bool
 }
 
 // billingBundle is the API with the user, analytics and billing systems
@@ -54,6 +59,8 @@ type billingBundle struct {
 	// access tokens stay fresh.
 	bclock *fakeClock
 	day    time.Time
+	// spaces is the ad space system, with billingOpts.spaces.
+	spaces *adspace.Service
 }
 
 // billingBackends are the backends whose store keeps money: memory, and
@@ -89,9 +96,18 @@ func newBillingBundle(t *testing.T, backend string, opts billingOpts) *billingBu
 	bb.authBundle = newAuthBundle(t, backend, bundleOpts{
 		authConfig: func(cfg *auth.Config) {
 			cfg.RegisterLimitPerClient = auth.Limit{Rate: 1000, Period: time.Minute, Burst: 1000}
+			if opts.spaces {
+				cfg.AccountObservers = []auth.AccountObserver{accountObserver(func(ctx context.Context, u auth.User) error {
+					return bb.spaces.AccountCreated(ctx, u)
+				})}
+			}
 		},
 		apiLimits: opts.apiLimits, clientLimit: opts.clientLimit,
 		configure: func(t *testing.T, b *authBundle, cfg *Config) {
+			if opts.spaces {
+				bb.spaces, _ = newSpaceService(t, b, memory.NewBus())
+				cfg.AdSpaces, cfg.PublicBaseURL = bb.spaces, testPublicBaseURL
+			}
 			store, ok := b.users.(billing.Store)
 			require.True(t, ok, "the %s store does not implement billing.Store", b.backend)
 			bb.store = store

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -12,6 +13,9 @@ import (
 	"github.com/adshare/adshare/billing/stripe"
 	"github.com/adshare/adshare/store/postgres"
 )
+
+// resealEvery is how often the servers run the re-encryption job.
+const resealEvery = 24 * time.Hour
 
 // setBilling sets c's money: Stripe when a key is configured (manual
 // otherwise), and River's durable jobs when the store is PostgreSQL (the
@@ -29,6 +33,16 @@ func setBilling(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 		}
 		c.Jobs = q
 		logger.InfoContext(ctx, "jobs: durable, on PostgreSQL (River)")
+		if db.Keyring() != nil {
+			// After a key rotation, old values move to the new key
+			// within a day (or at once: keys rotate).
+			if err := db.RegisterResealJob(q); err != nil {
+				return err
+			}
+			if err := q.Every(postgres.ResealJobKind, resealEvery, struct{}{}); err != nil {
+				return err
+			}
+		}
 	}
 	if b.stripeKey == "" {
 		logger.InfoContext(ctx, "billing: no ADSHARE_STRIPE_SECRET_KEY; top-ups are confirmed and payouts recorded by an admin")

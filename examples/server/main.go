@@ -6,6 +6,7 @@
 //	DATABASE_URL=postgres://… REDIS_URL=redis://… go run ./examples/server -migrate-on-start
 //	go run ./examples/server migrate up|down|status # needs DATABASE_URL
 //	go run ./examples/server check                  # before a rollout: config, connections, keys, migrations
+//	go run ./examples/server keys status|rotate     # data keys: values per key id, re-encryption (needs DATABASE_URL, data keys)
 //	server probe http://127.0.0.1:8080/readyz       # a container healthcheck without curl
 //
 // Every flag can also be set through the environment variable named in its

@@ -21,7 +21,6 @@ import (
 
 	"github.com/adshare/adshare"
 	"github.com/adshare/adshare/auth"
-	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/auth/oidc"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
@@ -45,6 +44,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	if len(args) > 0 && args[0] == "check" {
 		return runCheck(ctx, name+" check", args[1:], getenv, stdout)
 	}
+	if len(args) > 0 && args[0] == "keys" {
+		return runKeys(ctx, name+" keys", args[1:], getenv, stdout)
+	}
 	if len(args) > 0 && args[0] == "probe" {
 		return runProbe(ctx, name+" probe", args[1:], stdout)
 	}
@@ -53,7 +55,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 		return err
 	}
 	if len(rest) > 0 {
-		return fmt.Errorf("unexpected argument %q; the subcommands are migrate, users, check and probe", rest[0])
+		return fmt.Errorf("unexpected argument %q; the subcommands are migrate, users, check, keys and probe", rest[0])
 	}
 	logger := newLogger(stdout, cfg.logFormat, cfg.logLevel)
 	return serve(ctx, cfg, logger)
@@ -66,13 +68,12 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.St
 		logger.InfoContext(ctx, "store: in memory (nothing survives a restart; set DATABASE_URL for PostgreSQL)")
 		return memory.New(), nil
 	}
-	pc := &postgres.Config{Logger: logger, EventRetention: cfg.eventRetention}
-	if len(cfg.dataKeys.Data) > 0 {
-		ring, err := keyring.New(ctx, cfg.dataKeys)
-		if err != nil {
-			return nil, fmt.Errorf("data-keys: %w", err)
-		}
-		pc.Keyring = ring
+	pc, err := postgresConfig(ctx, cfg, logger)
+	if err != nil {
+		return nil, err
+	}
+	if pc.Keyring == nil {
+		logger.WarnContext(ctx, "store: no ADSHARE_DATA_KEYS; emails, names and addresses are stored in the clear (set the data keys, then run keys rotate)")
 	}
 	db, err := postgres.Open(ctx, cfg.databaseURL, pc)
 	if err != nil {
@@ -430,7 +431,12 @@ func runUsers(ctx context.Context, name string, args []string, getenv func(strin
 	if !role.Valid() {
 		return fmt.Errorf("role %q: want one of %v", role, auth.Roles)
 	}
-	db, err := postgres.Open(ctx, cfg.databaseURL, nil)
+	// The keyring finds a sealed email by its blind index.
+	pc, err := postgresConfig(ctx, cfg, slog.New(slog.DiscardHandler))
+	if err != nil {
+		return err
+	}
+	db, err := postgres.Open(ctx, cfg.databaseURL, pc)
 	if err != nil {
 		return err
 	}

@@ -100,7 +100,9 @@ func TestWithPostgresAndRedis(t *testing.T) {
 	t.Parallel()
 	dbURL := postgrestest.URL(t)
 	redisURL, prefix := testenv.Redis(t)
-	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix}
+	keys := fleetKeyEnv() // personal data sealed, as in production
+	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix,
+		"ADSHARE_DATA_KEYS": keys["ADSHARE_DATA_KEYS"], "ADSHARE_DATA_INDEX_KEY": keys["ADSHARE_DATA_INDEX_KEY"]}
 	base, _ := startServer(t, env, "-migrate-on-start")
 
 	status, body := get(t, base+"/readyz")

@@ -2,6 +2,9 @@ package postgres
 
 import (
 	"context"
+	"fmt"
+	"strconv"
+	"time"
 
 	"github.com/google/uuid"
 	"github.com/jackc/pgx/v5"
@@ -20,7 +23,13 @@ func (db *DB) AppendAudit(ctx context.Context, e auth.AuditEvent) error {
 	return db.audit.Do(ctx, e)
 }
 
-var auditCopyColumns = []string{"at", "actor_id", "action", "target_type", "target_id", "ip", "user_agent", "outcome", "reason", "details"}
+var auditCopyColumns = []string{"at", "actor_id", "action", "target_type", "target_id", "ip", "ip_sealed", "user_agent", "outcome", "reason", "details"}
+
+// auditRowID is the row id an audit event's sealed address is bound to:
+// its time in Unix microseconds, which the row keeps (its id is the
+// database's, unknown before the write). The re-encryption job computes
+// the same in SQL (see sealedTables).
+func auditRowID(at time.Time) string { return strconv.FormatInt(at.UnixMicro(), 10) }
 
 // writeAudit is the audit batcher's flush.
 func (db *DB) writeAudit(ctx context.Context, events []auth.AuditEvent) error {
@@ -35,7 +44,12 @@ func (db *DB) writeAudit(ctx context.Context, events []auth.AuditEvent) error {
 			if details == nil {
 				details = map[string]string{}
 			}
-			return []any{utc(e.At), actor, e.Action, e.TargetType, e.TargetID, e.IP, e.UserAgent, e.Outcome, e.Reason, details}, nil
+			at := utc(e.At)
+			ipSealed, ip, err := db.sealPersonal(purposeAuditIP, auditRowID(at), e.IP)
+			if err != nil {
+				return nil, err
+			}
+			return []any{at, actor, e.Action, e.TargetType, e.TargetID, ip, ipSealed, e.UserAgent, e.Outcome, e.Reason, details}, nil
 		}))
 	return translate(err, nil)
 }
@@ -52,7 +66,7 @@ func (db *DB) AuditEvents(ctx context.Context, f auth.AuditFilter) ([]auth.Audit
 		actor = &f.ActorID
 	}
 	rows, err := db.pool.Query(ctx, `
-		SELECT id, at, actor_id, action, target_type, target_id, ip, user_agent, outcome, reason, details
+		SELECT id, at, actor_id, action, target_type, target_id, ip, ip_sealed, user_agent, outcome, reason, details
 		FROM audit_events
 		WHERE ($1::uuid IS NULL OR actor_id = $1)
 		  AND ($2 = '' OR target_id = $2)
@@ -68,16 +82,23 @@ func (db *DB) AuditEvents(ctx context.Context, f auth.AuditFilter) ([]auth.Audit
 	}
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (auth.AuditEvent, error) {
 		var (
-			e     auth.AuditEvent
-			actor *uuid.UUID
+			e        auth.AuditEvent
+			actor    *uuid.UUID
+			ipSealed []byte
 		)
-		err := r.Scan(&e.ID, &e.At, &actor, &e.Action, &e.TargetType, &e.TargetID, &e.IP, &e.UserAgent,
-			&e.Outcome, &e.Reason, &e.Details)
+		if err := r.Scan(&e.ID, &e.At, &actor, &e.Action, &e.TargetType, &e.TargetID, &e.IP, &ipSealed, &e.UserAgent,
+			&e.Outcome, &e.Reason, &e.Details); err != nil {
+			return e, err
+		}
 		if actor != nil {
 			e.ActorID = *actor
 		}
 		e.At = e.At.UTC()
-		return e, err
+		var err error
+		if e.IP, err = db.openPersonal(purposeAuditIP, auditRowID(e.At), ipSealed, e.IP); err != nil {
+			return e, fmt.Errorf("postgres: audit event %d: ip: %w", e.ID, err)
+		}
+		return e, nil
 	})
 	if out == nil {
 		out = []auth.AuditEvent{}

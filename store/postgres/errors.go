@@ -24,10 +24,11 @@ const (
 // constraintErrors maps a named constraint to the domain error its
 // violation means. Every constraint a caller can trip is listed here.
 var constraintErrors = map[string]error{
-	"users_pkey":           auth.ErrUserExists,
-	"users_email_key":      auth.ErrEmailTaken,
-	"ad_spaces_pkey":       adspace.ErrSpaceExists,
-	"ad_spaces_owner_fkey": adspace.ErrOwnerNotFound,
+	"users_pkey":            auth.ErrUserExists,
+	"users_email_key":       auth.ErrEmailTaken,
+	"users_email_index_key": auth.ErrEmailTaken,
+	"ad_spaces_pkey":        adspace.ErrSpaceExists,
+	"ad_spaces_owner_fkey":  adspace.ErrOwnerNotFound,
 
 	"ad_contents_advertiser_fkey":      adspace.ErrOwnerNotFound,
 	"ad_contents_live_fingerprint_key": adspace.ErrDuplicateContent,

@@ -56,11 +56,16 @@ type Config struct {
 	// the event partitions of the week ahead and drops those past
 	// EventRetention. Defaults to DefaultMaintenanceInterval.
 	MaintenanceInterval time.Duration
-	// Keyring seals what billing stores that must not be readable in the
-	// database: connected-account ids (found by the ring's blind index),
-	// payout destinations and processor events. Nil: those billing
-	// writes and reads fail with ErrKeyringRequired, and nothing of them
-	// is stored; the rest of the store works without it.
+	// Keyring seals what must not be readable in the database: users'
+	// emails (found, and kept unique, by the ring's blind index) and
+	// display names, OIDC identities' emails, the client addresses of
+	// sessions and audit events, and billing's connected-account ids
+	// (found by their index), payout destinations and processor events.
+	// Rotate its keys with Reseal (the job RegisterResealJob registers)
+	// and KeyUsage. Nil: billing's sealed writes and reads fail with
+	// ErrKeyringRequired, and nothing of them is stored, while personal
+	// data is kept in the clear (development only; Reseal seals it once a
+	// keyring is configured).
 	Keyring *keyring.Ring
 }
 

@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"time"
@@ -13,49 +14,65 @@ import (
 	"github.com/adshare/adshare/auth"
 )
 
-const sessionColumns = `id, user_id, method, user_agent, ip, created_at, last_used_at, idle_expires_at,
+const sessionColumns = `id, user_id, method, user_agent, ip, ip_sealed, created_at, last_used_at, idle_expires_at,
 	absolute_expires_at, generation, revoked_at, revoke_reason`
 
 // sessionColumnsOf returns sessionColumns qualified by a table alias.
 func sessionColumnsOf(alias string) string {
 	return alias + `.id, ` + alias + `.user_id, ` + alias + `.method, ` + alias + `.user_agent, ` + alias + `.ip, ` +
-		alias + `.created_at, ` + alias + `.last_used_at, ` + alias + `.idle_expires_at, ` + alias + `.absolute_expires_at, ` +
-		alias + `.generation, ` + alias + `.revoked_at, ` + alias + `.revoke_reason`
+		alias + `.ip_sealed, ` + alias + `.created_at, ` + alias + `.last_used_at, ` + alias + `.idle_expires_at, ` +
+		alias + `.absolute_expires_at, ` + alias + `.generation, ` + alias + `.revoked_at, ` + alias + `.revoke_reason`
 }
 
-func sessionDest(s *auth.Session, revokedAt **time.Time) []any {
-	return []any{&s.ID, &s.UserID, &s.Method, &s.UserAgent, &s.IP, &s.CreatedAt, &s.LastUsedAt, &s.IdleExpiresAt,
-		&s.AbsoluteExpiresAt, &s.Generation, revokedAt, &s.RevokeReason}
+// sessionRow is one row of sessionColumns as scanned, before finish.
+type sessionRow struct {
+	s         auth.Session
+	revokedAt *time.Time
+	ipSealed  []byte
 }
 
-func finishSession(s *auth.Session, revokedAt *time.Time) {
+func (r *sessionRow) dest() []any {
+	s := &r.s
+	return []any{&s.ID, &s.UserID, &s.Method, &s.UserAgent, &s.IP, &r.ipSealed, &s.CreatedAt, &s.LastUsedAt, &s.IdleExpiresAt,
+		&s.AbsoluteExpiresAt, &s.Generation, &r.revokedAt, &s.RevokeReason}
+}
+
+// finish opens the sealed address and puts the times in UTC.
+func (db *DB) finishSession(r *sessionRow) (auth.Session, error) {
+	s := r.s
+	var err error
+	if s.IP, err = db.openPersonal(purposeSessionIP, s.ID.String(), r.ipSealed, s.IP); err != nil {
+		return auth.Session{}, fmt.Errorf("postgres: session %s: ip: %w", s.ID, err)
+	}
 	s.CreatedAt, s.LastUsedAt = s.CreatedAt.UTC(), s.LastUsedAt.UTC()
 	s.IdleExpiresAt, s.AbsoluteExpiresAt = s.IdleExpiresAt.UTC(), s.AbsoluteExpiresAt.UTC()
 	s.RevokedAt = time.Time{}
-	if revokedAt != nil {
-		s.RevokedAt = revokedAt.UTC()
+	if r.revokedAt != nil {
+		s.RevokedAt = r.revokedAt.UTC()
 	}
-}
-
-func scanSession(row pgx.Row) (auth.Session, error) {
-	var (
-		s  auth.Session
-		ra *time.Time
-	)
-	if err := row.Scan(sessionDest(&s, &ra)...); err != nil {
-		return auth.Session{}, translate(err, auth.ErrSessionNotFound)
-	}
-	finishSession(&s, ra)
 	return s, nil
 }
 
-// CreateSession implements auth.SessionStore.
+func (db *DB) scanSession(row pgx.Row) (auth.Session, error) {
+	var r sessionRow
+	if err := row.Scan(r.dest()...); err != nil {
+		return auth.Session{}, translate(err, auth.ErrSessionNotFound)
+	}
+	return db.finishSession(&r)
+}
+
+// CreateSession implements auth.SessionStore; with Config.Keyring the
+// client's address is sealed.
 func (db *DB) CreateSession(ctx context.Context, s auth.Session, tokenHash []byte) error {
-	err := pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
+	ipSealed, ip, err := db.sealPersonal(purposeSessionIP, s.ID.String(), s.IP)
+	if err != nil {
+		return err
+	}
+	err = pgx.BeginFunc(ctx, db.pool, func(tx pgx.Tx) error {
 		b := &pgx.Batch{}
-		b.Queue(`INSERT INTO sessions (id, user_id, method, user_agent, ip, created_at, last_used_at, idle_expires_at,
-				absolute_expires_at, generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, 1)`,
-			s.ID, s.UserID, s.Method, s.UserAgent, s.IP, utc(s.CreatedAt), utc(s.LastUsedAt), utc(s.IdleExpiresAt), utc(s.AbsoluteExpiresAt))
+		b.Queue(`INSERT INTO sessions (id, user_id, method, user_agent, ip, ip_sealed, created_at, last_used_at, idle_expires_at,
+				absolute_expires_at, generation) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, 1)`,
+			s.ID, s.UserID, s.Method, s.UserAgent, ip, ipSealed, utc(s.CreatedAt), utc(s.LastUsedAt), utc(s.IdleExpiresAt), utc(s.AbsoluteExpiresAt))
 		b.Queue(`INSERT INTO refresh_tokens (hash, session_id, generation, created_at) VALUES ($1, $2, 1, $3)`,
 			tokenHash, s.ID, utc(s.CreatedAt))
 		return tx.SendBatch(ctx, b).Close()
@@ -65,7 +82,7 @@ func (db *DB) CreateSession(ctx context.Context, s auth.Session, tokenHash []byt
 
 // Session implements auth.SessionStore.
 func (db *DB) Session(ctx context.Context, id uuid.UUID) (auth.Session, error) {
-	return scanSession(db.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
+	return db.scanSession(db.pool.QueryRow(ctx, `SELECT `+sessionColumns+` FROM sessions WHERE id = $1`, id))
 }
 
 // UserSessions implements auth.SessionStore.
@@ -76,21 +93,21 @@ func (db *DB) UserSessions(ctx context.Context, user uuid.UUID, now time.Time) (
 	if err != nil {
 		return nil, translate(err, nil)
 	}
-	return collectSessions(rows)
+	return db.collectSessions(rows)
 }
 
-func collectSessions(rows pgx.Rows) ([]auth.Session, error) {
+func (db *DB) collectSessions(rows pgx.Rows) ([]auth.Session, error) {
 	defer rows.Close()
 	out := []auth.Session{}
 	for rows.Next() {
-		var (
-			s  auth.Session
-			ra *time.Time
-		)
-		if err := rows.Scan(sessionDest(&s, &ra)...); err != nil {
+		var r sessionRow
+		if err := rows.Scan(r.dest()...); err != nil {
 			return nil, translate(err, nil)
 		}
-		finishSession(&s, ra)
+		s, err := db.finishSession(&r)
+		if err != nil {
+			return nil, err
+		}
 		out = append(out, s)
 	}
 	return out, translate(rows.Err(), nil)
@@ -122,11 +139,13 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.Rot
 		r.OldHash, r.NewHash, now, r.IdleTimeout.Seconds())
 	var (
 		rotated auth.RotationResult
-		ra      *time.Time
+		sr      sessionRow
 	)
-	err := row.Scan(append(sessionDest(&rotated.Session, &ra), &rotated.UserRole)...)
+	err := row.Scan(append(sr.dest(), &rotated.UserRole)...)
 	if err == nil {
-		finishSession(&rotated.Session, ra)
+		if rotated.Session, err = db.finishSession(&sr); err != nil {
+			return auth.RotationResult{}, err
+		}
 		rotated.Rotated = true
 		return rotated, nil
 	}
@@ -140,8 +159,8 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.Rot
 		usedAt          *time.Time
 		successorUnused *bool
 	)
-	ra = nil
-	dest := append(sessionDest(&res.Session, &ra), &usedAt, &successorUnused, &res.UserRole)
+	sr = sessionRow{}
+	dest := append(sr.dest(), &usedAt, &successorUnused, &res.UserRole)
 	err = db.pool.QueryRow(ctx, `
 		SELECT `+sessionColumnsOf("s")+`, t.used_at,
 			(SELECT n.used_at IS NULL FROM refresh_tokens n WHERE n.session_id = t.session_id AND n.generation = t.generation + 1),
@@ -151,7 +170,9 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.Rot
 	if err != nil {
 		return auth.RotationResult{}, translate(err, auth.ErrRefreshTokenUnknown)
 	}
-	finishSession(&res.Session, ra)
+	if res.Session, err = db.finishSession(&sr); err != nil {
+		return auth.RotationResult{}, err
+	}
 	switch {
 	case !res.Session.RevokedAt.IsZero():
 		return auth.RotationResult{Session: res.Session}, auth.ErrSessionRevoked
@@ -167,7 +188,7 @@ func (db *DB) RotateRefreshToken(ctx context.Context, r auth.Rotation) (auth.Rot
 
 // RevokeSession implements auth.SessionStore.
 func (db *DB) RevokeSession(ctx context.Context, id uuid.UUID, reason string, now time.Time) (auth.Session, error) {
-	return scanSession(db.pool.QueryRow(ctx, `
+	return db.scanSession(db.pool.QueryRow(ctx, `
 		UPDATE sessions SET
 			revoke_reason = CASE WHEN revoked_at IS NULL THEN $2 ELSE revoke_reason END,
 			revoked_at = COALESCE(revoked_at, $3)
@@ -183,7 +204,7 @@ func (db *DB) RevokeUserSessions(ctx context.Context, user, except uuid.UUID, re
 	if err != nil {
 		return nil, translate(err, nil)
 	}
-	ended, err := collectSessions(rows)
+	ended, err := db.collectSessions(rows)
 	slices.SortFunc(ended, func(a, b auth.Session) int { return strings.Compare(a.ID.String(), b.ID.String()) })
 	return ended, err
 }
