@@ -254,6 +254,9 @@ var accessTable = []access{
 	{op: "POST /billing/holds/{id}/release", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPost, path: "/billing/holds/" + f.hold.String() + "/release", body: map[string]any{"owner_id": f.owner.User.ID}}
 	}},
+	{op: "POST /admin/announcements", may: from(asAdmin), call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodPost, path: "/admin/announcements", body: map[string]string{"message": "walk"}}
+	}},
 	{op: "GET /admin/billing/reconciliation", may: from(asAdmin), foreign: true, call: get("/admin/billing/reconciliation?day=2026-01-01")},
 	{op: "POST " + stripeWebhookPath, may: public, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPost, path: stripeWebhookPath, body: `{"id":"evt_walk"}`,
@@ -416,11 +419,14 @@ func requireEveryOperationInTable(t *testing.T) {
 func newWalkFixture(t *testing.T) *walkFixture {
 	t.Helper()
 	b := newBillingBundle(t, backendMemory, billingOpts{manual: true, spaces: true, api: func(cfg *Config) {
-		hub, err := realtime.NewHub(realtime.HubConfig{Broker: memory.NewBroker(nil), Auth: cfg.Auth})
+		broker := memory.NewBroker(nil)
+		hub, err := realtime.NewHub(realtime.HubConfig{Broker: broker, Auth: cfg.Auth})
 		require.NoError(t, err)
 		require.NoError(t, hub.Start(context.Background()))
 		t.Cleanup(func() { _ = hub.Stop(context.Background()) })
 		cfg.Realtime = hub
+		cfg.Announcer, err = realtime.NewAnnouncer(realtime.NewPublisher(broker, nil), cfg.Auth, auth.AuditLog(memory.New()))
+		require.NoError(t, err)
 	}})
 	f := &walkFixture{b: b}
 	roles := [walkRoles]auth.Role{asUser: auth.RoleUser, asAdvertiser: auth.RoleAdvertiser, asModerator: auth.RoleModerator, asAdmin: auth.RoleAdmin}
