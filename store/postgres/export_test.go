@@ -43,3 +43,7 @@ func (db *DB) PostTogether(ctx context.Context, ts []billing.Transaction) []Post
 	}
 	return out
 }
+
+// SealedTableCount is how many tables a reseal run walks (and records in
+// keyring_reseal).
+var SealedTableCount = len(sealedTables)

@@ -301,10 +301,13 @@ func runJob(t *testing.T, q jobs.Queue, db *postgres.DB, name string) {
 	require.NoError(t, err)
 	require.True(t, inserted)
 	require.Eventually(t, func() bool {
-		var unfinished int
-		err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM keyring_reseal WHERE finished_at IS NULL OR finished_at < $1`,
-			before).Scan(&unfinished)
-		return err == nil && unfinished == 0
+		// Every table's run is recorded as finished after before: a
+		// table the job has not reached yet has no row, so counting
+		// unfinished rows alone would pass while it still works.
+		var finished int
+		err := db.Pool().QueryRow(ctx, `SELECT count(*) FROM keyring_reseal WHERE finished_at > $1`,
+			before).Scan(&finished)
+		return err == nil && finished == postgres.SealedTableCount
 	}, time.Minute, 50*time.Millisecond, "the reseal job %s did not finish", name)
 }
 
