@@ -258,3 +258,39 @@ func isIdent(e ast.Expr, name string) bool {
 	id, ok := e.(*ast.Ident)
 	return ok && id.Name == name
 }
+
+// TestGuidesAreLinked: the README links every guide, and every relative
+// link of a guide leads to a file that exists.
+func TestGuidesAreLinked(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	guides, err := filepath.Glob("*.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(guides) < 9 {
+		t.Fatalf("%d guides: %v", len(guides), guides)
+	}
+	link := regexp.MustCompile(`\]\(([^)#\s]+)(#[^)]*)?\)`)
+	for _, g := range guides {
+		if !strings.Contains(string(readme), "(docs/"+g+")") {
+			t.Errorf("README.md does not link docs/%s", g)
+		}
+		body, err := os.ReadFile(g)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range link.FindAllStringSubmatch(string(body), -1) {
+			target := m[1]
+			if strings.Contains(target, "://") {
+				continue
+			}
+			if _, err := os.Stat(target); err != nil {
+				t.Errorf("%s links %s, which does not exist", g, target)
+			}
+		}
+	}
+}
