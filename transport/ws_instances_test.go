@@ -16,6 +16,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/testenv"
 	redisstore "github.com/adshare/adshare/store/redis"
 	"github.com/adshare/adshare/transport/realtime"
 )
@@ -70,6 +71,14 @@ func newInstance(t *testing.T, b *authBundle, url string) *instance {
 	defer cancel()
 	rc, err := redisstore.Open(ctx, url, &redisstore.Config{Prefix: "ws-test:"})
 	require.NoError(t, err)
+	return newInstanceOn(t, b, rc)
+}
+
+// newInstanceOn is an instance on rc, stopped when t ends.
+func newInstanceOn(t *testing.T, b *authBundle, rc *redisstore.Client) *instance {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
 	t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 	broker := rc.Broker(&redisstore.BrokerOptions{Subscription: &redisstore.SubscriptionOptions{
 		HealthCheckInterval: 200 * time.Millisecond, RetryBackoff: 50 * time.Millisecond}})
@@ -156,4 +165,51 @@ func TestWSAcrossInstances(t *testing.T) {
 		b.do(t, http.MethodPost, "/auth/logout", s.AccessToken, nil).requireStatus(t, http.StatusNoContent)
 		c.expectClose(realtime.CloseSessionRevoked)
 	})
+}
+
+// TestWSAcrossInstancesOnACluster runs the fleet on a Redis Cluster: an
+// event published on one instance reaches a client of another, in
+// sequence, and a client that moves resumes what it missed (the topic's
+// history and sequence live in one slot; its publications, kept or not,
+// come from that slot's node, so they stay in order).
+func TestWSAcrossInstancesOnACluster(t *testing.T) {
+	t.Parallel()
+	r := testenv.RedisOn(t, testenv.RedisCluster)
+	b := newAuthBundle(t, backendMemory, bundleOpts{})
+	open := func() *instance {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		rc, err := redisstore.OpenCluster(ctx, r.Addrs, &redisstore.Config{Prefix: r.Prefix})
+		require.NoError(t, err)
+		return newInstanceOn(t, b, rc)
+	}
+	a, z := open(), open()
+	ctx := context.Background()
+	tok := b.register(t, "cluster-fleet@example.com")
+	topic := realtime.UserTopic(tok.User.ID)
+
+	onZ := z.dial(t, tok.AccessToken)
+	start := onZ.subscribe(topic, nil)
+	for i := 1; i <= 3; i++ {
+		a.pub.Alert(ctx, tok.User.ID, "test", fmt.Sprintf("from a %d", i))
+	}
+	for i := 1; i <= 3; i++ {
+		env := onZ.expect(realtime.TypeSystemAlert)
+		require.Equal(t, start.Position.Seq+uint64(i), env.Seq)
+		require.Equal(t, fmt.Sprintf("from a %d", i), payloadOf[realtime.AlertPayload](t, env).Message)
+	}
+
+	onA := a.dial(t, tok.AccessToken)
+	first := onA.subscribe(topic, nil)
+	require.NoError(t, onA.c.CloseNow())
+	z.pub.Alert(ctx, tok.User.ID, "test", "missed 1")
+	z.pub.Alert(ctx, tok.User.ID, "test", "missed 2")
+	onZ.expect(realtime.TypeSystemAlert)
+	onZ.expect(realtime.TypeSystemAlert)
+	back := z.dial(t, tok.AccessToken)
+	got := back.subscribe(topic, &first.Position)
+	require.True(t, got.Recovered)
+	require.Equal(t, 2, got.Replayed)
+	require.Equal(t, "missed 1", payloadOf[realtime.AlertPayload](t, back.expect(realtime.TypeSystemAlert)).Message)
+	require.Equal(t, "missed 2", payloadOf[realtime.AlertPayload](t, back.expect(realtime.TypeSystemAlert)).Message)
 }
