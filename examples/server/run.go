@@ -61,6 +61,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return serve(ctx, cfg, logger)
 }
 
+// perMinute is a limit of n requests a minute in bursts of a fifth.
+func perMinute(n int) auth.Limit {
+	return auth.Limit{Rate: n, Period: time.Minute, Burst: max(n/5, 1)}
+}
+
 // openStore connects to PostgreSQL when configured (migrating first if
 // asked), and falls back to the in-memory store.
 func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.Store, error) {
@@ -124,9 +129,15 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 			// request). Sign-in limits (in auth) are shared through Redis
 			// and fail closed.
 			Limiter:         memory.NewLimiter(),
-			ClientRateLimit: auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)},
-			UserRateLimit:   auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)},
+			ClientRateLimit: perMinute(cfg.clientRate),
+			UserRateLimit:   perMinute(cfg.userRate),
 		},
+	}
+	for class, rate := range cfg.routeRates {
+		if c.HTTP.RouteLimits == nil {
+			c.HTTP.RouteLimits = map[transport.RouteClass]auth.Limit{}
+		}
+		c.HTTP.RouteLimits[class] = perMinute(rate)
 	}
 	c.AdSpaces.AllowAnonymous = cfg.anonymous
 	if cfg.hsts {
