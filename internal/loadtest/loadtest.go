@@ -307,8 +307,12 @@ func (r *Report) add(route string, res *vegeta.Result) {
 		}
 		if res.Code == 0 {
 			x.Transport++
-			if len(x.ErrorSamples) < 5 && !slices.Contains(x.ErrorSamples, res.Error) {
-				x.ErrorSamples = append(x.ErrorSamples, res.Error)
+			sample := res.Error
+			if len(sample) > 200 {
+				sample = sample[:200] + "…"
+			}
+			if len(x.ErrorSamples) < 5 && !slices.Contains(x.ErrorSamples, sample) {
+				x.ErrorSamples = append(x.ErrorSamples, sample)
 			}
 		}
 		if failed {
