@@ -13,6 +13,13 @@ import (
 // DefaultPrefix namespaces every key when Config.Prefix is empty.
 const DefaultPrefix = "adshare:"
 
+// RequestCallTimeout bounds each Redis call a request waits on (a sign-in
+// attempt's limit, a revocation check while the local copy is not
+// current): a Redis that holds its connections without answering fails
+// those calls, closed, in this time instead of the socket timeouts'
+// several seconds. A healthy call takes well under a millisecond.
+const RequestCallTimeout = 500 * time.Millisecond
+
 // DefaultDialTimeout bounds establishing one connection.
 const DefaultDialTimeout = 5 * time.Second
 
@@ -47,6 +54,10 @@ func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
 	} else if opts.DialTimeout == 0 {
 		opts.DialTimeout = DefaultDialTimeout
 	}
+	// Callers bound their calls with contexts (a request's deadline, a
+	// limiter's borrowing timeout): a Redis that stops answering must not
+	// hold them for the socket timeouts.
+	opts.ContextTimeoutEnabled = true
 	c := New(goredis.NewClient(opts), cfg)
 	c.owned = true
 	if err := c.Ping(ctx); err != nil {
