@@ -241,21 +241,41 @@ func (s *Service) cachedSpace(ctx context.Context, owner uuid.UUID) (cachedSpace
 	if cs, ok := s.cache.get(owner); ok {
 		return cs, nil
 	}
+	// Past its TTL, a copy still fills when the store fails (stale if
+	// error), and the read is not let hold the fill long.
+	stale, haveStale := s.cache.stale(owner)
+	if haveStale {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, staleReadTimeout)
+		defer cancel()
+	}
 	readStarted := time.Now()
 	u, err := s.cfg.Users.UserByID(ctx, owner)
 	if errors.Is(err, auth.ErrUserNotFound) {
 		return cachedSpace{}, ErrSpaceNotFound
 	}
 	if err != nil {
-		return cachedSpace{}, err
+		return s.staleOr(ctx, stale, haveStale, err)
 	}
 	sp, err := s.ensureSpace(ctx, owner)
 	if err != nil {
-		return cachedSpace{}, err
+		return s.staleOr(ctx, stale, haveStale, err)
 	}
 	cs := s.newCachedSpace(sp, u.Tier, readStarted)
 	s.cache.put(owner, cs)
 	return cs, nil
+}
+
+// staleOr answers a store read that failed for want of the store (not
+// answering, unreachable, too slow) with the stale copy when there is
+// one, logging it; else with the error.
+func (s *Service) staleOr(ctx context.Context, stale cachedSpace, ok bool, err error) (cachedSpace, error) {
+	if !ok || !(errs.Transient(err) || errs.KindOf(err) == errs.Unavailable) {
+		return cachedSpace{}, err
+	}
+	s.logger.WarnContext(ctx, "adspace: store read failed; filling from the cached space", slog.Any("error", err),
+		slog.Duration("age", time.Since(stale.fetched).Round(time.Second)))
+	return stale, nil
 }
 
 // newCachedSpace is the owner's space as fills use it, with what every

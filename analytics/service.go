@@ -47,9 +47,14 @@ const (
 	// writeBatchEvents events; a second flush runs beside the first only
 	// once writeParallelAt events wait, so that under load batches grow
 	// rather than split.
-	writeBatchEvents       = 2000
-	writeFlushers          = 2
-	writeParallelAt        = 500
+	writeBatchEvents = 2000
+	writeFlushers    = 2
+	writeParallelAt  = 500
+	// writeFlushTimeout bounds one group commit: a store that stops
+	// answering fails the waiting writes (their requests answer 503 and
+	// retry; what did commit answers duplicate) instead of stalling
+	// ingest until the connection dies.
+	writeFlushTimeout      = 10 * time.Second
 	conversionNameAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789_-."
 )
 
@@ -212,7 +217,7 @@ func NewService(cfg Config) (*Service, error) {
 		s.now = time.Now
 	}
 	s.writer = batch.NewWeighted(s.flushEvents, func(p *pendingWrite) int { return len(p.events) },
-		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt})
+		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt, FlushTimeout: writeFlushTimeout})
 	s.fillFlush = periodic.New(cfg.FillFlush, s.flushFills)
 	var err error
 	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {

@@ -121,16 +121,16 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 	t.Cleanup(func() { _ = proxy.Close() })
 	redisURL, prefix := testenv.Redis(t)
 	env := map[string]string{"DATABASE_URL": proxied(t, dbURL, proxy.Addr()), "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix}
-	base, fleet := loadServer(t, env, loadtest.FleetConfig{Owners: 12, Tokens: 1200})
+	base, fleet := loadServer(t, env, loadtest.FleetConfig{Owners: 12, Spare: 1, Tokens: 800})
 	// The checker reports impressions of its own owner's space, which the
 	// mix leaves alone: the events stored for that owner are the ones it
 	// was told were accepted.
-	checked := fleet.Owners[0]
-	fleet.Owners = fleet.Owners[1:]
+	checked := fleet.Spare[0]
 	mine := tokensOf(t, base, checked.ID, 300)
 
 	stop := backgroundLoad(t, fleet, 100, 5*time.Minute)
 	accepted := map[string]bool{} // checker tokens the server said it stored
+	var refused []string          // and those it did not (503): the app retries them
 	next := 0
 	post := func() probe {
 		tok := mine[next]
@@ -138,6 +138,8 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 		p := impressionOf(base, tok, "10.250.0.1")
 		if p.status == http.StatusOK && strings.Contains(p.body, `"accepted"`) {
 			accepted[tok] = true
+		} else {
+			refused = append(refused, tok)
 		}
 		return p
 	}
@@ -182,13 +184,33 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 		proxy.Clear()
 	})
 
+	t.Run("half-open", func(t *testing.T) {
+		proxy.Set(faultproxy.Fault{HalfOpen: true})
+		t.Cleanup(proxy.Clear)
+		p := post()
+		t.Logf("half-open: %d in %v: %s", p.status, p.elapsed, p.body)
+		require.Equal(t, http.StatusServiceUnavailable, p.status, p.body)
+		require.Less(t, p.elapsed, 6*time.Second, "no request hangs on a PostgreSQL that does not answer")
+		proxy.Clear()
+		require.Eventually(t, func() bool { return post().status == http.StatusOK }, 10*time.Second, 100*time.Millisecond)
+	})
+
 	t.Run("connections reset", func(t *testing.T) {
 		proxy.Reset()
 		require.Eventually(t, func() bool { return post().status == http.StatusOK }, 5*time.Second, 50*time.Millisecond)
 	})
 
+	// The app retries what was refused: each is stored now ("accepted"),
+	// or had been stored by a write whose answer was lost ("duplicate").
+	for _, tok := range refused {
+		p := impressionOf(base, tok, "10.250.0.1")
+		require.Equal(t, http.StatusOK, p.status, p.body)
+		require.True(t, strings.Contains(p.body, `"accepted"`) || strings.Contains(p.body, `"duplicate"`), p.body)
+		accepted[tok] = true
+	}
 	rep := stop()
 	loadResults(t, "faults-postgres", rep)
+	require.Zero(t, rep.Route(loadtest.RouteFill).Errors, "fills go on from the caches while PostgreSQL is away")
 	for _, r := range rep.Routes {
 		require.Less(t, r.Latency.Max, 11_000.0, "%s: no request hangs past the client's deadline", r.Route)
 	}
@@ -196,10 +218,11 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 	conn, err := pgx.Connect(context.Background(), dbURL)
 	require.NoError(t, err)
 	defer conn.Close(context.Background())
-	var stored int
-	require.NoError(t, conn.QueryRow(context.Background(), `SELECT count(*) FROM events WHERE type = 'impression' AND owner_id = $1`,
-		checked.ID).Scan(&stored))
-	require.Equal(t, len(accepted), stored, "every accepted impression stored once, none that was refused")
+	var stored, distinct int
+	require.NoError(t, conn.QueryRow(context.Background(), `SELECT count(*), count(DISTINCT tracking_id) FROM events
+		WHERE type = 'impression' AND owner_id = $1`, checked.ID).Scan(&stored, &distinct))
+	require.Equal(t, len(accepted), stored, "every impression the server took is stored, none it never took")
+	require.Equal(t, stored, distinct, "none twice")
 	require.Positive(t, stored)
 }
 
@@ -256,9 +279,8 @@ func TestRedisFaultsUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	env := map[string]string{"REDIS_URL": proxied(t, redisURL, proxy.Addr()), "ADSHARE_REDIS_PREFIX": prefix}
-	base, fleet := loadServer(t, env, loadtest.FleetConfig{Owners: 12, Tokens: 800})
-	checked, signer := fleet.Owners[0], fleet.SignIns[0]
-	fleet.Owners = fleet.Owners[1:]
+	base, fleet := loadServer(t, env, loadtest.FleetConfig{Owners: 12, Spare: 1, Tokens: 800})
+	checked, signer := fleet.Spare[0], fleet.SignIns[0]
 	mine := tokensOf(t, base, checked.ID, 100)
 	next, device := 0, 0
 	post := func() probe { next++; return impressionOf(base, mine[next-1], "10.250.0.2") }
@@ -327,9 +349,8 @@ func TestKevelFaultsUnderLoad(t *testing.T) {
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = proxy.Close() })
 	env := map[string]string{"ADSHARE_KEVEL_NETWORK_ID": "23", "ADSHARE_KEVEL_SITE_ID": "1", "ADSHARE_KEVEL_URL": "http://" + proxy.Addr()}
-	base, fleet := loadServer(t, env, loadtest.FleetConfig{Owners: 12, Tokens: 800})
-	checked := fleet.Owners[0]
-	fleet.Owners = fleet.Owners[1:]
+	base, fleet := loadServer(t, env, loadtest.FleetConfig{Owners: 12, Spare: 1, Tokens: 800})
+	checked := fleet.Spare[0]
 	device := 0
 	fill := func() probe { device++; return fillOf(base, checked.ID, device) }
 	metric := func(name string) string {

@@ -22,6 +22,9 @@ type FleetConfig struct {
 	// Owners is how many ad-space owners there are (default 40); each is
 	// signed in four times, for four refresh tokens.
 	Owners int
+	// Spare is how many owners are set up apart (Fleet.Spare): neither
+	// filled for tokens nor in the mix, for a test's own checks.
+	Spare int
 	// Advertisers each fund one approved ad (default 10).
 	Advertisers int
 	// SignIns is how many accounts exist only to sign in during the run
@@ -57,6 +60,7 @@ type Fleet struct {
 	Owners      []*Member
 	Advertisers []*Member
 	SignIns     []*Member
+	Spare       []*Member
 	Admin, Mod  *Member
 	// Tracking are served ads' tracking tokens; Clicks their click links.
 	Tracking []string
@@ -125,6 +129,13 @@ func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 		return nil
 	}); err != nil {
 		return nil, err
+	}
+	for i := range cfg.Spare {
+		m, err := f.register(ctx, email("spare", i))
+		if err != nil {
+			return nil, err
+		}
+		f.Spare = append(f.Spare, m)
 	}
 	if err := f.parallel(ctx, cfg.SignIns, func(i int) error {
 		m, err := f.register(ctx, email("signin", i))
