@@ -221,6 +221,12 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	if c.Store, err = openStore(ctx, cfg, logger); err != nil {
 		return nil, nil, err
 	}
+	if db, ok := c.Store.(*postgres.DB); ok && reg != nil {
+		if err := reg.Register(db.PoolCollector()); err != nil {
+			stopAll(ctx, c.Store)
+			return nil, nil, err
+		}
+	}
 	var rc *redis.Client
 	if c.Shared, rc, err = openShared(ctx, cfg, logger); err != nil {
 		stopAll(ctx, c.Store)
