@@ -22,6 +22,8 @@ type config struct {
 	addr            string
 	databaseURL     string
 	redisURL        string
+	redisCluster    []string // Redis Cluster seed nodes (host:port); exclusive with redisURL
+	redisPassword   string   // the cluster's password (REDIS_URL carries its own)
 	redisPrefix     string
 	migrateOnStart  bool
 	logFormat       string
@@ -135,6 +137,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.addr, "addr", "ADSHARE_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty uses the in-memory store")
 	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")
+	cluster := fs.raw("redis-cluster", "REDIS_CLUSTER_ADDRS", "comma-separated host:port of Redis Cluster nodes (any of them; the rest are discovered); instead of redis-url")
+	fs.str(&c.redisPassword, "redis-cluster-password", "REDIS_CLUSTER_PASSWORD", "", "password of the Redis Cluster's nodes (prefer the environment variable)")
 	fs.str(&c.redisPrefix, "redis-prefix", "ADSHARE_REDIS_PREFIX", "adshare:", "prefix of every Redis key, so several deployments can share one Redis")
 	fs.boolean(&c.migrateOnStart, "migrate-on-start", "ADSHARE_MIGRATE_ON_START", false, "apply pending PostgreSQL migrations before serving")
 	fs.str(&c.logFormat, "log-format", "ADSHARE_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), text or json")
@@ -281,6 +285,16 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	}
 	if c.billing.stripeKey == "" && (len(c.billing.webhookSecrets) > 0 || c.billing.stripeURL != "") {
 		return c, nil, errors.New("stripe-webhook-secrets and stripe-api-url need stripe-secret-key")
+	}
+	c.redisCluster = splitList(*cluster)
+	if len(c.redisCluster) > 0 && c.redisURL != "" {
+		return c, nil, errors.New("redis-url and redis-cluster are exclusive: give the single server's URL or the cluster's nodes")
+	}
+	if c.redisPassword != "" && len(c.redisCluster) == 0 {
+		return c, nil, errors.New("redis-cluster-password needs redis-cluster (a REDIS_URL carries its own password)")
+	}
+	if strings.ContainsAny(c.redisPrefix, "{}") && len(c.redisCluster) > 0 {
+		return c, nil, errors.New("redis-prefix must not hold { or } on a Redis Cluster: a hash tag in the prefix would put every key in one slot")
 	}
 	c.oidc.redirectURIs = splitList(*redirects)
 	c.oidc.nativeClientIDs = splitList(*natives)

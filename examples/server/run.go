@@ -96,17 +96,37 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.St
 	return db, nil
 }
 
+// redisConfigured reports whether a Redis (a server or a cluster) is
+// configured.
+func (c config) redisConfigured() bool { return c.redisURL != "" || len(c.redisCluster) > 0 }
+
+// openRedis connects to the configured Redis: the Redis Cluster when
+// redis-cluster is set, else the server at redis-url. A zero dialTimeout
+// means store/redis's default.
+func openRedis(ctx context.Context, cfg config, dialTimeout time.Duration) (*redis.Client, error) {
+	rcfg := &redis.Config{Prefix: cfg.redisPrefix, DialTimeout: dialTimeout}
+	if len(cfg.redisCluster) > 0 {
+		rcfg.Password = cfg.redisPassword
+		return redis.OpenCluster(ctx, cfg.redisCluster, rcfg)
+	}
+	return redis.Open(ctx, cfg.redisURL, rcfg)
+}
+
 // openShared connects to Redis when configured, and falls back to
 // in-process equivalents; the client is nil then.
 func openShared(ctx context.Context, cfg config, logger *slog.Logger) (adshare.Shared, *redis.Client, error) {
-	if cfg.redisURL == "" {
+	if !cfg.redisConfigured() {
 		return memory.NewShared(), nil, nil
 	}
-	rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
+	rc, err := openRedis(ctx, cfg, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	logger.InfoContext(ctx, "redis: connected")
+	if len(cfg.redisCluster) > 0 {
+		logger.InfoContext(ctx, "redis: connected to the cluster", slog.Any("nodes", cfg.redisCluster))
+	} else {
+		logger.InfoContext(ctx, "redis: connected")
+	}
 	return rc.Shared(&redis.SharedOptions{Logger: logger}), rc, nil
 }
 

@@ -96,13 +96,27 @@ func TestQuickStartOnEmbeddedDefaults(t *testing.T) {
 	require.Contains(t, out.String(), `"msg":"http request"`, "access logs go to stdout as JSON when it is not a terminal")
 }
 
+// It runs on a single Redis (REDIS_URL) and on a Redis Cluster
+// (REDIS_CLUSTER_ADDRS).
 func TestWithPostgresAndRedis(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testWithPostgresAndRedis)
+}
+
+// redisEnv is the server's environment for Redis target r.
+func redisEnv(r testenv.RedisTarget) map[string]string {
+	if r.Cluster() {
+		return map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(r.Addrs, ","), "ADSHARE_REDIS_PREFIX": r.Prefix}
+	}
+	return map[string]string{"REDIS_URL": r.URL, "ADSHARE_REDIS_PREFIX": r.Prefix}
+}
+
+func testWithPostgresAndRedis(t *testing.T, r testenv.RedisTarget) {
 	dbURL := postgrestest.URL(t)
-	redisURL, prefix := testenv.Redis(t)
 	keys := fleetKeyEnv() // personal data sealed, as in production
-	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix,
-		"ADSHARE_DATA_KEYS": keys["ADSHARE_DATA_KEYS"], "ADSHARE_DATA_INDEX_KEY": keys["ADSHARE_DATA_INDEX_KEY"]}
+	env := redisEnv(r)
+	env["DATABASE_URL"] = dbURL
+	env["ADSHARE_DATA_KEYS"], env["ADSHARE_DATA_INDEX_KEY"] = keys["ADSHARE_DATA_KEYS"], keys["ADSHARE_DATA_INDEX_KEY"]
 	base, _ := startServer(t, env, "-migrate-on-start")
 
 	status, body := get(t, base+"/readyz")
@@ -275,6 +289,10 @@ func TestBadInvocations(t *testing.T) {
 			map[string]string{"ADSHARE_DATA_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "go together"},
 		{"a data key that is not a key", []string{"server", "-addr", "127.0.0.1:0", "-database-url", "postgres://u@127.0.0.1:1/db?connect_timeout=2"},
 			map[string]string{"ADSHARE_DATA_KEYS": "c2hvcnQ=", "ADSHARE_DATA_INDEX_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "data-keys"},
+		{"a Redis URL and a cluster", []string{"server", "-redis-url", "redis://127.0.0.1:6379/0", "-redis-cluster", "127.0.0.1:7001"}, nil, "exclusive"},
+		{"a cluster password without a cluster", []string{"server"}, map[string]string{"REDIS_CLUSTER_PASSWORD": "pw"}, "needs redis-cluster"},
+		{"a hash tag in the prefix on a cluster", []string{"server", "-redis-cluster", "127.0.0.1:7001", "-redis-prefix", "app{1}:"}, nil, "one slot"},
+		{"unreachable Redis Cluster", []string{"server", "-addr", "127.0.0.1:0", "-redis-cluster", "127.0.0.1:1"}, nil, "redis"},
 		{"unreachable database", []string{"server", "-database-url", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=2"}, nil, "postgres"},
 	} {
 		t.Run(tt.description, func(t *testing.T) {

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	goredis "github.com/redis/go-redis/v9"
@@ -30,6 +31,10 @@ type Config struct {
 	// DialTimeout bounds establishing one connection (unless the URL sets
 	// dial_timeout). Defaults to DefaultDialTimeout.
 	DialTimeout time.Duration
+	// Username and Password authenticate OpenCluster's connections to
+	// every node (ACL user, or Password alone for requirepass). Open takes
+	// them from the URL instead. Empty: no authentication.
+	Username, Password string
 }
 
 // Client is adshare's handle on Redis.
@@ -67,6 +72,36 @@ func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
 	return c, nil
 }
 
+// OpenCluster connects to the Redis Cluster whose nodes (host:port) include
+// addrs (any of them will do: the rest are discovered) and checks that every
+// master answers. Stop releases it.
+//
+// Everything the Client makes works on a cluster: each script and each
+// multi-key command keeps its keys in one hash slot (a hash tag {...} where
+// a script touches several keys), pipelines are split per node by go-redis,
+// SCANs visit every master, and pub/sub uses PUBLISH, which a cluster
+// forwards to every node. Keep Config.Prefix free of braces so that the
+// keys spread over the slots.
+func OpenCluster(ctx context.Context, addrs []string, cfg *Config) (*Client, error) {
+	if len(addrs) == 0 {
+		return nil, errors.New("redis: OpenCluster needs the address (host:port) of at least one cluster node")
+	}
+	opts := &goredis.ClusterOptions{Addrs: addrs, DialTimeout: DefaultDialTimeout}
+	if cfg != nil {
+		if cfg.DialTimeout > 0 {
+			opts.DialTimeout = cfg.DialTimeout
+		}
+		opts.Username, opts.Password = cfg.Username, cfg.Password
+	}
+	c := New(goredis.NewClusterClient(opts), cfg)
+	c.owned = true
+	if err := c.Ping(ctx); err != nil {
+		_ = c.rdb.Close()
+		return nil, err
+	}
+	return c, nil
+}
+
 // New wraps a client the host already has. Stop will not close it.
 func New(rdb goredis.UniversalClient, cfg *Config) *Client {
 	prefix := DefaultPrefix
@@ -82,8 +117,29 @@ func (c *Client) Redis() goredis.UniversalClient { return c.rdb }
 // Prefix returns the key prefix.
 func (c *Client) Prefix() string { return c.prefix }
 
-// Ping checks that Redis answers, for readiness probes.
+// Ping checks that Redis answers, for readiness probes: on a Redis Cluster,
+// every master (a master that does not answer holds slots no key of which
+// can be read or written).
 func (c *Client) Ping(ctx context.Context) error {
+	if cc, ok := c.rdb.(*goredis.ClusterClient); ok {
+		var masters atomic.Int32
+		err := cc.ForEachMaster(ctx, func(ctx context.Context, n *goredis.Client) error {
+			if err := n.Ping(ctx).Err(); err != nil {
+				return fmt.Errorf("%s: %w", n.Options().Addr, err)
+			}
+			masters.Add(1)
+			return nil
+		})
+		if err == nil && masters.Load() == 0 {
+			// No slot is served: a node outside a cluster, or one
+			// whose slots were never assigned.
+			err = errors.New("no master serves any slot")
+		}
+		if err != nil {
+			return fmt.Errorf("redis: ping cluster: %w", err)
+		}
+		return nil
+	}
 	if err := c.rdb.Ping(ctx).Err(); err != nil {
 		return fmt.Errorf("redis: ping: %w", err)
 	}
