@@ -150,6 +150,9 @@ type Service struct {
 	fillsMu   sync.Mutex
 	fills     map[fillKey]*FillCount
 	fillFlush *periodic.Task
+
+	destsMu sync.Mutex
+	dests   map[destKey]string // where an ad server's ads' clicks lead (see Click)
 }
 
 type cachedTier struct {
@@ -203,7 +206,7 @@ func NewService(cfg Config) (*Service, error) {
 	cfg.BusinessEvery = cmp.Or(cfg.BusinessEvery, DefaultBusinessEvery)
 	s := &Service{
 		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
-		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, tracer: tracing.New(cfg.TracerProvider),
+		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, dests: map[destKey]string{}, tracer: tracing.New(cfg.TracerProvider),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)

@@ -687,6 +687,46 @@ func TestClickRedirect(t *testing.T) {
 	require.ErrorIs(t, err, analytics.ErrNoDestination)
 }
 
+// A Kevel ad has no landing page of its own, so a click we do not count
+// (a double tap, a click too soon after the impression, an expired link)
+// must still send the viewer on: to the destination the ad server's
+// redirect gave before, or, when none is known, through firing the click
+// after all. It used to answer 404 no_destination.
+func TestKevelClickNotCountedStillRedirects(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	clicks := func() int { b.pixels.mu.Lock(); defer b.pixels.mu.Unlock(); return len(b.pixels.clicks) }
+
+	// Clicked before any impression: invalid traffic, and no destination
+	// known yet for this creative.
+	first, _ := b.served(t, func(tr *tracking.Payload) { tr.CreativeID = "fresh" })
+	target, res, err := b.svc.Click(app, first)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target)
+	require.Equal(t, analytics.Accepted, res.Status)
+	require.False(t, res.Valid, "the click is recorded as invalid")
+	require.False(t, res.Billable, "and earns nothing")
+	require.Equal(t, 1, clicks(), "the ad server's click was fired to learn where it leads")
+
+	// The same link again: a duplicate, sent to the remembered destination
+	// without firing again.
+	target, res, err = b.svc.Click(app, first)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target)
+	require.Equal(t, analytics.Duplicate, res.Status)
+	require.Equal(t, 1, clicks())
+
+	// Another showing of the same creative, expired: counted nowhere, sent on.
+	expired, _ := b.served(t, func(tr *tracking.Payload) {
+		tr.CreativeID, tr.ExpiresAt = "fresh", time.Now().Add(-time.Minute)
+	})
+	target, res, err = b.svc.Click(app, expired)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target)
+	require.Empty(t, res.Status)
+	require.Equal(t, 1, clicks(), "the known destination is used; nothing reaches the ad server")
+}
+
 func TestFillCountsReachTheReports(t *testing.T) {
 	t.Parallel()
 	b := setup(t)
