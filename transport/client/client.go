@@ -254,7 +254,7 @@ func (c *Client) Settings(ctx context.Context) (*Space, error) {
 }
 
 // PutSettings replaces the space's settings. With version > 0 it is sent
-// as If-Match, and a space changed since answers 412 version_mismatch.
+// as If-Match, and a space changed since answers 409 (a conflict).
 func (c *Client) PutSettings(ctx context.Context, settings SpaceSettings, version int64) (*Space, error) {
 	h := http.Header{}
 	if version > 0 {
