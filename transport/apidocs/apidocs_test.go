@@ -59,7 +59,11 @@ func TestDocsServed(t *testing.T) {
 	resp, js := get(t, base+"/docs/redoc.standalone.js")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Equal(t, "text/javascript; charset=utf-8", resp.Header.Get("Content-Type"))
-	require.Contains(t, js, `Version: "`+apidocs.RedocVersion+`"`)
+	require.Greater(t, len(js), 500_000, "the whole bundle")
+	require.True(t, strings.HasPrefix(js, "/*! For license information please see redoc.standalone.js.LICENSE.txt */"))
+	resp, notices := get(t, base+"/docs/redoc.standalone.js.LICENSE.txt")
+	require.Equal(t, http.StatusOK, resp.StatusCode)
+	require.Contains(t, notices, `Version: "`+apidocs.RedocVersion+`"`)
 	resp, lic := get(t, base+"/docs/redoc.LICENSE")
 	require.Equal(t, http.StatusOK, resp.StatusCode)
 	require.Contains(t, lic, "The MIT License")
@@ -122,7 +126,14 @@ func TestDocsRenderInChromium(t *testing.T) {
 	title, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.querySelector('h1') ? document.querySelector('h1').innerText : ''`))
 	require.NoError(t, err)
 	require.Contains(t, title, "adshare API", "the document's title heads the page")
-	require.NotContains(t, logs(), "Content Security Policy", "the page's policy blocks nothing it needs")
+	// The policy blocks nothing the page needs. Redoc's sidebar credit
+	// links an image on Redocly's CDN: that one is blocked, by design (no
+	// other origin), and the credit shows its text instead.
+	for _, line := range strings.Split(logs(), "\n") {
+		if strings.Contains(line, "Content Security Policy") && !strings.Contains(line, "https://cdn.redoc.ly/redoc/logo-mini.svg") {
+			t.Errorf("the page's policy blocked something: %s", line)
+		}
+	}
 }
 
 // jsString quotes s as a JavaScript string literal (no quotes or
