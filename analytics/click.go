@@ -52,7 +52,7 @@ func (s *Service) Click(ctx context.Context, token string) (string, Result, erro
 	}
 	var res Result
 	if err == nil {
-		results, err := s.Ingest(ctx, []Report{{Type: Click, Token: token}})
+		results, err := s.Ingest(ctx, []Report{{Type: Click, Token: token, redirect: true}})
 		if err != nil {
 			return "", Result{}, err
 		}

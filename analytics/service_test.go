@@ -668,6 +668,11 @@ func TestClickRedirect(t *testing.T) {
 	target, _, err = b.svc.Click(app, kevel)
 	require.NoError(t, err)
 	require.Equal(t, "https://advertiser.example/landing", target, "the ad server's redirect, read without following it")
+	b.pixels.mu.Lock()
+	require.Equal(t, []string{"https://e-23.adzerk.net/r?e=y"}, b.pixels.clicks, "the redirect fires the ad server's click once")
+	require.NotContains(t, b.pixels.fired, "https://e-23.adzerk.net/r?e=y",
+		"and the commit does not queue it too: the firer's once-only guard would refuse the redirect's fire (404 no_destination)")
+	b.pixels.mu.Unlock()
 
 	expired, _ := b.served(t, func(tr *tracking.Payload) {
 		tr.ExpiresAt, tr.LandingURL = time.Now().Add(-time.Minute), "https://shop.example.com/late"

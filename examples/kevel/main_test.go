@@ -35,6 +35,9 @@ func startKevel(t *testing.T) (string, *kevelfake.Server) {
 	done := make(chan error, 1)
 	go func() { done <- run(ctx, func(k string) string { return env[k] }, out) }()
 	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("the server's log:\n%s", out.String())
+		}
 		cancel()
 		select {
 		case err := <-done:
