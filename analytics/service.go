@@ -155,6 +155,9 @@ type Service struct {
 	fillsMu   sync.Mutex
 	fills     map[fillKey]*FillCount
 	fillFlush *periodic.Task
+
+	destsMu sync.Mutex
+	dests   map[destKey]string // where an ad server's ads' clicks lead (see Click)
 }
 
 type cachedTier struct {
@@ -208,7 +211,7 @@ func NewService(cfg Config) (*Service, error) {
 	cfg.BusinessEvery = cmp.Or(cfg.BusinessEvery, DefaultBusinessEvery)
 	s := &Service{
 		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
-		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, tracer: tracing.New(cfg.TracerProvider),
+		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, dests: map[destKey]string{}, tracer: tracing.New(cfg.TracerProvider),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -321,6 +324,12 @@ type Report struct {
 	// report is rejected with these messages, in its own place in the
 	// batch, so that one bad field costs its event and not its batch.
 	Unreadable map[string]string
+
+	// redirect marks the click of our redirect link (Click), which fires
+	// the ad server's click itself, synchronously, to learn where it
+	// leads: the commit must not queue the same URL too (the firer's
+	// once-only guard would then refuse the redirect's fire).
+	redirect bool
 }
 
 // Status of one reported event.
@@ -507,10 +516,14 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 	}
 	ad := t.Ad
 	ad.IssuedAt = ad.IssuedAt.UTC().Truncate(time.Microsecond)
+	upstream := t.Upstream
+	if r.redirect {
+		upstream.ClickURL = ""
+	}
 	return Event{
 		TrackingID: t.ID, Type: r.Type, Name: r.Name, Ad: ad,
 		OccurredAt: occurred, ReceivedAt: now, Valid: true, ValueMicros: r.ValueMicros,
-		ClientPrefix: prefix, UserAgent: ua, upstream: t.Upstream,
+		ClientPrefix: prefix, UserAgent: ua, upstream: upstream,
 	}, nil
 }
 

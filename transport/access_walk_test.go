@@ -126,6 +126,8 @@ var accessTable = []access{
 	{op: "GET /healthz", may: public, call: get("/healthz")},
 	{op: "GET /readyz", may: public, call: get("/readyz")},
 	{op: "GET /openapi.json", may: public, call: get("/openapi.json")},
+	{op: "GET /docs", may: public, call: get("/docs")},
+	{op: "GET /docs/{asset}", may: public, call: get("/docs/redoc.standalone.js")},
 	{op: "GET /.well-known/jwks.json", may: public, call: get("/.well-known/jwks.json")},
 	// The realtime channel is dialled (see dialStatus): a native app's
 	// token is checked before the upgrade, a browser authenticates after it.
