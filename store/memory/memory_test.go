@@ -73,3 +73,8 @@ func TestBilling(t *testing.T) {
 	t.Parallel()
 	storetest.RunBilling(t, func(*testing.T) storetest.BillingStores { return memory.New() })
 }
+
+func TestConsentStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunConsentStore(t, func(*testing.T) storetest.ConsentStores { return memory.New() })
+}

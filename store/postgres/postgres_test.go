@@ -298,3 +298,20 @@ func TestMigrationGivesExistingSpacesDefaultSettings(t *testing.T) {
 	_, err = want.Normalize()
 	require.NoError(t, err, "the defaults are valid settings")
 }
+
+func TestConsentStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunConsentStore(t, func(t *testing.T) storetest.ConsentStores { return postgrestest.New(t) })
+}
+
+func TestConsentRecordsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.New(t)
+	u := storetest.NewUser(t, "append.only@example.com")
+	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: u}))
+	_, err := db.AppendConsent(ctx, auth.ConsentRecord{UserID: u.ID, PolicyVersion: "v1", Purposes: map[auth.Purpose]bool{}, Source: "api", RecordedAt: time.Now()})
+	require.NoError(t, err)
+	_, err = db.Pool().Exec(ctx, `UPDATE consent_records SET do_not_sell = true`)
+	require.ErrorContains(t, err, "append-only")
+}
