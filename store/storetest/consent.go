@@ -38,11 +38,11 @@ func RunConsentStore(t *testing.T, newStore func(t *testing.T) ConsentStores) {
 		at := time.Date(2026, 12, 1, 10, 0, 0, 123456000, time.UTC)
 		first, err := s.AppendConsent(ctx, auth.ConsentRecord{UserID: u.ID, PolicyVersion: "v1",
 			Purposes: map[auth.Purpose]bool{auth.PurposeAnalytics: true, auth.PurposePersonalisedAds: true},
-			Source: auth.ConsentSourceAPI, RecordedAt: at})
+			Source:   auth.ConsentSourceAPI, RecordedAt: at})
 		require.NoError(t, err)
 		require.NotZero(t, first.ID)
 		second, err := s.AppendConsent(ctx, auth.ConsentRecord{UserID: u.ID, PolicyVersion: "v2",
-			Purposes: map[auth.Purpose]bool{auth.PurposeAnalytics: true, auth.PurposePersonalisedAds: false},
+			Purposes:  map[auth.Purpose]bool{auth.PurposeAnalytics: true, auth.PurposePersonalisedAds: false},
 			DoNotSell: true, GPC: true, Source: auth.ConsentSourceGPC, RecordedAt: at.Add(time.Minute)})
 		require.NoError(t, err)
 		require.Greater(t, second.ID, first.ID)
