@@ -346,6 +346,10 @@ func New(cfg *Config) (*App, error) {
 	if a.billing != nil {
 		setIfNil[adspace.Funding](&sc.Funding, a.billing)
 	}
+	consents, _ := c.Store.(auth.ConsentStore)
+	if consents != nil {
+		setIfNil[adspace.ConsentReader](&sc.Consents, consents)
+	}
 	sc.Logger = cmp.Or(sc.Logger, c.Logger)
 	if a.spaces, err = adspace.NewService(sc); err != nil {
 		return nil, err
@@ -371,6 +375,14 @@ func New(cfg *Config) (*App, error) {
 		ac.RefreshKey = keys.Refresh
 	}
 	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	if consents != nil {
+		setIfNil(&ac.Consents, consents)
+	}
+	observers := []auth.ConsentObserver{a.spaces}
+	if pub != nil {
+		observers = append(observers, pub)
+	}
+	ac.ConsentObservers = append(observers, ac.ConsentObservers...)
 	setIfNil(&ac.Metrics, c.Metrics)
 	if a.auth, err = auth.NewService(ac); err != nil {
 		return nil, err

@@ -226,6 +226,9 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		}
 	}
 	c.Decider, c.Pixels = d.decider, d.pixels
+	if d.userDB != nil {
+		c.AdSpaces.UserDB = d.userDB
+	}
 	if rc != nil { // API-wide limits shared by the fleet, per instance while Redis is down
 		c.HTTP.Limiter = rc.LeasedLimiter(&redis.LeasedLimiterOptions{Fallback: c.HTTP.Limiter, Logger: logger})
 	}
