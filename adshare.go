@@ -24,6 +24,7 @@ import (
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/tracing"
+	"github.com/adshare/adshare/retention"
 	"github.com/adshare/adshare/transport"
 	"github.com/adshare/adshare/transport/realtime"
 )
@@ -163,6 +164,18 @@ type Config struct {
 	// App starts it after every other part and stops it first.
 	Jobs jobs.Queue
 
+	// Retention is how long each data class is kept (see the README's
+	// "Data protection" section for the defaults and their reasons). When
+	// Store implements retention.Purger (store/memory and store/postgres
+	// do), New registers the retention job on Jobs and runs it every
+	// RetentionInterval (default retention.DefaultInterval). Set
+	// DisableRetention to run it yourself instead.
+	Retention retention.Policy
+	// RetentionInterval is how often the retention job runs.
+	RetentionInterval time.Duration
+	// DisableRetention leaves retention to the host.
+	DisableRetention bool
+
 	// Logger receives every part's logs. Defaults to discarding them.
 	Logger *slog.Logger
 	// Metrics is where every part registers its metrics. Nil: none.
@@ -283,6 +296,14 @@ func New(cfg *Config) (*App, error) {
 	if q == nil {
 		if q, err = jobs.NewLocal(&jobs.LocalConfig{Logger: c.Logger}); err != nil {
 			return nil, err
+		}
+	}
+	if p, ok := c.Store.(retention.Purger); ok && !c.DisableRetention {
+		if err := retention.RegisterJob(q, p, c.Retention, c.Now, c.Logger); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+		if err := q.Every(retention.JobKind, cmp.Or(c.RetentionInterval, retention.DefaultInterval), struct{}{}); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
 		}
 	}
 	if bs, ok := c.Store.(billing.Store); ok {
