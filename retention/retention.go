@@ -47,7 +47,7 @@ var Classes = []Class{RawEvents, Audit, Sessions, IPAddresses, Exports, WebhookP
 
 // The default retention periods (see the README for the reasons).
 const (
-	DefaultRawEvents       = 90 * 24 * time.Hour
+	DefaultRawEvents       = 400 * 24 * time.Hour
 	DefaultAudit           = 400 * 24 * time.Hour
 	DefaultSessions        = 30 * 24 * time.Hour
 	DefaultIPAddresses     = 30 * 24 * time.Hour

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -270,12 +271,21 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	mountDashboard(mux)
 	mux.Handle("/", app.Handler())
 
+	var tlsCfg *tls.Config
+	if cfg.tlsCert != "" {
+		var err error
+		if tlsCfg, err = serverTLS(cfg.tlsCert, cfg.tlsKey); err != nil {
+			_ = app.Stop(context.WithoutCancel(ctx))
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = app.Stop(context.WithoutCancel(ctx))
 		return err
 	}
 	srv := &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -293,8 +303,14 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	}
 	defer stopDebug()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.InfoContext(ctx, "listening", slog.String("url", "http://"+ln.Addr().String()))
+	go func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
+	logger.InfoContext(ctx, "listening", slog.String("url", cfg.scheme()+"://"+ln.Addr().String()))
 
 	select {
 	case err = <-serveErr:
