@@ -315,3 +315,18 @@ func TestConsentRecordsAreAppendOnly(t *testing.T) {
 	_, err = db.Pool().Exec(ctx, `UPDATE consent_records SET do_not_sell = true`)
 	require.ErrorContains(t, err, "append-only")
 }
+
+// RequireVerifiedTLS refuses URLs that may talk in the clear or skip the
+// server's name, before any connection.
+func TestRequireVerifiedTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := &postgres.Config{RequireVerifiedTLS: true, ConnectTimeout: time.Second}
+	for _, mode := range []string{"disable", "allow", "prefer", "require", "verify-ca"} {
+		_, err := postgres.Open(ctx, "postgres://adshare@127.0.0.1:1/adshare?sslmode="+mode, cfg)
+		require.ErrorContains(t, err, "sslmode=verify-full", mode)
+	}
+	_, err := postgres.Open(ctx, "postgres://adshare@127.0.0.1:1/adshare?sslmode=verify-full", cfg)
+	require.Error(t, err) // nothing listens there
+	require.NotContains(t, err.Error(), "RequireVerifiedTLS")
+}
