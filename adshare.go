@@ -24,6 +24,7 @@ import (
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/tracing"
+	"github.com/adshare/adshare/retention"
 	"github.com/adshare/adshare/transport"
 	"github.com/adshare/adshare/transport/realtime"
 )
@@ -163,6 +164,18 @@ type Config struct {
 	// App starts it after every other part and stops it first.
 	Jobs jobs.Queue
 
+	// Retention is how long each data class is kept (see the README's
+	// "Data protection" section for the defaults and their reasons). When
+	// Store implements retention.Purger (store/memory and store/postgres
+	// do), New registers the retention job on Jobs and runs it every
+	// RetentionInterval (default retention.DefaultInterval). Set
+	// DisableRetention to run it yourself instead.
+	Retention retention.Policy
+	// RetentionInterval is how often the retention job runs.
+	RetentionInterval time.Duration
+	// DisableRetention leaves retention to the host.
+	DisableRetention bool
+
 	// Logger receives every part's logs. Defaults to discarding them.
 	Logger *slog.Logger
 	// Metrics is where every part registers its metrics. Nil: none.
@@ -285,6 +298,14 @@ func New(cfg *Config) (*App, error) {
 			return nil, err
 		}
 	}
+	if p, ok := c.Store.(retention.Purger); ok && !c.DisableRetention {
+		if err := retention.RegisterJob(q, p, c.Retention, c.Now, c.Logger); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+		if err := q.Every(retention.JobKind, cmp.Or(c.RetentionInterval, retention.DefaultInterval), struct{}{}); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+	}
 	if bs, ok := c.Store.(billing.Store); ok {
 		bc := c.Billing
 		setIfNil(&bc.Store, bs)
@@ -346,6 +367,10 @@ func New(cfg *Config) (*App, error) {
 	if a.billing != nil {
 		setIfNil[adspace.Funding](&sc.Funding, a.billing)
 	}
+	consents, _ := c.Store.(auth.ConsentStore)
+	if consents != nil {
+		setIfNil[adspace.ConsentReader](&sc.Consents, consents)
+	}
 	sc.Logger = cmp.Or(sc.Logger, c.Logger)
 	if a.spaces, err = adspace.NewService(sc); err != nil {
 		return nil, err
@@ -371,6 +396,14 @@ func New(cfg *Config) (*App, error) {
 		ac.RefreshKey = keys.Refresh
 	}
 	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	if consents != nil {
+		setIfNil(&ac.Consents, consents)
+	}
+	observers := []auth.ConsentObserver{a.spaces}
+	if pub != nil {
+		observers = append(observers, pub)
+	}
+	ac.ConsentObservers = append(observers, ac.ConsentObservers...)
 	setIfNil(&ac.Metrics, c.Metrics)
 	if a.auth, err = auth.NewService(ac); err != nil {
 		return nil, err

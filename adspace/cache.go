@@ -122,6 +122,7 @@ const viewerConsentTTL = 5 * time.Second
 
 type consentEntry struct {
 	personalized, doNotSell bool
+	analytics               bool // per-viewer analytics
 	fetched                 time.Time
 }
 
@@ -141,6 +142,12 @@ func (c *consentCache) get(id uuid.UUID) (consentEntry, bool) {
 		return consentEntry{}, false
 	}
 	return e, true
+}
+
+func (c *consentCache) drop(id uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
 }
 
 func (c *consentCache) put(id uuid.UUID, e consentEntry) {

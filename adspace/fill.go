@@ -46,6 +46,10 @@ type FillRequest struct {
 	GDPRApplies bool
 	GDPRConsent bool
 	DoNotSell   bool
+	// GPC is true when the request carried a Global Privacy Control signal
+	// (Sec-GPC: 1): honoured as DoNotSell for signed-in and anonymous
+	// viewers alike.
+	GPC bool
 	// Keywords and Properties describe the screen the space is on.
 	Keywords   []string
 	Properties map[string]string
@@ -159,6 +163,7 @@ func (s *Service) fill(ctx context.Context, r FillRequest) (Fill, error) {
 		if r.Viewer != nil {
 			t.Viewer = r.Viewer.UserID
 		}
+		t.NoViewerAnalytics = !viewer.analytics
 		token, err := s.cfg.Sealer.Seal(t)
 		if err != nil {
 			return Fill{}, err
@@ -305,6 +310,10 @@ func relevantKeywords(keywords, blocked []string) []string {
 type viewerState struct {
 	key     string
 	consent decision.Consent
+	// analytics is true when the viewer's events may be kept under their
+	// identity (user id and key); otherwise the token says so and they
+	// are stored without.
+	analytics bool
 }
 
 // decisionRequest builds the ad request for a fill.
@@ -316,23 +325,28 @@ func (s *Service) decisionRequest(ctx context.Context, r FillRequest, cs cachedS
 		// A signed-in viewer's consent is what they set in their profile.
 		e, ok := s.viewers.get(r.Viewer.UserID)
 		if !ok {
-			u, err := s.cfg.Users.UserByID(ctx, r.Viewer.UserID)
-			if err != nil {
+			var err error
+			if e, err = s.viewerConsent(ctx, r.Viewer.UserID); err != nil {
 				return decision.Request{}, v, err
 			}
-			e = consentEntry{personalized: u.Profile.Settings.PersonalizedAds, doNotSell: u.Profile.Settings.DoNotSell, fetched: time.Now()}
 			s.viewers.put(r.Viewer.UserID, e)
 		}
-		v.consent = decision.Consent{GDPRApplies: true, GDPR: e.personalized, DoNotSell: e.doNotSell}
+		v.consent = decision.Consent{GDPRApplies: true, GDPR: e.personalized, DoNotSell: e.doNotSell || r.GPC}
+		v.analytics = e.analytics
 		identity = "user:" + r.Viewer.UserID.String()
 	} else {
-		v.consent = decision.Consent{GDPRApplies: r.GDPRApplies, GDPR: r.GDPRConsent, DoNotSell: r.DoNotSell}
+		v.consent = decision.Consent{GDPRApplies: r.GDPRApplies, GDPR: r.GDPRConsent, DoNotSell: r.DoNotSell || r.GPC}
 		if r.Device != "" {
 			identity = "device:" + r.Device
 		}
 	}
 	if identity != "" && v.consent.MayTrack() {
 		v.key = s.viewerKey(identity)
+	}
+	if r.Viewer == nil {
+		// An anonymous viewer's only identity is the key; it is kept with
+		// their events exactly when it may be used at all.
+		v.analytics = v.key != ""
 	}
 
 	count := set.MaxAdsPerView

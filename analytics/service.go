@@ -263,6 +263,9 @@ func (s *Service) commit(ctx context.Context, pending []*pendingWrite) error {
 	}
 	all := make([]Event, 0, n) // events are large: copy each once, no growing
 	for _, p := range pending {
+		for i := range p.events {
+			p.events[i].forgetViewer()
+		}
 		all = append(all, p.events...)
 	}
 	start := time.Now()
@@ -523,7 +526,7 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 	return Event{
 		TrackingID: t.ID, Type: r.Type, Name: r.Name, Ad: ad,
 		OccurredAt: occurred, ReceivedAt: now, Valid: true, ValueMicros: r.ValueMicros,
-		ClientPrefix: prefix, UserAgent: ua, upstream: upstream,
+		ClientPrefix: prefix, UserAgent: ua, upstream: upstream, unprofiled: t.NoViewerAnalytics,
 	}, nil
 }
 

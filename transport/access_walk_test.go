@@ -164,6 +164,11 @@ var accessTable = []access{
 	{op: "PATCH /users/me", may: signedIn, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPatch, path: "/users/me", body: map[string]any{"display_name": "Walker"}}
 	}},
+	{op: "GET /users/me/consent", may: signedIn, call: get("/users/me/consent")},
+	{op: "PUT /users/me/consent", may: signedIn, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodPut, path: "/users/me/consent", body: map[string]any{
+			"policy_version": auth.DefaultConsentPolicy, "purposes": map[string]bool{"analytics": true}}}
+	}},
 	{op: "GET /users/{id}", may: from(asModerator), foreign: true, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodGet, path: "/users/" + f.owner.User.ID.String()}
 	}},

@@ -45,6 +45,8 @@ func (s *server) routes() []route {
 			route{http.MethodGet, "/users/me", s.handleGetMe()},
 			route{http.MethodPatch, "/users/me", s.handlePatchMe()},
 			route{http.MethodPost, "/users/me/advertiser", s.handleBecomeAdvertiser()},
+			route{http.MethodGet, "/users/me/consent", s.handleGetConsent()},
+			route{http.MethodPut, "/users/me/consent", s.handlePutConsent()},
 			route{http.MethodGet, "/users/{id}", s.handleGetUser()},
 			route{http.MethodPut, "/users/{id}/tier", s.handleSetTier()},
 			route{http.MethodPut, "/users/{id}/role", s.handleSetRole()},

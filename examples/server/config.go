@@ -31,6 +31,7 @@ type config struct {
 	allowedOrigins  []string
 	trustedProxies  []netip.Prefix
 	hsts            bool
+	tlsCert, tlsKey string // PEM files; both set: the server speaks TLS (and sends HSTS)
 	accessLog       bool
 	clientRate      int                          // requests per minute per client address
 	userRate        int                          // requests per minute per signed-in user
@@ -149,7 +150,9 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	userRate := fs.raw("user-rate", "ADSHARE_USER_RATE", "requests per minute allowed per signed-in user (bursts of a fifth); default 600")
 	routeRates := fs.raw("route-rates", "ADSHARE_ROUTE_RATES", "comma-separated class=requests per minute per client address for the route classes auth, tracking and reports (bursts of a fifth), such as auth=60,tracking=6000; a class not named shares client-rate")
 	fs.boolean(&c.accessLog, "access-log", "ADSHARE_ACCESS_LOG", true, "log every request (5xx answers are logged regardless)")
-	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS)")
+	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS; on by itself with -tls-cert)")
+	fs.str(&c.tlsCert, "tls-cert", "ADSHARE_TLS_CERT", "", "PEM certificate (chain) file: serve HTTPS (TLS 1.2+, with HSTS); empty: plain HTTP (behind a TLS-terminating proxy)")
+	fs.str(&c.tlsKey, "tls-key", "ADSHARE_TLS_KEY", "", "PEM private key file of -tls-cert")
 	fs.duration(&c.shutdownTimeout, "shutdown-timeout", "ADSHARE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long requests in flight may take to finish on shutdown")
 	fs.str(&c.debugAddr, "debug-addr", "ADSHARE_DEBUG_ADDR", "", "serve Go's profiler (/debug/pprof/) on this loopback address, such as 127.0.0.1:6060; empty: off")
 	fs.duration(&c.drainDelay, "drain-delay", "ADSHARE_DRAIN_DELAY", 0, "on SIGINT/SIGTERM, how long /readyz fails while the server still serves, so that load balancers polling it stop sending first")
@@ -298,10 +301,24 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	}
 	c.oidc.redirectURIs = splitList(*redirects)
 	c.oidc.nativeClientIDs = splitList(*natives)
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, nil, errors.New("tls-cert and tls-key go together")
+	}
+	if c.tlsCert != "" {
+		c.hsts = true // a server that speaks HTTPS tells browsers to keep to it
+	}
 	if c.issuer == "" {
-		c.issuer = "http://" + c.addr
+		c.issuer = c.scheme() + "://" + c.addr
 	}
 	return c, fs.Args(), nil
+}
+
+// scheme is "https" when the server speaks TLS, else "http".
+func (c config) scheme() string {
+	if c.tlsCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 func splitList(s string) []string {

@@ -25,6 +25,7 @@ type deciders struct {
 	decider decision.Decider
 	pixels  analytics.Pixels  // nil for the local engine, which has none
 	fake    *kevelfake.Server // the in-process fake Kevel network, when asked for
+	userDB  adspace.UserDB    // Kevel's UserDB, told of consent changes; nil for the local engine
 }
 
 // newDeciders builds Kevel behind the caching decorator when a Kevel
@@ -80,7 +81,7 @@ func newDeciders(ctx context.Context, cfg config, logger *slog.Logger, reg prome
 	if err != nil {
 		return fail(err)
 	}
-	d.decider, d.pixels = cached, firer
+	d.decider, d.pixels, d.userDB = cached, firer, client.UserDB()
 	logger.InfoContext(ctx, "decisions: Kevel, cached", slog.Int64("network", network), slog.Int64("site", site))
 	return d, nil
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -263,6 +264,9 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		}
 	}
 	c.Decider, c.Pixels = d.decider, d.pixels
+	if d.userDB != nil {
+		c.AdSpaces.UserDB = d.userDB
+	}
 	if rc != nil { // API-wide limits shared by the fleet, per instance while Redis is down
 		c.HTTP.Limiter = rc.LeasedLimiter(&redis.LeasedLimiterOptions{Fallback: c.HTTP.Limiter, Logger: logger})
 	}
@@ -304,12 +308,21 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	mountDashboard(mux)
 	mux.Handle("/", app.Handler())
 
+	var tlsCfg *tls.Config
+	if cfg.tlsCert != "" {
+		var err error
+		if tlsCfg, err = serverTLS(cfg.tlsCert, cfg.tlsKey); err != nil {
+			_ = app.Stop(context.WithoutCancel(ctx))
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = app.Stop(context.WithoutCancel(ctx))
 		return err
 	}
 	srv := &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -327,8 +340,14 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	}
 	defer stopDebug()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.InfoContext(ctx, "listening", slog.String("url", "http://"+ln.Addr().String()))
+	go func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
+	logger.InfoContext(ctx, "listening", slog.String("url", cfg.scheme()+"://"+ln.Addr().String()))
 
 	select {
 	case err = <-serveErr:

@@ -336,3 +336,35 @@ func TestPoolCollector(t *testing.T) {
 	require.Equal(t, 0.0, gauge("adshare_db_pool_connections", "acquired"))
 	require.GreaterOrEqual(t, gauge("adshare_db_pool_connections", "idle"), 1.0)
 }
+
+func TestConsentStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunConsentStore(t, func(t *testing.T) storetest.ConsentStores { return postgrestest.New(t) })
+}
+
+func TestConsentRecordsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.New(t)
+	u := storetest.NewUser(t, "append.only@example.com")
+	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: u}))
+	_, err := db.AppendConsent(ctx, auth.ConsentRecord{UserID: u.ID, PolicyVersion: "v1", Purposes: map[auth.Purpose]bool{}, Source: "api", RecordedAt: time.Now()})
+	require.NoError(t, err)
+	_, err = db.Pool().Exec(ctx, `UPDATE consent_records SET do_not_sell = true`)
+	require.ErrorContains(t, err, "append-only")
+}
+
+// RequireVerifiedTLS refuses URLs that may talk in the clear or skip the
+// server's name, before any connection.
+func TestRequireVerifiedTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := &postgres.Config{RequireVerifiedTLS: true, ConnectTimeout: time.Second}
+	for _, mode := range []string{"disable", "allow", "prefer", "require", "verify-ca"} {
+		_, err := postgres.Open(ctx, "postgres://adshare@127.0.0.1:1/adshare?sslmode="+mode, cfg)
+		require.ErrorContains(t, err, "sslmode=verify-full", mode)
+	}
+	_, err := postgres.Open(ctx, "postgres://adshare@127.0.0.1:1/adshare?sslmode=verify-full", cfg)
+	require.Error(t, err) // nothing listens there
+	require.NotContains(t, err.Error(), "RequireVerifiedTLS")
+}

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -35,6 +36,13 @@ type Config struct {
 	// every node (ACL user, or Password alone for requirepass). Open takes
 	// them from the URL instead. Empty: no authentication.
 	Username, Password string
+	// TLS, when set, is the TLS configuration of a rediss:// URL: set
+	// RootCAs to verify a server whose certificate a private CA signed
+	// (ServerName defaults to the URL's host, so the name is verified
+	// too). Open refuses a plain redis:// URL when TLS is set, and never
+	// accepts InsecureSkipVerify. Nil: rediss:// verifies against the
+	// system's roots.
+	TLS *tls.Config
 }
 
 // Client is adshare's handle on Redis.
@@ -53,6 +61,20 @@ func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
 	if err != nil {
 		// The parse error may quote the URL, password included: do not wrap it.
 		return nil, errors.New("redis: cannot parse the Redis URL; expected redis://[:password@]host:port/db")
+	}
+	if cfg != nil && cfg.TLS != nil {
+		switch {
+		case opts.TLSConfig == nil:
+			return nil, errors.New("redis: Config.TLS is set but the URL is not rediss://: refusing to talk to Redis in the clear")
+		case cfg.TLS.InsecureSkipVerify:
+			return nil, errors.New("redis: Config.TLS must verify the server (InsecureSkipVerify is refused)")
+		}
+		t := cfg.TLS.Clone()
+		if t.ServerName == "" {
+			t.ServerName = opts.TLSConfig.ServerName
+		}
+		t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
+		opts.TLSConfig = t
 	}
 	if cfg != nil && cfg.DialTimeout > 0 {
 		opts.DialTimeout = cfg.DialTimeout
@@ -86,7 +108,8 @@ func OpenCluster(ctx context.Context, addrs []string, cfg *Config) (*Client, err
 	if len(addrs) == 0 {
 		return nil, errors.New("redis: OpenCluster needs the address (host:port) of at least one cluster node")
 	}
-	opts := &goredis.ClusterOptions{Addrs: addrs, DialTimeout: DefaultDialTimeout}
+	// As Open: calls are bounded by their contexts.
+	opts := &goredis.ClusterOptions{Addrs: addrs, DialTimeout: DefaultDialTimeout, ContextTimeoutEnabled: true}
 	if cfg != nil {
 		if cfg.DialTimeout > 0 {
 			opts.DialTimeout = cfg.DialTimeout
