@@ -15,6 +15,7 @@ import (
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/billing/billingtest"
 	"github.com/adshare/adshare/billing/stripe"
 	"github.com/adshare/adshare/internal/jobs"
@@ -33,6 +34,8 @@ type billingOpts struct {
 	billing func(*billing.Config)
 	// api changes the API's config just before it is built.
 	api func(*Config)
+	// privacy mounts exports and erasures (billingBundle.privacy).
+	privacy bool
 	// apiLimits turns the API-wide rate limits on, at clientLimit.
 	apiLimits   bool
 	clientLimit auth.Limit
@@ -61,6 +64,9 @@ type billingBundle struct {
 	day    time.Time
 	// spaces is the ad space system, with billingOpts.spaces.
 	spaces *adspace.Service
+	// privacy is exports and erasures, with billingOpts.privacy; its
+	// clock is bclock.
+	privacy *privacy.Service
 }
 
 // billingBackends are the backends whose store keeps money: memory, and
@@ -117,6 +123,10 @@ func newBillingBundle(t *testing.T, backend string, opts billingOpts) *billingBu
 			an := newAnalyticsService(t, b, sealer, &recordingPixels{}, analyticsOpts{settled: settledOf{bb.billing}})
 			bb.events, _ = b.users.(analytics.Store)
 			cfg.Analytics, cfg.Billing = an, bb.billing
+			if opts.privacy {
+				bb.privacy = newPrivacyService(t, b, cfg, bb)
+				cfg.Privacy = bb.privacy
+			}
 			if opts.api != nil {
 				opts.api(cfg)
 			}
