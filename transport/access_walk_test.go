@@ -110,8 +110,8 @@ type walkFixture struct {
 	content, topUp, payout, hold uuid.UUID
 	// export is the owner's export; erasure an erasure an admin made.
 	export, erasure uuid.UUID
-	ownerSession                 uuid.UUID
-	tier                         string
+	ownerSession    uuid.UUID
+	tier            string
 	// secrets are values of the victims that no answer to another caller
 	// may hold: emails, display names, their content's title, their
 	// address.

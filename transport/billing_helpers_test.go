@@ -15,10 +15,10 @@ import (
 	"github.com/adshare/adshare/analytics/tracking"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
-	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/billing/billingtest"
 	"github.com/adshare/adshare/billing/stripe"
 	"github.com/adshare/adshare/internal/jobs"
+	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 )
