@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -67,6 +68,9 @@ type billingBundle struct {
 	// privacy is exports and erasures, with billingOpts.privacy; its
 	// clock is bclock.
 	privacy *privacy.Service
+	// privacyHold, write-locked, holds every export and erasure job
+	// where it starts, so that a test sees two requests meet one pending.
+	privacyHold sync.RWMutex
 }
 
 // billingBackends are the backends whose store keeps money: memory, and

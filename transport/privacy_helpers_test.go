@@ -26,9 +26,15 @@ func newPrivacyService(t *testing.T, b *authBundle, cfg *Config, bb *billingBund
 		Store: ps, Jobs: q, Accounts: cfg.Auth, Audit: b.users.(auth.AuditLog), LinkKey: bytes.Repeat([]byte{7}, 32),
 		Payouts: bb.billing, Now: bb.bclock.Now,
 		Sections: []privacy.Section{{Name: "profile", Collect: func(ctx context.Context, u uuid.UUID) (any, error) {
+			bb.privacyHold.RLock()
+			defer bb.privacyHold.RUnlock()
 			return users.UserByID(ctx, u)
 		}}},
-		Steps: []privacy.Step{{Name: "processor", Run: bb.billing.ClosePayee}},
+		Steps: []privacy.Step{{Name: "processor", Run: func(ctx context.Context, u uuid.UUID) error {
+			bb.privacyHold.RLock()
+			defer bb.privacyHold.RUnlock()
+			return bb.billing.ClosePayee(ctx, u)
+		}}},
 	})
 	require.NoError(t, err)
 	require.NoError(t, q.Start(context.Background()))
