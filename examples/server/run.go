@@ -225,7 +225,7 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 			stopAll(ctx, d.fake) // the App does not know of the fake network
 		}
 	}
-	c.Decider, c.Pixels = d.decider, d.pixels
+	c.Decider, c.Pixels, c.ViewerForgetter = d.decider, d.pixels, d.forget
 	if rc != nil { // API-wide limits shared by the fleet, per instance while Redis is down
 		c.HTTP.Limiter = rc.LeasedLimiter(&redis.LeasedLimiterOptions{Fallback: c.HTTP.Limiter, Logger: logger})
 	}
