@@ -25,6 +25,10 @@ const (
 	// DefaultReauthWindow is how recent a sign-in must be to erase an
 	// account that has no password.
 	DefaultReauthWindow = 10 * time.Minute
+	// StaleExportAfter is how long an export may stay pending before a new
+	// request takes it to have failed (its job out of attempts) and starts
+	// over.
+	StaleExportAfter = 6 * time.Hour
 	// DefaultRecordLimit caps each kind of raw record in an export.
 	DefaultRecordLimit = 100000
 )
@@ -189,6 +193,13 @@ func (s *Service) RequestExportFor(ctx context.Context, p auth.Principal, user u
 func (s *Service) requestExport(ctx context.Context, p auth.Principal, user uuid.UUID) (Export, bool, error) {
 	e := Export{ID: uuid.Must(uuid.NewV7()), User: user, RequestedBy: p.UserID, Status: ExportPending, CreatedAt: s.now().UTC()}
 	got, created, err := s.cfg.Store.CreateExport(ctx, e)
+	if err == nil && !created && s.now().Sub(got.CreatedAt) > StaleExportAfter {
+		// Its job failed for good (or was lost): a new request starts over.
+		if err := s.cfg.Store.FailExport(ctx, got.ID, s.now()); err != nil {
+			return Export{}, false, err
+		}
+		got, created, err = s.cfg.Store.CreateExport(ctx, e)
+	}
 	if err != nil || !created {
 		return got, false, err
 	}

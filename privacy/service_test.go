@@ -95,3 +95,39 @@ func TestErasureResumesAfterAFailedStep(t *testing.T) {
 	mu.Unlock()
 	require.Equal(t, uuid.Nil, got.User)
 }
+
+// TestAStaleExportIsStartedOver: an export pending for longer than
+// StaleExportAfter (its job failed for good) does not block a new one.
+func TestAStaleExportIsStartedOver(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := memory.New()
+	q, err := jobs.NewLocal(&jobs.LocalConfig{})
+	require.NoError(t, err)
+	now := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	var mu sync.Mutex
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	svc, err := privacy.NewService(privacy.Config{
+		Store: store, Jobs: q, Accounts: &accounts{ended: map[uuid.UUID]int{}}, Audit: store, LinkKey: make([]byte, 32), Now: clock,
+	})
+	require.NoError(t, err) // the queue never starts: the export stays pending
+	p := auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}
+	first, created, err := svc.RequestExport(ctx, p)
+	require.NoError(t, err)
+	require.True(t, created)
+	again, created, err := svc.RequestExport(ctx, p)
+	require.NoError(t, err)
+	require.False(t, created)
+	require.Equal(t, first.ID, again.ID)
+
+	mu.Lock()
+	now = now.Add(privacy.StaleExportAfter + time.Minute)
+	mu.Unlock()
+	next, created, err := svc.RequestExport(ctx, p)
+	require.NoError(t, err)
+	require.True(t, created)
+	require.NotEqual(t, first.ID, next.ID)
+	old, err := store.Export(ctx, first.ID)
+	require.NoError(t, err)
+	require.Equal(t, privacy.ExportFailed, old.Status)
+}
