@@ -24,6 +24,7 @@ import (
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/tracing"
+	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/retention"
 	"github.com/adshare/adshare/transport"
 	"github.com/adshare/adshare/transport/realtime"
@@ -175,6 +176,16 @@ type Config struct {
 	RetentionInterval time.Duration
 	// DisableRetention leaves retention to the host.
 	DisableRetention bool
+	// Privacy tunes exports and erasures (package privacy): the export
+	// link's lifetime, the re-authentication window, the host's own export
+	// sections and erasure steps. Privacy runs when Store is also a
+	// privacy.Store (store/memory and store/postgres are); New fills the
+	// rest (see the README's "Data protection").
+	Privacy privacy.Config
+	// ViewerForgetter, when set, is told to forget an erased user's
+	// viewer key: decision/kevel's UserDB when Kevel decides. Nil: no ad
+	// server keeps viewers (the local engine).
+	ViewerForgetter ViewerForgetter
 
 	// Logger receives every part's logs. Defaults to discarding them.
 	Logger *slog.Logger
@@ -215,6 +226,7 @@ type App struct {
 	analytics *analytics.Service
 	billing   *billing.Service // nil when the Store keeps no money
 	hub       *realtime.Hub    // nil without a realtime broker
+	privacy   *privacy.Service // nil when the Store keeps no exports
 	handler   http.Handler
 	life      *lifecycle
 }
@@ -422,6 +434,16 @@ func New(cfg *Config) (*App, error) {
 		}
 	}
 
+	if ps, ok := c.Store.(privacy.Store); ok {
+		pc := a.privacyConfig(&c, c.Privacy, ps, keys)
+		setIfNil(&pc.Jobs, q)
+		if a.privacy, err = privacy.NewService(pc); err != nil {
+			return nil, err
+		}
+	} else {
+		c.Logger.Info("adshare: the store keeps no exports (it is not a privacy.Store): export and erasure are off")
+	}
+
 	hc := c.HTTP
 	if a.hub != nil {
 		setIfNil(&hc.Realtime, a.hub)
@@ -435,6 +457,7 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&hc.AdSpaces, a.spaces)
 	setIfNil(&hc.Analytics, a.analytics)
 	setIfNil(&hc.Billing, a.billing)
+	setIfNil(&hc.Privacy, a.privacy)
 	hc.Logger = cmp.Or(hc.Logger, c.Logger)
 	if hc.Metrics == nil {
 		hc.Metrics = c.Metrics
@@ -470,6 +493,9 @@ func (a *App) Analytics() *analytics.Service { return a.analytics }
 
 // Billing returns the money, or nil when the Store keeps none.
 func (a *App) Billing() *billing.Service { return a.billing }
+
+// Privacy returns exports and erasures, or nil when the Store keeps none.
+func (a *App) Privacy() *privacy.Service { return a.privacy }
 
 // Realtime returns the realtime channel's hub, or nil without a broker.
 func (a *App) Realtime() *realtime.Hub { return a.hub }

@@ -19,6 +19,7 @@ var statusByKind = map[errs.Kind]int{
 	errs.Internal:        http.StatusInternalServerError,
 	errs.Invalid:         http.StatusUnprocessableEntity,
 	errs.Malformed:       http.StatusBadRequest,
+	errs.Gone:            http.StatusGone,
 	errs.NotFound:        http.StatusNotFound,
 	errs.Conflict:        http.StatusConflict,
 	errs.Unauthenticated: http.StatusUnauthorized,

@@ -18,6 +18,7 @@ import (
 	"github.com/adshare/adshare/analytics"
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
+	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/transport/realtime"
 )
 
@@ -53,7 +54,7 @@ func TestOpenAPIDocumentsEveryRoute(t *testing.T) {
 		}
 	}
 	s := &server{auth: &auth.Service{}, spaces: &adspace.Service{}, events: &analytics.Service{}, // every route
-		billing: &billing.Service{}, cfg: Config{Realtime: &realtime.Hub{}, Announcer: &realtime.Announcer{}}}
+		billing: &billing.Service{}, cfg: Config{Realtime: &realtime.Hub{}, Announcer: &realtime.Announcer{}, Privacy: &privacy.Service{}}}
 	var routed []string
 	for _, rt := range s.routes() {
 		routed = append(routed, rt.method+" "+rt.path)

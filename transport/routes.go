@@ -109,6 +109,17 @@ func (s *server) routes() []route {
 	if s.auth != nil && s.cfg.Realtime != nil {
 		rs = append(rs, route{http.MethodGet, "/ws", s.handleWS()})
 	}
+	if s.auth != nil && s.cfg.Privacy != nil {
+		rs = append(rs,
+			route{http.MethodGet, "/users/me/export", s.handleRequestExport()},
+			route{http.MethodPost, "/admin/users/{id}/export", s.handleAdminRequestExport()},
+			route{http.MethodGet, "/exports/{id}", s.handleGetExport()},
+			route{http.MethodGet, "/exports/download/{token}", s.handleDownloadExport()},
+			route{http.MethodDelete, "/users/me", s.handleEraseMe()},
+			route{http.MethodPost, "/admin/users/{id}/erase", s.handleAdminErase()},
+			route{http.MethodGet, "/admin/erasures/{id}", s.handleGetErasure()},
+		)
+	}
 	if s.auth != nil && s.cfg.Announcer != nil {
 		rs = append(rs, route{http.MethodPost, "/admin/announcements", s.handleAnnounce()})
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/internal/tracing"
+	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/transport/realtime"
 )
 
@@ -124,6 +125,9 @@ type Config struct {
 	// Announcer, when set (with Auth), serves POST /admin/announcements:
 	// an administrator's system.alert to every connected client.
 	Announcer *realtime.Announcer
+	// Privacy, when set (with Auth), serves exports and erasures: GET
+	// /users/me/export, DELETE /users/me and their admin paths.
+	Privacy *privacy.Service
 	// WebSocketOrigins lists the exact browser origins that may open the
 	// realtime channel. Nil means AllowedOrigins. Requests without an
 	// Origin (native apps) always pass.

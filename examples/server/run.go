@@ -263,7 +263,7 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 			stopAll(ctx, d.fake) // the App does not know of the fake network
 		}
 	}
-	c.Decider, c.Pixels = d.decider, d.pixels
+	c.Decider, c.Pixels, c.ViewerForgetter = d.decider, d.pixels, d.forget
 	if d.userDB != nil {
 		c.AdSpaces.UserDB = d.userDB
 	}

@@ -47,6 +47,9 @@ type Store struct {
 	ledger ledgerState
 	// billing holds billing's records, under mu.
 	billing billingState
+	// privacy holds exports and erasures, under mu. EraseUser's rename
+	// skips it: an erasure names its user until it is done.
+	privacy privacyState
 }
 
 var (
@@ -74,6 +77,7 @@ func New() *Store {
 		events:     newEventState(),
 		ledger:     newLedgerState(),
 		billing:    newBillingState(),
+		privacy:    newPrivacyState(),
 	}
 }
 
