@@ -24,6 +24,8 @@ import (
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/tracing"
+	"github.com/adshare/adshare/privacy"
+	"github.com/adshare/adshare/retention"
 	"github.com/adshare/adshare/transport"
 	"github.com/adshare/adshare/transport/realtime"
 )
@@ -163,6 +165,28 @@ type Config struct {
 	// App starts it after every other part and stops it first.
 	Jobs jobs.Queue
 
+	// Retention is how long each data class is kept (see the README's
+	// "Data protection" section for the defaults and their reasons). When
+	// Store implements retention.Purger (store/memory and store/postgres
+	// do), New registers the retention job on Jobs and runs it every
+	// RetentionInterval (default retention.DefaultInterval). Set
+	// DisableRetention to run it yourself instead.
+	Retention retention.Policy
+	// RetentionInterval is how often the retention job runs.
+	RetentionInterval time.Duration
+	// DisableRetention leaves retention to the host.
+	DisableRetention bool
+	// Privacy tunes exports and erasures (package privacy): the export
+	// link's lifetime, the re-authentication window, the host's own export
+	// sections and erasure steps. Privacy runs when Store is also a
+	// privacy.Store (store/memory and store/postgres are); New fills the
+	// rest (see the README's "Data protection").
+	Privacy privacy.Config
+	// ViewerForgetter, when set, is told to forget an erased user's
+	// viewer key: decision/kevel's UserDB when Kevel decides. Nil: no ad
+	// server keeps viewers (the local engine).
+	ViewerForgetter ViewerForgetter
+
 	// Logger receives every part's logs. Defaults to discarding them.
 	Logger *slog.Logger
 	// Metrics is where every part registers its metrics. Nil: none.
@@ -202,6 +226,7 @@ type App struct {
 	analytics *analytics.Service
 	billing   *billing.Service // nil when the Store keeps no money
 	hub       *realtime.Hub    // nil without a realtime broker
+	privacy   *privacy.Service // nil when the Store keeps no exports
 	handler   http.Handler
 	life      *lifecycle
 }
@@ -285,6 +310,14 @@ func New(cfg *Config) (*App, error) {
 			return nil, err
 		}
 	}
+	if p, ok := c.Store.(retention.Purger); ok && !c.DisableRetention {
+		if err := retention.RegisterJob(q, p, c.Retention, c.Now, c.Logger); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+		if err := q.Every(retention.JobKind, cmp.Or(c.RetentionInterval, retention.DefaultInterval), struct{}{}); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+	}
 	if bs, ok := c.Store.(billing.Store); ok {
 		bc := c.Billing
 		setIfNil(&bc.Store, bs)
@@ -346,6 +379,10 @@ func New(cfg *Config) (*App, error) {
 	if a.billing != nil {
 		setIfNil[adspace.Funding](&sc.Funding, a.billing)
 	}
+	consents, _ := c.Store.(auth.ConsentStore)
+	if consents != nil {
+		setIfNil[adspace.ConsentReader](&sc.Consents, consents)
+	}
 	sc.Logger = cmp.Or(sc.Logger, c.Logger)
 	if a.spaces, err = adspace.NewService(sc); err != nil {
 		return nil, err
@@ -371,6 +408,14 @@ func New(cfg *Config) (*App, error) {
 		ac.RefreshKey = keys.Refresh
 	}
 	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	if consents != nil {
+		setIfNil(&ac.Consents, consents)
+	}
+	observers := []auth.ConsentObserver{a.spaces}
+	if pub != nil {
+		observers = append(observers, pub)
+	}
+	ac.ConsentObservers = append(observers, ac.ConsentObservers...)
 	setIfNil(&ac.Metrics, c.Metrics)
 	if a.auth, err = auth.NewService(ac); err != nil {
 		return nil, err
@@ -389,6 +434,16 @@ func New(cfg *Config) (*App, error) {
 		}
 	}
 
+	if ps, ok := c.Store.(privacy.Store); ok {
+		pc := a.privacyConfig(&c, c.Privacy, ps, keys)
+		setIfNil(&pc.Jobs, q)
+		if a.privacy, err = privacy.NewService(pc); err != nil {
+			return nil, err
+		}
+	} else {
+		c.Logger.Info("adshare: the store keeps no exports (it is not a privacy.Store): export and erasure are off")
+	}
+
 	hc := c.HTTP
 	if a.hub != nil {
 		setIfNil(&hc.Realtime, a.hub)
@@ -402,6 +457,7 @@ func New(cfg *Config) (*App, error) {
 	setIfNil(&hc.AdSpaces, a.spaces)
 	setIfNil(&hc.Analytics, a.analytics)
 	setIfNil(&hc.Billing, a.billing)
+	setIfNil(&hc.Privacy, a.privacy)
 	hc.Logger = cmp.Or(hc.Logger, c.Logger)
 	if hc.Metrics == nil {
 		hc.Metrics = c.Metrics
@@ -437,6 +493,9 @@ func (a *App) Analytics() *analytics.Service { return a.analytics }
 
 // Billing returns the money, or nil when the Store keeps none.
 func (a *App) Billing() *billing.Service { return a.billing }
+
+// Privacy returns exports and erasures, or nil when the Store keeps none.
+func (a *App) Privacy() *privacy.Service { return a.privacy }
 
 // Realtime returns the realtime channel's hub, or nil without a broker.
 func (a *App) Realtime() *realtime.Hub { return a.hub }

@@ -103,6 +103,13 @@ type Config struct {
 	// Fills counts fills for the fill rate (analytics.Service implements
 	// it); nil: not counted.
 	Fills FillRecorder
+	// Consents reads signed-in viewers' consent (auth.ConsentStore); nil:
+	// their profile settings decide, and no viewer's events are kept
+	// under their identity.
+	Consents ConsentReader
+	// UserDB, when set, is told of consent changes and opt-outs
+	// (ConsentChanged); decision/kevel's UserDB when Kevel decides.
+	UserDB UserDB
 	// Funding, when set, keeps the ads of advertisers whose budget is spent
 	// out of fills (billing.Service implements it); nil: every approved ad
 	// runs (within its own budget caps).
@@ -250,4 +257,25 @@ func (s *Service) viewerKey(identity string) string {
 	m.Write([]byte(identity))
 	var sum [sha256.Size]byte
 	return hex.EncodeToString(m.Sum(sum[:0])[:16])
+}
+
+// ViewerKey is the pseudonymous key a signed-in user has as a viewer: the
+// key the ad server knows them by (Kevel UserDB's userKey), which their
+// erasure asks it to forget.
+func (s *Service) ViewerKey(user uuid.UUID) string { return s.viewerKey("user:" + user.String()) }
+
+// ForgetUser drops the user from the service's in-process caches (their
+// space, their consent as a viewer), here and, through the Broadcaster,
+// on every instance: a step of the user's erasure.
+func (s *Service) ForgetUser(ctx context.Context, user uuid.UUID) error {
+	s.cache.drop(user)
+	s.viewers.mu.Lock()
+	delete(s.viewers.entries, user)
+	s.viewers.mu.Unlock()
+	if s.cfg.Broadcaster != nil {
+		if err := s.cfg.Broadcaster.Publish(ctx, invalidationChannel, user.String()); err != nil {
+			return fmt.Errorf("adspace: publish invalidation: %w", err)
+		}
+	}
+	return nil
 }

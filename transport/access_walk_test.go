@@ -68,6 +68,9 @@ type access struct {
 	// fresh: the call ends or changes the caller's sessions, so it is
 	// made on a session signed in for it.
 	fresh bool
+	// own: the call ends the caller's account (erasure), so it is made
+	// by a throwaway account of the caller's role, made for it.
+	own bool
 }
 
 // Outcome tables for the usual shapes.
@@ -105,8 +108,10 @@ type walkFixture struct {
 	adv     tokenJSON
 	// The victims' resources.
 	content, topUp, payout, hold uuid.UUID
-	ownerSession                 uuid.UUID
-	tier                         string
+	// export is the owner's export; erasure an erasure an admin made.
+	export, erasure uuid.UUID
+	ownerSession    uuid.UUID
+	tier            string
 	// secrets are values of the victims that no answer to another caller
 	// may hold: emails, display names, their content's title, their
 	// address.
@@ -126,6 +131,8 @@ var accessTable = []access{
 	{op: "GET /healthz", may: public, call: get("/healthz")},
 	{op: "GET /readyz", may: public, call: get("/readyz")},
 	{op: "GET /openapi.json", may: public, call: get("/openapi.json")},
+	{op: "GET /docs", may: public, call: get("/docs")},
+	{op: "GET /docs/{asset}", may: public, call: get("/docs/redoc.standalone.js")},
 	{op: "GET /.well-known/jwks.json", may: public, call: get("/.well-known/jwks.json")},
 	// The realtime channel is dialled (see dialStatus): a native app's
 	// token is checked before the upgrade, a browser authenticates after it.
@@ -161,6 +168,11 @@ var accessTable = []access{
 	{op: "GET /users/me", may: signedIn, call: get("/users/me")},
 	{op: "PATCH /users/me", may: signedIn, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPatch, path: "/users/me", body: map[string]any{"display_name": "Walker"}}
+	}},
+	{op: "GET /users/me/consent", may: signedIn, call: get("/users/me/consent")},
+	{op: "PUT /users/me/consent", may: signedIn, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodPut, path: "/users/me/consent", body: map[string]any{
+			"policy_version": auth.DefaultConsentPolicy, "purposes": map[string]bool{"analytics": true}}}
 	}},
 	{op: "GET /users/{id}", may: from(asModerator), foreign: true, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodGet, path: "/users/" + f.owner.User.ID.String()}
@@ -238,6 +250,12 @@ var accessTable = []access{
 	{op: "GET /billing/payouts/{id}", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodGet, path: "/billing/payouts/" + f.payout.String()}
 	}},
+	// The owner has a payout on its way: an admin's erasure is refused
+	// with 409 payout_pending, which changes nothing (before
+	// the payout is recorded below).
+	{op: "POST /admin/users/{id}/erase", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodPost, path: "/admin/users/" + f.owner.User.ID.String() + "/erase"}
+	}},
 	{op: "POST /billing/payouts/{id}/record", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPost, path: "/billing/payouts/" + f.payout.String() + "/record", body: map[string]any{"paid": true}}
 	}},
@@ -256,6 +274,21 @@ var accessTable = []access{
 	}},
 	{op: "POST /admin/announcements", may: from(asAdmin), call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPost, path: "/admin/announcements", body: map[string]string{"message": "walk"}}
+	}},
+	{op: "GET /users/me/export", may: signedIn, call: get("/users/me/export")},
+	{op: "POST /admin/users/{id}/export", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodPost, path: "/admin/users/" + f.owner.User.ID.String() + "/export"}
+	}},
+	{op: "GET /exports/{id}", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodGet, path: "/exports/" + f.export.String()}
+	}},
+	// A token is the capability: anyone may try one; a forged one is a 404.
+	{op: "GET /exports/download/{token}", may: public, call: get("/exports/download/walk-not-a-token")},
+	{op: "GET /admin/erasures/{id}", may: from(asAdmin), foreign: true, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodGet, path: "/admin/erasures/" + f.erasure.String()}
+	}},
+	{op: "DELETE /users/me", may: signedIn, own: true, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodDelete, path: "/users/me", body: map[string]string{"password": testPassword}}
 	}},
 	{op: "GET /admin/billing/reconciliation", may: from(asAdmin), foreign: true, call: get("/admin/billing/reconciliation?day=2026-01-01")},
 	{op: "POST " + stripeWebhookPath, may: public, call: func(f *walkFixture, r walkRole) request {
@@ -315,6 +348,8 @@ func TestAccessWalk(t *testing.T) {
 			case r == asAnon:
 			case row.fresh:
 				req.token = f.b.login(t, f.callers[r].User.Email).AccessToken
+			case row.own:
+				req.token = f.throwaway(t, r).AccessToken
 			default:
 				req.token = f.callers[r].AccessToken
 			}
@@ -346,6 +381,16 @@ func TestAccessWalk(t *testing.T) {
 			}
 		}
 	}
+}
+
+// throwaway signs up an account of role r's role for a call that ends it.
+func (f *walkFixture) throwaway(t *testing.T, r walkRole) tokenJSON {
+	t.Helper()
+	tok := f.b.register(t, fmt.Sprintf("walk.erase.%d.%s@example.com", r, uuid.NewString()[:8]))
+	if role := [walkRoles]auth.Role{asAdvertiser: auth.RoleAdvertiser, asModerator: auth.RoleModerator, asAdmin: auth.RoleAdmin}[r]; role != "" {
+		tok = f.b.promote(t, tok, role)
+	}
+	return tok
 }
 
 // dial opens the realtime channel with token ("" for none) and returns
@@ -418,7 +463,7 @@ func requireEveryOperationInTable(t *testing.T) {
 // victims with their resources.
 func newWalkFixture(t *testing.T) *walkFixture {
 	t.Helper()
-	b := newBillingBundle(t, backendMemory, billingOpts{manual: true, spaces: true, api: func(cfg *Config) {
+	b := newBillingBundle(t, backendMemory, billingOpts{manual: true, spaces: true, privacy: true, api: func(cfg *Config) {
 		broker := memory.NewBroker(nil)
 		hub, err := realtime.NewHub(realtime.HubConfig{Broker: broker, Auth: cfg.Auth})
 		require.NoError(t, err)
@@ -474,6 +519,16 @@ func newWalkFixture(t *testing.T) *walkFixture {
 	b.do(t, http.MethodPost, "/billing/holds", admin, map[string]any{"owner_id": f.owner.User.ID, "note": "victim's hold"}).
 		requireStatus(t, http.StatusCreated).decode(t, &h)
 	f.hold = h.ID
+
+	// The owner exports their data; an admin erased a user who left.
+	var ex exportJSON
+	b.do(t, http.MethodGet, "/users/me/export", f.owner.AccessToken, nil).requireStatus(t, http.StatusAccepted).decode(t, &ex)
+	f.export = ex.ID
+	leaver := b.register(t, "walk.leaver@example.com")
+	var er erasureJSON
+	b.do(t, http.MethodPost, "/admin/users/"+leaver.User.ID.String()+"/erase", admin, nil).
+		requireStatus(t, http.StatusAccepted).decode(t, &er)
+	f.erasure = er.ID
 	u, err := b.users.UserByID(t.Context(), f.owner.User.ID)
 	require.NoError(t, err)
 	f.tier = u.Tier

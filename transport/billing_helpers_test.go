@@ -4,6 +4,7 @@ import (
 	"context"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -18,6 +19,7 @@ import (
 	"github.com/adshare/adshare/billing/billingtest"
 	"github.com/adshare/adshare/billing/stripe"
 	"github.com/adshare/adshare/internal/jobs"
+	"github.com/adshare/adshare/privacy"
 	"github.com/adshare/adshare/store/memory"
 	"github.com/adshare/adshare/store/postgres"
 )
@@ -33,6 +35,8 @@ type billingOpts struct {
 	billing func(*billing.Config)
 	// api changes the API's config just before it is built.
 	api func(*Config)
+	// privacy mounts exports and erasures (billingBundle.privacy).
+	privacy bool
 	// apiLimits turns the API-wide rate limits on, at clientLimit.
 	apiLimits   bool
 	clientLimit auth.Limit
@@ -61,6 +65,12 @@ type billingBundle struct {
 	day    time.Time
 	// spaces is the ad space system, with billingOpts.spaces.
 	spaces *adspace.Service
+	// privacy is exports and erasures, with billingOpts.privacy; its
+	// clock is bclock.
+	privacy *privacy.Service
+	// privacyHold, write-locked, holds every export and erasure job
+	// where it starts, so that a test sees two requests meet one pending.
+	privacyHold sync.RWMutex
 }
 
 // billingBackends are the backends whose store keeps money: memory, and
@@ -117,6 +127,10 @@ func newBillingBundle(t *testing.T, backend string, opts billingOpts) *billingBu
 			an := newAnalyticsService(t, b, sealer, &recordingPixels{}, analyticsOpts{settled: settledOf{bb.billing}})
 			bb.events, _ = b.users.(analytics.Store)
 			cfg.Analytics, cfg.Billing = an, bb.billing
+			if opts.privacy {
+				bb.privacy = newPrivacyService(t, b, cfg, bb)
+				cfg.Privacy = bb.privacy
+			}
 			if opts.api != nil {
 				opts.api(cfg)
 			}

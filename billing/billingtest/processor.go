@@ -61,6 +61,7 @@ const (
 	MethodTransfersInGroup    Method = "TransfersInGroup"
 	MethodBalanceTransactions Method = "BalanceTransactions"
 	MethodTransfers           Method = "Transfers"
+	MethodCloseAccount        Method = "CloseAccount"
 )
 
 // Failure is a failure FailNext injects.
@@ -125,10 +126,14 @@ type Processor struct {
 	keys      map[string]stored
 	failures  map[Method][]Failure
 	events    []billing.Event
-	taken     int // events[:taken] were returned by TakeEvents
+	taken     int      // events[:taken] were returned by TakeEvents
+	closed    []string // accounts closed, in order
 }
 
-var _ billing.Processor = (*Processor)(nil)
+var (
+	_ billing.Processor     = (*Processor)(nil)
+	_ billing.AccountCloser = (*Processor)(nil)
+)
 
 type payment struct {
 	billing.Payment
@@ -478,4 +483,25 @@ func (p *Processor) now() time.Time { return time.Unix(p.cfg.Now().Unix(), 0).UT
 func cloneAccount(a billing.ConnectedAccount) billing.ConnectedAccount {
 	a.RequirementsDue = slices.Clone(a.RequirementsDue)
 	return a
+}
+
+// CloseAccount implements billing.AccountCloser: the account is gone
+// (reads of it are resource_missing), and Closed lists it. Closing an
+// account it does not have is not an error.
+func (p *Processor) CloseAccount(ctx context.Context, id string) error {
+	_, err := read(p, ctx, MethodCloseAccount, func() (struct{}, error) {
+		if _, ok := p.accounts[id]; ok {
+			delete(p.accounts, id)
+			p.closed = append(p.closed, id)
+		}
+		return struct{}{}, nil
+	})
+	return err
+}
+
+// Closed returns the ids of the accounts CloseAccount closed, in order.
+func (p *Processor) Closed() []string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return append([]string(nil), p.closed...)
 }

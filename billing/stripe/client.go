@@ -2,6 +2,7 @@ package stripe
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 	"net/http"
 	"time"
@@ -27,7 +28,10 @@ type Client struct {
 	metrics *metrics
 }
 
-var _ billing.Processor = (*Client)(nil)
+var (
+	_ billing.Processor     = (*Client)(nil)
+	_ billing.AccountCloser = (*Client)(nil)
+)
 
 // New returns a Client. It sends nothing: the key is first used by the
 // first call.
@@ -157,6 +161,28 @@ func (c *Client) Account(ctx context.Context, id string) (billing.ConnectedAccou
 		return billing.ConnectedAccount{}, err
 	}
 	return accountOf(a), nil
+}
+
+// CloseAccount deletes a connected account (DELETE /v1/accounts/{id}),
+// for its owner's erasure: Stripe deletes a Custom or Express account
+// whose balance is zero and keeps, under its own obligations, the records
+// the law makes it keep. An account Stripe no longer has is not an error.
+func (c *Client) CloseAccount(ctx context.Context, id string) error {
+	if id == "" {
+		return billing.NewProcessorError(true, billing.CodeInvalidRequest, "the connected account id is required", "", nil)
+	}
+	err := c.call(ctx, "delete_account", "", c.cfg.Timeout, func(ctx context.Context) (*stripego.APIResponse, error) {
+		a, err := c.api.Accounts.Del(id, &stripego.AccountParams{Params: stripego.Params{Context: ctx}})
+		if a == nil {
+			return nil, err
+		}
+		return a.LastResponse, err
+	})
+	var pe *billing.ProcessorError
+	if errors.As(err, &pe) && pe.Code == "resource_missing" {
+		return nil
+	}
+	return err
 }
 
 // OnboardingLink creates an account_onboarding account link (single use,

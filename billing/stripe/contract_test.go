@@ -126,6 +126,14 @@ func TestContract(t *testing.T) {
 		require.Equal(t, "true", s.form.Get("automatic_payment_methods[enabled]"))
 	})
 
+	t.Run("CloseAccount", func(t *testing.T) {
+		t.Parallel()
+		b := setup(t, mockKey)
+		require.NoError(t, b.client.CloseAccount(ctx, "acct_123"))
+		wellFormed(t, b, http.MethodDelete, "/v1/accounts/acct_123", "")
+		require.Error(t, b.client.CloseAccount(ctx, ""), "no account id")
+	})
+
 	t.Run("Payment", func(t *testing.T) {
 		t.Parallel()
 		b := setup(t, mockKey)

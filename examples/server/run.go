@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -59,6 +60,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	}
 	logger := newLogger(stdout, cfg.logFormat, cfg.logLevel)
 	return serve(ctx, cfg, logger)
+}
+
+// perMinute is a limit of n requests a minute in bursts of a fifth.
+func perMinute(n int) auth.Limit {
+	return auth.Limit{Rate: n, Period: time.Minute, Burst: max(n/5, 1)}
 }
 
 // openStore connects to PostgreSQL when configured (migrating first if
@@ -144,9 +150,15 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 			// request). Sign-in limits (in auth) are shared through Redis
 			// and fail closed.
 			Limiter:         memory.NewLimiter(),
-			ClientRateLimit: auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)},
-			UserRateLimit:   auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)},
+			ClientRateLimit: perMinute(cfg.clientRate),
+			UserRateLimit:   perMinute(cfg.userRate),
 		},
+	}
+	for class, rate := range cfg.routeRates {
+		if c.HTTP.RouteLimits == nil {
+			c.HTTP.RouteLimits = map[transport.RouteClass]auth.Limit{}
+		}
+		c.HTTP.RouteLimits[class] = perMinute(rate)
 	}
 	c.AdSpaces.AllowAnonymous = cfg.anonymous
 	if cfg.hsts {
@@ -230,6 +242,12 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	if c.Store, err = openStore(ctx, cfg, logger); err != nil {
 		return nil, nil, err
 	}
+	if db, ok := c.Store.(*postgres.DB); ok && reg != nil {
+		if err := reg.Register(db.PoolCollector()); err != nil {
+			stopAll(ctx, c.Store)
+			return nil, nil, err
+		}
+	}
 	var rc *redis.Client
 	if c.Shared, rc, err = openShared(ctx, cfg, logger); err != nil {
 		stopAll(ctx, c.Store)
@@ -245,7 +263,10 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 			stopAll(ctx, d.fake) // the App does not know of the fake network
 		}
 	}
-	c.Decider, c.Pixels = d.decider, d.pixels
+	c.Decider, c.Pixels, c.ViewerForgetter = d.decider, d.pixels, d.forget
+	if d.userDB != nil {
+		c.AdSpaces.UserDB = d.userDB
+	}
 	if rc != nil { // API-wide limits shared by the fleet, per instance while Redis is down
 		c.HTTP.Limiter = rc.LeasedLimiter(&redis.LeasedLimiterOptions{Fallback: c.HTTP.Limiter, Logger: logger})
 	}
@@ -287,12 +308,21 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	mountDashboard(mux)
 	mux.Handle("/", app.Handler())
 
+	var tlsCfg *tls.Config
+	if cfg.tlsCert != "" {
+		var err error
+		if tlsCfg, err = serverTLS(cfg.tlsCert, cfg.tlsKey); err != nil {
+			_ = app.Stop(context.WithoutCancel(ctx))
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = app.Stop(context.WithoutCancel(ctx))
 		return err
 	}
 	srv := &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -310,8 +340,14 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	}
 	defer stopDebug()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.InfoContext(ctx, "listening", slog.String("url", "http://"+ln.Addr().String()))
+	go func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
+	logger.InfoContext(ctx, "listening", slog.String("url", cfg.scheme()+"://"+ln.Addr().String()))
 
 	select {
 	case err = <-serveErr:

@@ -272,6 +272,12 @@ func TestBadInvocations(t *testing.T) {
 		{"users without a database", []string{"server", "users", "set-role", "a@example.com", "admin"}, nil, "DATABASE_URL"},
 		{"users with a bad role", []string{"server", "users", "set-role", "a@example.com", "root"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, "role"},
 		{"a JWT seed of the wrong size", []string{"server", "-jwt-seed", "c2hvcnQ="}, nil, "jwt-seed"},
+		{"a client rate that is not a number", []string{"server", "-client-rate", "lots"}, nil, "client-rate must be a number of requests per minute"},
+		{"a zero user rate", []string{"server"}, map[string]string{"ADSHARE_USER_RATE": "0"}, "user-rate must be a number"},
+		{"a route rate without a value", []string{"server", "-route-rates", "auth"}, nil, `"auth": want class=requests per minute`},
+		{"a route rate for an unknown class", []string{"server", "-route-rates", "admin=10"}, nil, `unknown route class "admin"`},
+		{"a route class given twice", []string{"server", "-route-rates", "auth=10, auth=20"}, nil, "auth is given twice"},
+		{"a negative route rate", []string{"server"}, map[string]string{"ADSHARE_ROUTE_RATES": "tracking=-5"}, "route-rates: tracking must be a number"},
 		{"a bad trusted proxy", []string{"server", "-trusted-proxies", "10.0.0.0/33"}, nil, "trusted proxy"},
 		{"a Stripe key without webhook secrets", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "sk_test_123"}, "stripe-webhook-secrets is required"},
 		{"webhook secrets without a key", []string{"server", "-addr", "127.0.0.1:0", "-stripe-webhook-secrets", "whsec_1"}, nil, "need stripe-secret-key"},
@@ -345,4 +351,32 @@ func TestKevelPath(t *testing.T) {
 		_, metrics := get(t, base+"/metrics")
 		return strings.Contains(metrics, `adshare_kevel_pixels_total{kind="impression",result="sent"} 1`)
 	}, 5*time.Second, 20*time.Millisecond)
+}
+
+// -route-rates gives a route class its own per-address budget, reported
+// in RateLimit-Policy and enforced apart from the rest of the API.
+func TestRouteRates(t *testing.T) {
+	t.Parallel()
+	base, _ := startServer(t, nil, "-route-rates", "auth=10", "-client-rate", "600", "-access-log=false")
+	first, err := http.Get(base + "/auth/providers")
+	require.NoError(t, err)
+	first.Body.Close()
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	require.Equal(t, `"auth";q=10;w=60`, first.Header.Get("RateLimit-Policy"))
+
+	// A burst is a fifth of the minute's budget: two requests, then 429,
+	// while the rest of the API still answers.
+	status := first.StatusCode
+	for i := 0; i < 5 && status != http.StatusTooManyRequests; i++ {
+		resp, err := http.Get(base + "/auth/providers")
+		require.NoError(t, err)
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	require.Equal(t, http.StatusTooManyRequests, status, "the auth class's budget runs out")
+	other, err := http.Get(base + "/openapi.json")
+	require.NoError(t, err)
+	other.Body.Close()
+	require.Equal(t, http.StatusOK, other.StatusCode, "other routes keep their own budget")
+	require.Equal(t, `"ip";q=600;w=60`, other.Header.Get("RateLimit-Policy"))
 }

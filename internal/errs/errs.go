@@ -32,6 +32,7 @@ const (
 	Unavailable                 // a dependency is down; retrying later may work
 	TooLarge                    // the request is bigger than allowed
 	Malformed                   // the request cannot be parsed at all
+	Gone                        // the thing existed but is no more (a used or expired link)
 )
 
 var kindNames = [...]string{
@@ -45,6 +46,7 @@ var kindNames = [...]string{
 	Unavailable:     "unavailable",
 	TooLarge:        "too_large",
 	Malformed:       "malformed",
+	Gone:            "gone",
 }
 
 // String returns the kind's snake_case name.

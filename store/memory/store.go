@@ -36,6 +36,9 @@ type Store struct {
 	audit     []auth.AuditEvent
 	nextAudit int64
 
+	consents    map[uuid.UUID][]auth.ConsentRecord // oldest first
+	nextConsent int64
+
 	// events holds analytics events and rollups, under a lock of its own:
 	// no write spans them and the auth data.
 	events eventState
@@ -44,6 +47,9 @@ type Store struct {
 	ledger ledgerState
 	// billing holds billing's records, under mu.
 	billing billingState
+	// privacy holds exports and erasures, under mu. EraseUser's rename
+	// skips it: an erasure names its user until it is done.
+	privacy privacyState
 }
 
 var (
@@ -71,6 +77,7 @@ func New() *Store {
 		events:     newEventState(),
 		ledger:     newLedgerState(),
 		billing:    newBillingState(),
+		privacy:    newPrivacyState(),
 	}
 }
 

@@ -2,6 +2,7 @@ package redis
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"sync"
@@ -13,6 +14,13 @@ import (
 
 // DefaultPrefix namespaces every key when Config.Prefix is empty.
 const DefaultPrefix = "adshare:"
+
+// RequestCallTimeout bounds each Redis call a request waits on (a sign-in
+// attempt's limit, a revocation check while the local copy is not
+// current): a Redis that holds its connections without answering fails
+// those calls, closed, in this time instead of the socket timeouts'
+// several seconds. A healthy call takes well under a millisecond.
+const RequestCallTimeout = 500 * time.Millisecond
 
 // DefaultDialTimeout bounds establishing one connection.
 const DefaultDialTimeout = 5 * time.Second
@@ -28,6 +36,13 @@ type Config struct {
 	// every node (ACL user, or Password alone for requirepass). Open takes
 	// them from the URL instead. Empty: no authentication.
 	Username, Password string
+	// TLS, when set, is the TLS configuration of a rediss:// URL: set
+	// RootCAs to verify a server whose certificate a private CA signed
+	// (ServerName defaults to the URL's host, so the name is verified
+	// too). Open refuses a plain redis:// URL when TLS is set, and never
+	// accepts InsecureSkipVerify. Nil: rediss:// verifies against the
+	// system's roots.
+	TLS *tls.Config
 }
 
 // Client is adshare's handle on Redis.
@@ -47,11 +62,29 @@ func Open(ctx context.Context, url string, cfg *Config) (*Client, error) {
 		// The parse error may quote the URL, password included: do not wrap it.
 		return nil, errors.New("redis: cannot parse the Redis URL; expected redis://[:password@]host:port/db")
 	}
+	if cfg != nil && cfg.TLS != nil {
+		switch {
+		case opts.TLSConfig == nil:
+			return nil, errors.New("redis: Config.TLS is set but the URL is not rediss://: refusing to talk to Redis in the clear")
+		case cfg.TLS.InsecureSkipVerify:
+			return nil, errors.New("redis: Config.TLS must verify the server (InsecureSkipVerify is refused)")
+		}
+		t := cfg.TLS.Clone()
+		if t.ServerName == "" {
+			t.ServerName = opts.TLSConfig.ServerName
+		}
+		t.MinVersion = max(t.MinVersion, tls.VersionTLS12)
+		opts.TLSConfig = t
+	}
 	if cfg != nil && cfg.DialTimeout > 0 {
 		opts.DialTimeout = cfg.DialTimeout
 	} else if opts.DialTimeout == 0 {
 		opts.DialTimeout = DefaultDialTimeout
 	}
+	// Callers bound their calls with contexts (a request's deadline, a
+	// limiter's borrowing timeout): a Redis that stops answering must not
+	// hold them for the socket timeouts.
+	opts.ContextTimeoutEnabled = true
 	c := New(goredis.NewClient(opts), cfg)
 	c.owned = true
 	if err := c.Ping(ctx); err != nil {
@@ -75,7 +108,8 @@ func OpenCluster(ctx context.Context, addrs []string, cfg *Config) (*Client, err
 	if len(addrs) == 0 {
 		return nil, errors.New("redis: OpenCluster needs the address (host:port) of at least one cluster node")
 	}
-	opts := &goredis.ClusterOptions{Addrs: addrs, DialTimeout: DefaultDialTimeout}
+	// As Open: calls are bounded by their contexts.
+	opts := &goredis.ClusterOptions{Addrs: addrs, DialTimeout: DefaultDialTimeout, ContextTimeoutEnabled: true}
 	if cfg != nil {
 		if cfg.DialTimeout > 0 {
 			opts.DialTimeout = cfg.DialTimeout

@@ -1,6 +1,8 @@
 package redis
 
 import (
+	"github.com/google/uuid"
+
 	"context"
 	"errors"
 	"fmt"
@@ -112,3 +114,9 @@ func (s *Shared) Stop(ctx context.Context) error {
 
 // RealtimeBroker returns the broker of the realtime channel on this Redis.
 func (s *Shared) RealtimeBroker() realtime.Broker { return s.broker }
+
+// EraseUser removes the user from everything under the client's prefix
+// (see Client.EraseUser): privacy's "shared" erasure step.
+func (s *Shared) EraseUser(ctx context.Context, user uuid.UUID) error {
+	return s.client.EraseUser(ctx, user)
+}

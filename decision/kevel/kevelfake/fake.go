@@ -181,6 +181,7 @@ type Fake struct {
 	fireLog        []Fire
 	recorded       []Recorded
 	users          map[string]map[string]any
+	forgotten      []string // user keys forgotten (UserDB forget), in order
 	generatedUsers int
 }
 

@@ -124,6 +124,15 @@ func (f *Fake) udbConsent(w http.ResponseWriter, r *http.Request, _ string) {
 func (f *Fake) udbForget(w http.ResponseWriter, _ *http.Request, key string) {
 	f.mu.Lock()
 	delete(f.users, key)
+	f.forgotten = append(f.forgotten, key)
 	f.mu.Unlock()
 	w.WriteHeader(http.StatusOK)
+}
+
+// Forgotten returns the user keys UserDB forget was called for, in order
+// (a key forgotten twice is listed twice).
+func (f *Fake) Forgotten() []string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]string(nil), f.forgotten...)
 }
