@@ -33,6 +33,7 @@ var statusByKind = map[string]int{
 	"RateLimited":     http.StatusTooManyRequests,
 	"Unavailable":     http.StatusServiceUnavailable,
 	"TooLarge":        http.StatusRequestEntityTooLarge,
+	"Gone":            http.StatusGone,
 }
 
 // httpStatus names the net/http constants transport's literal problems use.
@@ -42,6 +43,7 @@ var httpStatus = map[string]int{
 	"StatusUnsupportedMediaType": http.StatusUnsupportedMediaType, "StatusServiceUnavailable": http.StatusServiceUnavailable,
 	"StatusTooManyRequests": http.StatusTooManyRequests, "StatusConflict": http.StatusConflict,
 	"StatusUnprocessableEntity": http.StatusUnprocessableEntity, "StatusUnauthorized": http.StatusUnauthorized,
+	"StatusGone": http.StatusGone,
 }
 
 // answeredAs are the codes whose HTTP answer is not their kind's status:
