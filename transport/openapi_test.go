@@ -201,8 +201,9 @@ func mappingValue(n *yaml.Node, key string) *yaml.Node {
 // The document is a product: every operation says what it does (summary,
 // description, tags that the document describes), documents its problem
 // answers (a 4xx with application/problem+json), and names its security
-// when it needs a token; the user flow's operations carry examples of
-// what is sent and answered. redocly lint (in .ci/run) checks the rest.
+// when it needs a token, and shows an example of every JSON body it takes
+// and answers with. redocly lint (in .ci/run, redocly.yaml) checks that
+// the examples fit their schemas.
 func TestOpenAPIIsAProduct(t *testing.T) {
 	t.Parallel()
 	var doc map[string]any
@@ -243,9 +244,6 @@ func TestOpenAPIIsAProduct(t *testing.T) {
 		}
 		return false
 	}
-	flow := map[string]bool{"POST /auth/register": true, "POST /auth/login": true, "POST /auth/refresh": true,
-		"GET /ad-space/settings": true, "PUT /ad-space/settings": true, "POST /ad-space/content": true,
-		"GET /ad-space/{userId}": true, "POST /events": true, "POST /billing/topups": true, "GET /healthz": true, "GET /readyz": true}
 	operations := 0
 	for path, item := range m(doc["paths"]) {
 		for method, v := range m(item) {
@@ -276,15 +274,14 @@ func TestOpenAPIIsAProduct(t *testing.T) {
 					}
 				}
 			}
-			if !flow[name] {
-				continue
-			}
 			if body := m(op["requestBody"]); body != nil {
-				require.True(t, hasExample(m(m(body["content"])["application/json"])), "%s: a request example", name)
+				if media := m(m(body["content"])["application/json"]); media != nil {
+					require.True(t, hasExample(media), "%s: a request example", name)
+				}
 			}
 			for code, r := range m(op["responses"]) {
-				if strings.HasPrefix(code, "2") {
-					require.True(t, hasExample(m(m(resolve(r)["content"])["application/json"])), "%s: an example of the %s answer", name, code)
+				if media := m(m(resolve(r)["content"])["application/json"]); media != nil && strings.HasPrefix(code, "2") {
+					require.True(t, hasExample(media), "%s: an example of the %s answer", name, code)
 				}
 			}
 		}
