@@ -18,23 +18,26 @@ import (
 
 // config is the example server's configuration, from flags and environment.
 type config struct {
-	addr            string
-	databaseURL     string
-	redisURL        string
-	redisPrefix     string
-	migrateOnStart  bool
-	logFormat       string
-	logLevel        slog.Level
-	allowedOrigins  []string
-	trustedProxies  []netip.Prefix
-	hsts            bool
-	tlsCert, tlsKey string // PEM files; both set: the server speaks TLS (and sends HSTS)
-	accessLog       bool
-	clientRate      int // requests per minute per client address
-	userRate        int // requests per minute per signed-in user
-	shutdownTimeout time.Duration
-	debugAddr       string        // net/http/pprof, loopback only; empty: off
-	drainDelay      time.Duration // readiness fails this long before the listener closes
+	addr        string
+	databaseURL string
+	redisURL    string
+	redisPrefix string
+	redisCA     string // PEM CA file verifying a rediss:// server; empty: the system's roots
+	// databaseRequireTLS refuses a database URL without sslmode=verify-full.
+	databaseRequireTLS bool
+	migrateOnStart     bool
+	logFormat          string
+	logLevel           slog.Level
+	allowedOrigins     []string
+	trustedProxies     []netip.Prefix
+	hsts               bool
+	tlsCert, tlsKey    string // PEM files; both set: the server speaks TLS (and sends HSTS)
+	accessLog          bool
+	clientRate         int // requests per minute per client address
+	userRate           int // requests per minute per signed-in user
+	shutdownTimeout    time.Duration
+	debugAddr          string        // net/http/pprof, loopback only; empty: off
+	drainDelay         time.Duration // readiness fails this long before the listener closes
 
 	issuer        string
 	jwtSeed       []byte   // 32 bytes, or nil for an ephemeral key
@@ -134,6 +137,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.addr, "addr", "ADSHARE_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty uses the in-memory store")
 	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")
+	fs.str(&c.redisCA, "redis-ca", "ADSHARE_REDIS_CA", "", "PEM file of the CA that signed the Redis server's certificate (with a rediss:// URL); empty: the system's roots")
+	fs.boolean(&c.databaseRequireTLS, "database-require-tls", "ADSHARE_DATABASE_REQUIRE_TLS", false, "refuse a database URL without sslmode=verify-full (verified TLS to PostgreSQL)")
 	fs.str(&c.redisPrefix, "redis-prefix", "ADSHARE_REDIS_PREFIX", "adshare:", "prefix of every Redis key, so several deployments can share one Redis")
 	fs.boolean(&c.migrateOnStart, "migrate-on-start", "ADSHARE_MIGRATE_ON_START", false, "apply pending PostgreSQL migrations before serving")
 	fs.str(&c.logFormat, "log-format", "ADSHARE_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), text or json")

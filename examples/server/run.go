@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -98,7 +99,19 @@ func openShared(ctx context.Context, cfg config, logger *slog.Logger) (adshare.S
 	if cfg.redisURL == "" {
 		return memory.NewShared(), nil, nil
 	}
-	rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
+	rcfg := &redis.Config{Prefix: cfg.redisPrefix}
+	if cfg.redisCA != "" {
+		pem, err := os.ReadFile(cfg.redisCA)
+		if err != nil {
+			return nil, nil, fmt.Errorf("redis-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, nil, errors.New("redis-ca: no PEM certificate in the file")
+		}
+		rcfg.TLS = &tls.Config{RootCAs: pool}
+	}
+	rc, err := redis.Open(ctx, cfg.redisURL, rcfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -130,6 +143,7 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 		},
 	}
 	c.AdSpaces.AllowAnonymous = cfg.anonymous
+	c.Retention.RawEvents = cfg.eventRetention // the retention job agrees with the store's partition upkeep
 	if cfg.hsts {
 		c.HTTP.HSTSMaxAge = 365 * 24 * time.Hour
 	}
