@@ -39,6 +39,9 @@ type config struct {
 	shutdownTimeout time.Duration
 	debugAddr       string        // net/http/pprof, loopback only; empty: off
 	drainDelay      time.Duration // readiness fails this long before the listener closes
+	redisCA         string // PEM CA file verifying a rediss:// server; empty: the system's roots
+	// databaseRequireTLS refuses a database URL without sslmode=verify-full.
+	databaseRequireTLS bool
 
 	issuer        string
 	jwtSeed       []byte   // 32 bytes, or nil for an ephemeral key
@@ -140,6 +143,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")
 	cluster := fs.raw("redis-cluster", "REDIS_CLUSTER_ADDRS", "comma-separated host:port of Redis Cluster nodes (any of them; the rest are discovered); instead of redis-url")
 	fs.str(&c.redisPassword, "redis-cluster-password", "REDIS_CLUSTER_PASSWORD", "", "password of the Redis Cluster's nodes (prefer the environment variable)")
+	fs.str(&c.redisCA, "redis-ca", "ADSHARE_REDIS_CA", "", "PEM file of the CA that signed the Redis server's certificate (with a rediss:// URL); empty: the system's roots")
+	fs.boolean(&c.databaseRequireTLS, "database-require-tls", "ADSHARE_DATABASE_REQUIRE_TLS", false, "refuse a database URL without sslmode=verify-full (verified TLS to PostgreSQL)")
 	fs.str(&c.redisPrefix, "redis-prefix", "ADSHARE_REDIS_PREFIX", "adshare:", "prefix of every Redis key, so several deployments can share one Redis")
 	fs.boolean(&c.migrateOnStart, "migrate-on-start", "ADSHARE_MIGRATE_ON_START", false, "apply pending PostgreSQL migrations before serving")
 	fs.str(&c.logFormat, "log-format", "ADSHARE_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), text or json")

@@ -134,7 +134,7 @@ func keyStatus(w io.Writer, ring *keyring.Ring, usage map[string]int64, retire [
 // logger, the event retention and, when data keys are configured, the
 // keyring that seals personal data, connected accounts and payouts.
 func postgresConfig(ctx context.Context, cfg config, logger *slog.Logger) (*postgres.Config, error) {
-	pc := &postgres.Config{Logger: logger, EventRetention: cfg.eventRetention}
+	pc := &postgres.Config{Logger: logger, EventRetention: cfg.eventRetention, RequireVerifiedTLS: cfg.databaseRequireTLS}
 	if len(cfg.dataKeys.Data) > 0 {
 		ring, err := keyring.New(ctx, cfg.dataKeys)
 		if err != nil {

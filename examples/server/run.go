@@ -5,6 +5,7 @@ import (
 	"crypto/ed25519"
 	"crypto/rand"
 	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
@@ -106,6 +107,17 @@ func (c config) redisConfigured() bool { return c.redisURL != "" || len(c.redisC
 // means store/redis's default.
 func openRedis(ctx context.Context, cfg config, dialTimeout time.Duration) (*redis.Client, error) {
 	rcfg := &redis.Config{Prefix: cfg.redisPrefix, DialTimeout: dialTimeout}
+	if cfg.redisCA != "" {
+		pem, err := os.ReadFile(cfg.redisCA)
+		if err != nil {
+			return nil, fmt.Errorf("redis-ca: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, errors.New("redis-ca: no PEM certificate in the file")
+		}
+		rcfg.TLS = &tls.Config{RootCAs: pool}
+	}
 	if len(cfg.redisCluster) > 0 {
 		rcfg.Password = cfg.redisPassword
 		return redis.OpenCluster(ctx, cfg.redisCluster, rcfg)
@@ -161,6 +173,7 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 		c.HTTP.RouteLimits[class] = perMinute(rate)
 	}
 	c.AdSpaces.AllowAnonymous = cfg.anonymous
+	c.Retention.RawEvents = cfg.eventRetention // the retention job agrees with the store's partition upkeep
 	if cfg.hsts {
 		c.HTTP.HSTSMaxAge = 365 * 24 * time.Hour
 	}

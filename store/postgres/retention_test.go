@@ -89,7 +89,8 @@ func TestRetentionPurge(t *testing.T) {
 	// Run as the durable job does, on the in-process queue.
 	q, err := jobs.NewLocal(nil)
 	require.NoError(t, err)
-	require.NoError(t, retention.RegisterJob(q, db, retention.Policy{}, func() time.Time { return now }, nil))
+	policy := retention.Policy{RawEvents: 90 * 24 * time.Hour} // the others at their defaults
+	require.NoError(t, retention.RegisterJob(q, db, policy, func() time.Time { return now }, nil))
 	require.NoError(t, q.Start(ctx))
 	t.Cleanup(func() { _ = q.Stop(context.Background()) })
 	_, err = q.Enqueue(ctx, retention.JobKind, struct{}{}, nil)
@@ -130,7 +131,7 @@ func TestRetentionPurge(t *testing.T) {
 	require.ErrorContains(t, err, "append-only")
 
 	// A second run finds nothing more.
-	res, err := db.Purge(ctx, retention.DefaultPolicy().Cutoffs(now))
+	res, err := db.Purge(ctx, policy.Cutoffs(now))
 	require.NoError(t, err)
 	require.Zero(t, res.Partitions)
 	for _, c := range retention.Classes {
