@@ -25,6 +25,7 @@ import (
 	"github.com/adshare/adshare/internal/jobs"
 	"github.com/adshare/adshare/internal/tracing"
 	"github.com/adshare/adshare/privacy"
+	"github.com/adshare/adshare/retention"
 	"github.com/adshare/adshare/transport"
 	"github.com/adshare/adshare/transport/realtime"
 )
@@ -164,6 +165,17 @@ type Config struct {
 	// App starts it after every other part and stops it first.
 	Jobs jobs.Queue
 
+	// Retention is how long each data class is kept (see the README's
+	// "Data protection" section for the defaults and their reasons). When
+	// Store implements retention.Purger (store/memory and store/postgres
+	// do), New registers the retention job on Jobs and runs it every
+	// RetentionInterval (default retention.DefaultInterval). Set
+	// DisableRetention to run it yourself instead.
+	Retention retention.Policy
+	// RetentionInterval is how often the retention job runs.
+	RetentionInterval time.Duration
+	// DisableRetention leaves retention to the host.
+	DisableRetention bool
 	// Privacy tunes exports and erasures (package privacy): the export
 	// link's lifetime, the re-authentication window, the host's own export
 	// sections and erasure steps. Privacy runs when Store is also a
@@ -298,6 +310,14 @@ func New(cfg *Config) (*App, error) {
 			return nil, err
 		}
 	}
+	if p, ok := c.Store.(retention.Purger); ok && !c.DisableRetention {
+		if err := retention.RegisterJob(q, p, c.Retention, c.Now, c.Logger); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+		if err := q.Every(retention.JobKind, cmp.Or(c.RetentionInterval, retention.DefaultInterval), struct{}{}); err != nil {
+			return nil, fmt.Errorf("adshare: retention: %w", err)
+		}
+	}
 	if bs, ok := c.Store.(billing.Store); ok {
 		bc := c.Billing
 		setIfNil(&bc.Store, bs)
@@ -359,6 +379,10 @@ func New(cfg *Config) (*App, error) {
 	if a.billing != nil {
 		setIfNil[adspace.Funding](&sc.Funding, a.billing)
 	}
+	consents, _ := c.Store.(auth.ConsentStore)
+	if consents != nil {
+		setIfNil[adspace.ConsentReader](&sc.Consents, consents)
+	}
 	sc.Logger = cmp.Or(sc.Logger, c.Logger)
 	if a.spaces, err = adspace.NewService(sc); err != nil {
 		return nil, err
@@ -384,6 +408,14 @@ func New(cfg *Config) (*App, error) {
 		ac.RefreshKey = keys.Refresh
 	}
 	ac.AccountObservers = append([]auth.AccountObserver{a.spaces}, ac.AccountObservers...)
+	if consents != nil {
+		setIfNil(&ac.Consents, consents)
+	}
+	observers := []auth.ConsentObserver{a.spaces}
+	if pub != nil {
+		observers = append(observers, pub)
+	}
+	ac.ConsentObservers = append(observers, ac.ConsentObservers...)
 	setIfNil(&ac.Metrics, c.Metrics)
 	if a.auth, err = auth.NewService(ac); err != nil {
 		return nil, err

@@ -52,6 +52,29 @@ func (c *spaceCache) get(owner uuid.UUID) (cachedSpace, bool) {
 	return e, true
 }
 
+// stale returns a cached space past its TTL but younger than
+// staleIfErrorMax, for fills while the store does not answer (an
+// invalidation removes the entry, so what stale returns was never
+// superseded as far as this instance knows).
+func (c *spaceCache) stale(owner uuid.UUID) (cachedSpace, bool) {
+	c.mu.RLock()
+	e, ok := c.entries[owner]
+	c.mu.RUnlock()
+	if !ok || time.Since(e.fetched) >= staleIfErrorMax {
+		return cachedSpace{}, false
+	}
+	return e, true
+}
+
+// staleIfErrorMax is how old a cached space may be and still fill while
+// the store fails; staleReadTimeout bounds the store read when such a
+// copy is at hand, so that a store holding its connections does not hold
+// the fill.
+const (
+	staleIfErrorMax  = 15 * time.Minute
+	staleReadTimeout = 500 * time.Millisecond
+)
+
 // put caches e, whose read began at e.fetched (wall clock), unless an
 // invalidation came after that.
 func (c *spaceCache) put(owner uuid.UUID, e cachedSpace) {
@@ -99,6 +122,7 @@ const viewerConsentTTL = 5 * time.Second
 
 type consentEntry struct {
 	personalized, doNotSell bool
+	analytics               bool // per-viewer analytics
 	fetched                 time.Time
 }
 
@@ -118,6 +142,12 @@ func (c *consentCache) get(id uuid.UUID) (consentEntry, bool) {
 		return consentEntry{}, false
 	}
 	return e, true
+}
+
+func (c *consentCache) drop(id uuid.UUID) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.entries, id)
 }
 
 func (c *consentCache) put(id uuid.UUID, e consentEntry) {

@@ -46,6 +46,10 @@ type FillRequest struct {
 	GDPRApplies bool
 	GDPRConsent bool
 	DoNotSell   bool
+	// GPC is true when the request carried a Global Privacy Control signal
+	// (Sec-GPC: 1): honoured as DoNotSell for signed-in and anonymous
+	// viewers alike.
+	GPC bool
 	// Keywords and Properties describe the screen the space is on.
 	Keywords   []string
 	Properties map[string]string
@@ -159,6 +163,7 @@ func (s *Service) fill(ctx context.Context, r FillRequest) (Fill, error) {
 		if r.Viewer != nil {
 			t.Viewer = r.Viewer.UserID
 		}
+		t.NoViewerAnalytics = !viewer.analytics
 		token, err := s.cfg.Sealer.Seal(t)
 		if err != nil {
 			return Fill{}, err
@@ -241,21 +246,41 @@ func (s *Service) cachedSpace(ctx context.Context, owner uuid.UUID) (cachedSpace
 	if cs, ok := s.cache.get(owner); ok {
 		return cs, nil
 	}
+	// Past its TTL, a copy still fills when the store fails (stale if
+	// error), and the read is not let hold the fill long.
+	stale, haveStale := s.cache.stale(owner)
+	if haveStale {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, staleReadTimeout)
+		defer cancel()
+	}
 	readStarted := time.Now()
 	u, err := s.cfg.Users.UserByID(ctx, owner)
 	if errors.Is(err, auth.ErrUserNotFound) {
 		return cachedSpace{}, ErrSpaceNotFound
 	}
 	if err != nil {
-		return cachedSpace{}, err
+		return s.staleOr(ctx, stale, haveStale, err)
 	}
 	sp, err := s.ensureSpace(ctx, owner)
 	if err != nil {
-		return cachedSpace{}, err
+		return s.staleOr(ctx, stale, haveStale, err)
 	}
 	cs := s.newCachedSpace(sp, u.Tier, readStarted)
 	s.cache.put(owner, cs)
 	return cs, nil
+}
+
+// staleOr answers a store read that failed for want of the store (not
+// answering, unreachable, too slow) with the stale copy when there is
+// one, logging it; else with the error.
+func (s *Service) staleOr(ctx context.Context, stale cachedSpace, ok bool, err error) (cachedSpace, error) {
+	if !ok || !(errs.Transient(err) || errs.KindOf(err) == errs.Unavailable) {
+		return cachedSpace{}, err
+	}
+	s.logger.WarnContext(ctx, "adspace: store read failed; filling from the cached space", slog.Any("error", err),
+		slog.Duration("age", time.Since(stale.fetched).Round(time.Second)))
+	return stale, nil
 }
 
 // newCachedSpace is the owner's space as fills use it, with what every
@@ -285,6 +310,10 @@ func relevantKeywords(keywords, blocked []string) []string {
 type viewerState struct {
 	key     string
 	consent decision.Consent
+	// analytics is true when the viewer's events may be kept under their
+	// identity (user id and key); otherwise the token says so and they
+	// are stored without.
+	analytics bool
 }
 
 // decisionRequest builds the ad request for a fill.
@@ -296,23 +325,28 @@ func (s *Service) decisionRequest(ctx context.Context, r FillRequest, cs cachedS
 		// A signed-in viewer's consent is what they set in their profile.
 		e, ok := s.viewers.get(r.Viewer.UserID)
 		if !ok {
-			u, err := s.cfg.Users.UserByID(ctx, r.Viewer.UserID)
-			if err != nil {
+			var err error
+			if e, err = s.viewerConsent(ctx, r.Viewer.UserID); err != nil {
 				return decision.Request{}, v, err
 			}
-			e = consentEntry{personalized: u.Profile.Settings.PersonalizedAds, doNotSell: u.Profile.Settings.DoNotSell, fetched: time.Now()}
 			s.viewers.put(r.Viewer.UserID, e)
 		}
-		v.consent = decision.Consent{GDPRApplies: true, GDPR: e.personalized, DoNotSell: e.doNotSell}
+		v.consent = decision.Consent{GDPRApplies: true, GDPR: e.personalized, DoNotSell: e.doNotSell || r.GPC}
+		v.analytics = e.analytics
 		identity = "user:" + r.Viewer.UserID.String()
 	} else {
-		v.consent = decision.Consent{GDPRApplies: r.GDPRApplies, GDPR: r.GDPRConsent, DoNotSell: r.DoNotSell}
+		v.consent = decision.Consent{GDPRApplies: r.GDPRApplies, GDPR: r.GDPRConsent, DoNotSell: r.DoNotSell || r.GPC}
 		if r.Device != "" {
 			identity = "device:" + r.Device
 		}
 	}
 	if identity != "" && v.consent.MayTrack() {
 		v.key = s.viewerKey(identity)
+	}
+	if r.Viewer == nil {
+		// An anonymous viewer's only identity is the key; it is kept with
+		// their events exactly when it may be used at all.
+		v.analytics = v.key != ""
 	}
 
 	count := set.MaxAdsPerView

@@ -103,6 +103,13 @@ type Config struct {
 	// Fills counts fills for the fill rate (analytics.Service implements
 	// it); nil: not counted.
 	Fills FillRecorder
+	// Consents reads signed-in viewers' consent (auth.ConsentStore); nil:
+	// their profile settings decide, and no viewer's events are kept
+	// under their identity.
+	Consents ConsentReader
+	// UserDB, when set, is told of consent changes and opt-outs
+	// (ConsentChanged); decision/kevel's UserDB when Kevel decides.
+	UserDB UserDB
 	// Funding, when set, keeps the ads of advertisers whose budget is spent
 	// out of fills (billing.Service implements it); nil: every approved ad
 	// runs (within its own budget caps).

@@ -9,6 +9,8 @@ import (
 	"fmt"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,6 +48,10 @@ type opts struct {
 	store   *memory.Store
 	funding adspace.Funding
 	tracer  trace.TracerProvider
+	// users, when set, reads owners and viewers instead of the store;
+	// cacheTTL replaces the space cache's TTL.
+	users    adspace.UserReader
+	cacheTTL time.Duration
 }
 
 func setup(t *testing.T, o opts) *testBundle {
@@ -81,8 +87,13 @@ func setup(t *testing.T, o opts) *testBundle {
 		require.NoError(t, err)
 		decider = b.engine
 	}
+	var users adspace.UserReader = b.store
+	if o.users != nil {
+		users = o.users
+	}
 	b.spaces, err = adspace.NewService(adspace.Config{
-		Spaces: b.store, Contents: b.store, Users: b.store, Auth: b.auth, Audit: b.store, Tiers: b.auth.Tiers(),
+		SpaceCacheTTL: o.cacheTTL,
+		Spaces:        b.store, Contents: b.store, Users: users, Auth: b.auth, Audit: b.store, Tiers: b.auth.Tiers(),
 		Decider: decider, Sealer: b.sealer, ViewerKeySecret: secret, AllowAnonymous: true, Broadcaster: b.bus,
 		Funding: o.funding, TracerProvider: o.tracer,
 	})
@@ -619,4 +630,46 @@ func TestViewerKeyIsTheDocumentedHMAC(t *testing.T) {
 	for i := range 16 {
 		require.True(t, keys[want(fmt.Sprintf("device:dev-%d", i))], "device %d", i)
 	}
+}
+
+// failingUsers reads users from a store until told to fail as an
+// unreachable database does.
+type failingUsers struct {
+	adspace.UserReader
+	err atomic.Pointer[error]
+}
+
+func (f *failingUsers) UserByID(ctx context.Context, id uuid.UUID) (auth.User, error) {
+	if err := f.err.Load(); err != nil {
+		return auth.User{}, *err
+	}
+	return f.UserReader.UserByID(ctx, id)
+}
+
+// A cached space past its TTL still fills while the store cannot be
+// reached (stale if error); a store that answers with a domain error is
+// not papered over, and neither is a space never cached.
+func TestFillFromTheStaleSpaceWhileTheStoreIsDown(t *testing.T) {
+	t.Parallel()
+	store := memory.New()
+	users := &failingUsers{UserReader: store}
+	b := setup(t, opts{store: store, users: users, cacheTTL: 20 * time.Millisecond})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	other := b.user(t, "other@example.com", auth.RoleUser)
+	_, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err, "cached now")
+
+	time.Sleep(30 * time.Millisecond) // past the TTL
+	down := error(fmt.Errorf("dial tcp 127.0.0.1:5432: %w", syscall.ECONNREFUSED))
+	users.err.Store(&down)
+	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err, "filled from the stale copy")
+	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: other.UserID})
+	require.ErrorIs(t, err, syscall.ECONNREFUSED, "a space never cached has no copy to fall back on")
+
+	refused := error(errs.New(errs.Forbidden, "nope", "nope"))
+	users.err.Store(&refused)
+	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.ErrorIs(t, err, refused, "an answer from the store is not a store that is down")
 }

@@ -65,10 +65,27 @@ type Event struct {
 	// upstream are the ad server's pixels, from the token: fired after
 	// commit, never stored (unexported, so no store can see them).
 	upstream tracking.Upstream
+	// unprofiled is true when the viewer did not consent to per-viewer
+	// analytics (tracking.Payload.NoViewerAnalytics): the checks use the
+	// viewer's id and key, the store never sees them (forgetViewer).
+	unprofiled bool
 }
 
 // Key identifies an event for deduplication.
 func (e Event) Key() EventKey { return EventKey{e.TrackingID, e.Type, e.Name} }
+
+// forgetViewer drops the viewer's identity from an unprofiled event,
+// before it is stored. An owner viewing their own space stays named (the
+// row names them as owner anyway), so their views still read as theirs.
+func (e *Event) forgetViewer() {
+	if !e.unprofiled {
+		return
+	}
+	if e.Ad.Viewer != e.Ad.Owner {
+		e.Ad.Viewer = [16]byte{}
+	}
+	e.Ad.ViewerKey = ""
+}
 
 // flag marks e invalid traffic under rule: it is kept, and costs and earns
 // nothing.

@@ -47,9 +47,14 @@ const (
 	// writeBatchEvents events; a second flush runs beside the first only
 	// once writeParallelAt events wait, so that under load batches grow
 	// rather than split.
-	writeBatchEvents       = 2000
-	writeFlushers          = 2
-	writeParallelAt        = 500
+	writeBatchEvents = 2000
+	writeFlushers    = 2
+	writeParallelAt  = 500
+	// writeFlushTimeout bounds one group commit: a store that stops
+	// answering fails the waiting writes (their requests answer 503 and
+	// retry; what did commit answers duplicate) instead of stalling
+	// ingest until the connection dies.
+	writeFlushTimeout      = 10 * time.Second
 	conversionNameAlphabet = "abcdefghijklmnopqrstuvwxyz0123456789_-."
 )
 
@@ -150,6 +155,9 @@ type Service struct {
 	fillsMu   sync.Mutex
 	fills     map[fillKey]*FillCount
 	fillFlush *periodic.Task
+
+	destsMu sync.Mutex
+	dests   map[destKey]string // where an ad server's ads' clicks lead (see Click)
 }
 
 type cachedTier struct {
@@ -203,7 +211,7 @@ func NewService(cfg Config) (*Service, error) {
 	cfg.BusinessEvery = cmp.Or(cfg.BusinessEvery, DefaultBusinessEvery)
 	s := &Service{
 		cfg: cfg, filters: &filters{cfg: cfg.Filters}, logger: cfg.Logger, now: cfg.Now,
-		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, tracer: tracing.New(cfg.TracerProvider),
+		tiers: map[uuid.UUID]cachedTier{}, fills: map[fillKey]*FillCount{}, dests: map[destKey]string{}, tracer: tracing.New(cfg.TracerProvider),
 	}
 	if s.logger == nil {
 		s.logger = slog.New(slog.DiscardHandler)
@@ -212,7 +220,7 @@ func NewService(cfg Config) (*Service, error) {
 		s.now = time.Now
 	}
 	s.writer = batch.NewWeighted(s.flushEvents, func(p *pendingWrite) int { return len(p.events) },
-		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt})
+		batch.Config{MaxBatch: writeBatchEvents, Flushers: writeFlushers, ParallelAt: writeParallelAt, FlushTimeout: writeFlushTimeout})
 	s.fillFlush = periodic.New(cfg.FillFlush, s.flushFills)
 	var err error
 	if s.metrics, err = newMetrics(cfg.Metrics, s); err != nil {
@@ -255,6 +263,9 @@ func (s *Service) commit(ctx context.Context, pending []*pendingWrite) error {
 	}
 	all := make([]Event, 0, n) // events are large: copy each once, no growing
 	for _, p := range pending {
+		for i := range p.events {
+			p.events[i].forgetViewer()
+		}
 		all = append(all, p.events...)
 	}
 	start := time.Now()
@@ -316,6 +327,12 @@ type Report struct {
 	// report is rejected with these messages, in its own place in the
 	// batch, so that one bad field costs its event and not its batch.
 	Unreadable map[string]string
+
+	// redirect marks the click of our redirect link (Click), which fires
+	// the ad server's click itself, synchronously, to learn where it
+	// leads: the commit must not queue the same URL too (the firer's
+	// once-only guard would then refuse the redirect's fire).
+	redirect bool
 }
 
 // Status of one reported event.
@@ -502,10 +519,14 @@ func (s *Service) event(ctx context.Context, r Report, now time.Time, client aut
 	}
 	ad := t.Ad
 	ad.IssuedAt = ad.IssuedAt.UTC().Truncate(time.Microsecond)
+	upstream := t.Upstream
+	if r.redirect {
+		upstream.ClickURL = ""
+	}
 	return Event{
 		TrackingID: t.ID, Type: r.Type, Name: r.Name, Ad: ad,
 		OccurredAt: occurred, ReceivedAt: now, Valid: true, ValueMicros: r.ValueMicros,
-		ClientPrefix: prefix, UserAgent: ua, upstream: t.Upstream,
+		ClientPrefix: prefix, UserAgent: ua, upstream: upstream, unprofiled: t.NoViewerAnalytics,
 	}, nil
 }
 

@@ -668,6 +668,11 @@ func TestClickRedirect(t *testing.T) {
 	target, _, err = b.svc.Click(app, kevel)
 	require.NoError(t, err)
 	require.Equal(t, "https://advertiser.example/landing", target, "the ad server's redirect, read without following it")
+	b.pixels.mu.Lock()
+	require.Equal(t, []string{"https://e-23.adzerk.net/r?e=y"}, b.pixels.clicks, "the redirect fires the ad server's click once")
+	require.NotContains(t, b.pixels.fired, "https://e-23.adzerk.net/r?e=y",
+		"and the commit does not queue it too: the firer's once-only guard would refuse the redirect's fire (404 no_destination)")
+	b.pixels.mu.Unlock()
 
 	expired, _ := b.served(t, func(tr *tracking.Payload) {
 		tr.ExpiresAt, tr.LandingURL = time.Now().Add(-time.Minute), "https://shop.example.com/late"
@@ -685,6 +690,46 @@ func TestClickRedirect(t *testing.T) {
 	})
 	_, _, err = b.svc.Click(app, evil)
 	require.ErrorIs(t, err, analytics.ErrNoDestination)
+}
+
+// A Kevel ad has no landing page of its own, so a click we do not count
+// (a double tap, a click too soon after the impression, an expired link)
+// must still send the viewer on: to the destination the ad server's
+// redirect gave before, or, when none is known, through firing the click
+// after all. It used to answer 404 no_destination.
+func TestKevelClickNotCountedStillRedirects(t *testing.T) {
+	t.Parallel()
+	b := setup(t)
+	clicks := func() int { b.pixels.mu.Lock(); defer b.pixels.mu.Unlock(); return len(b.pixels.clicks) }
+
+	// Clicked before any impression: invalid traffic, and no destination
+	// known yet for this creative.
+	first, _ := b.served(t, func(tr *tracking.Payload) { tr.CreativeID = "fresh" })
+	target, res, err := b.svc.Click(app, first)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target)
+	require.Equal(t, analytics.Accepted, res.Status)
+	require.False(t, res.Valid, "the click is recorded as invalid")
+	require.False(t, res.Billable, "and earns nothing")
+	require.Equal(t, 1, clicks(), "the ad server's click was fired to learn where it leads")
+
+	// The same link again: a duplicate, sent to the remembered destination
+	// without firing again.
+	target, res, err = b.svc.Click(app, first)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target)
+	require.Equal(t, analytics.Duplicate, res.Status)
+	require.Equal(t, 1, clicks())
+
+	// Another showing of the same creative, expired: counted nowhere, sent on.
+	expired, _ := b.served(t, func(tr *tracking.Payload) {
+		tr.CreativeID, tr.ExpiresAt = "fresh", time.Now().Add(-time.Minute)
+	})
+	target, res, err = b.svc.Click(app, expired)
+	require.NoError(t, err)
+	require.Equal(t, "https://advertiser.example/landing", target)
+	require.Empty(t, res.Status)
+	require.Equal(t, 1, clicks(), "the known destination is used; nothing reaches the ad server")
 }
 
 func TestFillCountsReachTheReports(t *testing.T) {

@@ -35,6 +35,9 @@ func (s *Service) UpdateProfile(ctx context.Context, p Principal, upd ProfileUpd
 		return User{}, err
 	}
 	s.record(ctx, AuditEvent{ActorID: p.UserID, Action: AuditProfileUpdated, TargetType: "user", TargetID: p.UserID.String()})
+	if upd.PersonalizedAds != nil || upd.DoNotSell != nil {
+		s.profileConsent(ctx, u)
+	}
 	return u, nil
 }
 

@@ -101,6 +101,18 @@ type Config struct {
 	// everyone accepts the new ones.
 	AdvertiserTerms string
 
+	// Consents keeps consent histories (store/memory and store/postgres
+	// implement it). Nil: consent cannot be set through SetConsent (it
+	// answers ErrConsentUnavailable) and fills follow the profile settings.
+	Consents ConsentStore
+	// ConsentPolicies are the privacy policy versions consent may be given
+	// against, oldest first; the last is current and is what records made
+	// from profile changes carry. Defaults to [DefaultConsentPolicy]. Keep
+	// old versions listed only while their consent is still valid.
+	ConsentPolicies []string
+	// ConsentObservers are told of every consent change, in order.
+	ConsentObservers []ConsentObserver
+
 	// AccountObservers are told of every account created (by password
 	// sign-up or a first provider sign-in), in order: adspace.Service
 	// creates the user's ad space. An observer's error is logged, not
@@ -216,6 +228,9 @@ func NewService(cfg Config) (*Service, error) {
 	c.RefreshLimitPerClient = orLimit(c.RefreshLimitPerClient, DefaultRefreshLimitPerClient)
 	c.OIDCTransactionTTL = cmp.Or(c.OIDCTransactionTTL, 10*time.Minute)
 	c.AdvertiserTerms = cmp.Or(c.AdvertiserTerms, DefaultAdvertiserTerms)
+	if len(c.ConsentPolicies) == 0 {
+		c.ConsentPolicies = []string{DefaultConsentPolicy}
+	}
 	return s, nil
 }
 

@@ -131,6 +131,8 @@ var accessTable = []access{
 	{op: "GET /healthz", may: public, call: get("/healthz")},
 	{op: "GET /readyz", may: public, call: get("/readyz")},
 	{op: "GET /openapi.json", may: public, call: get("/openapi.json")},
+	{op: "GET /docs", may: public, call: get("/docs")},
+	{op: "GET /docs/{asset}", may: public, call: get("/docs/redoc.standalone.js")},
 	{op: "GET /.well-known/jwks.json", may: public, call: get("/.well-known/jwks.json")},
 	// The realtime channel is dialled (see dialStatus): a native app's
 	// token is checked before the upgrade, a browser authenticates after it.
@@ -166,6 +168,11 @@ var accessTable = []access{
 	{op: "GET /users/me", may: signedIn, call: get("/users/me")},
 	{op: "PATCH /users/me", may: signedIn, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodPatch, path: "/users/me", body: map[string]any{"display_name": "Walker"}}
+	}},
+	{op: "GET /users/me/consent", may: signedIn, call: get("/users/me/consent")},
+	{op: "PUT /users/me/consent", may: signedIn, call: func(f *walkFixture, r walkRole) request {
+		return request{method: http.MethodPut, path: "/users/me/consent", body: map[string]any{
+			"policy_version": auth.DefaultConsentPolicy, "purposes": map[string]bool{"analytics": true}}}
 	}},
 	{op: "GET /users/{id}", may: from(asModerator), foreign: true, call: func(f *walkFixture, r walkRole) request {
 		return request{method: http.MethodGet, path: "/users/" + f.owner.User.ID.String()}

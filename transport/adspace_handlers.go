@@ -2,6 +2,7 @@ package transport
 
 import (
 	"context"
+	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
@@ -201,6 +202,7 @@ func (s *server) handleFill() http.Handler {
 			GDPRApplies: !q.present("gdpr_applies") || q.bool("gdpr_applies"),
 			GDPRConsent: q.bool("gdpr_consent"),
 			DoNotSell:   q.bool("do_not_sell"),
+			GPC:         gpc(r),
 			Count:       int(q.int("count", 1, adspace.MaxAdsPerViewLimit)),
 		}
 		if kw := q.string("keywords", 700); kw != "" {
@@ -219,6 +221,11 @@ func (s *server) handleFill() http.Handler {
 		}
 		if ok {
 			fr.Viewer = &viewer
+			if fr.GPC { // recorded, so that it holds on devices without the signal too
+				if _, err := s.auth.RecordGPC(r.Context(), viewer.UserID); err != nil {
+					s.logger.WarnContext(r.Context(), "transport: a GPC signal was honoured but not recorded", slog.Any("error", err))
+				}
+			}
 		} else if d := r.Header.Get("X-Adshare-Device"); d != "" && fr.Device == "" {
 			fr.Device = d
 		}

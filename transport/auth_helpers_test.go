@@ -149,7 +149,7 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 		st := memory.New()
 		lim, revs, once := memory.NewLimiter(), memory.NewRevocationList(), memory.NewOneTimeStore()
 		lim.Now, revs.Now, once.Now = clock.Now, clock.Now, clock.Now
-		cfg.Users, cfg.Sessions, cfg.Identities, cfg.Audit = st, st, st, st
+		cfg.Users, cfg.Sessions, cfg.Identities, cfg.Audit, cfg.Consents = st, st, st, st, st
 		cfg.Limiter, cfg.Revocations, cfg.OneTime = lim, revs, once
 	case backendPostgres:
 		db := postgrestest.NewWithKeyring(t) // billing's sealed fields need one
@@ -167,7 +167,7 @@ func newAuthBundle(t *testing.T, backend string, opts bundleOpts) *authBundle {
 			defer cancel()
 			require.NoError(t, revs.Stop(ctx))
 		})
-		cfg.Users, cfg.Sessions, cfg.Identities, cfg.Audit = db, db, db, db
+		cfg.Users, cfg.Sessions, cfg.Identities, cfg.Audit, cfg.Consents = db, db, db, db, db
 		cfg.Limiter, cfg.Revocations, cfg.OneTime = rc.Limiter(), revs, rc.OneTimeStore()
 		b.redis = rc
 	default:

@@ -120,6 +120,9 @@ func fieldProblems(base string, fields map[string]string) []FieldProblem {
 // writeError answers with the problem document for err and logs what the
 // client does not see: the full error of a 5xx at error level.
 func (s *server) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	// A store or service that could not be reached is a 503 to retry,
+	// not an internal error.
+	err = errs.Classify(err)
 	p := problemFor(r.Context(), err)
 	if p.Status >= 500 {
 		s.logger.ErrorContext(r.Context(), "transport: request failed",

@@ -18,14 +18,26 @@ import (
 // Two instances whose API-wide limits are leased from one Redis: a client
 // alternating between them gets its limit once, not twice, and a refusal
 // says when to retry in both the IETF draft's fields and Retry-After.
+// It runs against a single Redis and a Redis Cluster.
 func TestSharedRateLimitsHoldAcrossInstances(t *testing.T) {
 	t.Parallel()
-	url, prefix := testenv.Redis(t)
+	testenv.ForEachRedis(t, testSharedRateLimitsHoldAcrossInstances)
+}
+
+func testSharedRateLimitsHoldAcrossInstances(t *testing.T, r testenv.RedisTarget) {
 	limit := auth.Limit{Rate: 1, Period: time.Hour, Burst: 20}
 	server := func() *httptest.Server {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		rc, err := redisstore.Open(ctx, url, &redisstore.Config{Prefix: prefix})
+		var (
+			rc  *redisstore.Client
+			err error
+		)
+		if r.Cluster() {
+			rc, err = redisstore.OpenCluster(ctx, r.Addrs, &redisstore.Config{Prefix: r.Prefix})
+		} else {
+			rc, err = redisstore.Open(ctx, r.URL, &redisstore.Config{Prefix: r.Prefix})
+		}
 		require.NoError(t, err)
 		t.Cleanup(func() { _ = rc.Stop(context.Background()) })
 		h, err := New(Config{

@@ -1,6 +1,10 @@
 package transport
 
-import "net/http"
+import (
+	"net/http"
+
+	"github.com/adshare/adshare/transport/apidocs"
+)
 
 // route is one endpoint: a method, a ServeMux path pattern (which is also its
 // OpenAPI path) and its handler.
@@ -17,6 +21,10 @@ func (s *server) routes() []route {
 		{http.MethodGet, "/healthz", s.handleHealthz()},
 		{http.MethodGet, "/readyz", s.handleReadyz()},
 		{http.MethodGet, "/openapi.json", s.handleOpenAPI()},
+		{http.MethodGet, "/docs", apidocs.Page()},
+		{http.MethodGet, "/docs/{asset}", apidocs.Asset(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			s.writeError(w, r, errNotFound)
+		}))},
 	}
 	if s.auth != nil {
 		rs = append(rs,
@@ -37,6 +45,8 @@ func (s *server) routes() []route {
 			route{http.MethodGet, "/users/me", s.handleGetMe()},
 			route{http.MethodPatch, "/users/me", s.handlePatchMe()},
 			route{http.MethodPost, "/users/me/advertiser", s.handleBecomeAdvertiser()},
+			route{http.MethodGet, "/users/me/consent", s.handleGetConsent()},
+			route{http.MethodPut, "/users/me/consent", s.handlePutConsent()},
 			route{http.MethodGet, "/users/{id}", s.handleGetUser()},
 			route{http.MethodPut, "/users/{id}/tier", s.handleSetTier()},
 			route{http.MethodPut, "/users/{id}/role", s.handleSetRole()},

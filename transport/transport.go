@@ -31,6 +31,8 @@ const (
 	DefaultCORSMaxAge = 10 * time.Minute
 	// DefaultReadinessTimeout bounds all readiness checks together.
 	DefaultReadinessTimeout = 2 * time.Second
+	// DefaultRequestTimeout bounds each request's work (GET /ws aside).
+	DefaultRequestTimeout = 5 * time.Second
 )
 
 // Config configures New. The zero value serves the health and OpenAPI
@@ -65,6 +67,13 @@ type Config struct {
 	// ReadinessTimeout bounds the checks together. Defaults to
 	// DefaultReadinessTimeout.
 	ReadinessTimeout time.Duration
+	// RequestTimeout is the deadline of each request's context (GET /ws,
+	// a long-lived connection, aside): a request still waiting on a store
+	// or service when it passes is answered 503 dependency_unavailable
+	// with Retry-After, rather than hanging on a dependency that holds its
+	// connections without answering. Defaults to DefaultRequestTimeout;
+	// negative: no deadline.
+	RequestTimeout time.Duration
 
 	// Auth is the user system. When nil, the auth, user and admin endpoints
 	// are not mounted.
@@ -152,6 +161,7 @@ func (c Config) withDefaults() Config {
 	c.MaxBodyBytes = cmp.Or(c.MaxBodyBytes, DefaultMaxBodyBytes)
 	c.CORSMaxAge = cmp.Or(c.CORSMaxAge, DefaultCORSMaxAge)
 	c.ReadinessTimeout = cmp.Or(c.ReadinessTimeout, DefaultReadinessTimeout)
+	c.RequestTimeout = cmp.Or(c.RequestTimeout, DefaultRequestTimeout)
 	c.WebhookMaxBodyBytes = cmp.Or(c.WebhookMaxBodyBytes, DefaultWebhookMaxBodyBytes)
 	c.WebhookConcurrency = cmp.Or(c.WebhookConcurrency, DefaultWebhookConcurrency)
 	if c.ClientRateLimit == (auth.Limit{}) {
@@ -288,6 +298,11 @@ func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
 		rec.route = cmp.Or(pattern, "unmatched")
 	}
 	if pattern != "" {
+		if s.cfg.RequestTimeout > 0 && pattern != "GET /ws" {
+			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
+			defer cancel()
+			r = r.WithContext(ctx)
+		}
 		s.mux.ServeHTTP(w, r)
 		return
 	}

@@ -78,6 +78,10 @@ type Payload struct {
 	LandingURL string
 	// ExpiresAt is when the token stops being accepted.
 	ExpiresAt time.Time
+	// NoViewerAnalytics is true when the viewer did not consent to
+	// per-viewer analytics: the token's events are stored without the
+	// viewer's user id and key (the checks at ingest still use them).
+	NoViewerAnalytics bool
 }
 
 // tokenVersion is the first byte of every token: 2 marks the binary
@@ -189,6 +193,7 @@ func (s *Sealer) Open(token string) (Payload, error) {
 const (
 	flagBillable = 1 << iota
 	flagViewer
+	flagNoViewerAnalytics
 )
 
 // encodePayload appends p's binary form to b: a flags byte; ID and Owner
@@ -202,6 +207,9 @@ func encodePayload(b []byte, p Payload) []byte {
 	}
 	if p.Viewer != uuid.Nil {
 		flags |= flagViewer
+	}
+	if p.NoViewerAnalytics {
+		flags |= flagNoViewerAnalytics
 	}
 	b = append(b, flags)
 	b = append(b, p.ID[:]...)
@@ -231,10 +239,11 @@ func payloadStrings(p *Payload) [11]*string {
 func decodePayload(b []byte) (p Payload, ok bool) {
 	r := payloadReader{b: b}
 	flags := r.byte()
-	if flags&^(flagBillable|flagViewer) != 0 {
+	if flags&^(flagBillable|flagViewer|flagNoViewerAnalytics) != 0 {
 		return Payload{}, false
 	}
 	p.Billable = flags&flagBillable != 0
+	p.NoViewerAnalytics = flags&flagNoViewerAnalytics != 0
 	r.uuid(&p.ID)
 	r.uuid(&p.Owner)
 	if flags&flagViewer != 0 {

@@ -16,7 +16,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/adshare/adshare/store/postgres"
-	"github.com/adshare/adshare/store/redis"
 )
 
 // checkTimeoutDefault bounds each connection `server check` makes.
@@ -133,7 +132,7 @@ func dryAssemble(ctx context.Context, cfg config, timeout time.Duration) error {
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	dry := cfg
-	dry.databaseURL, dry.redisURL = "", ""
+	dry.databaseURL, dry.redisURL, dry.redisCluster = "", "", nil
 	app, cleanup, err := assemble(ctx, dry, slog.New(slog.DiscardHandler), prometheus.NewRegistry())
 	if err != nil {
 		return err
@@ -216,7 +215,7 @@ func (r *checkReport) checkPostgres(ctx context.Context, cfg config, timeout tim
 
 // checkRedis pings Redis when configured.
 func (r *checkReport) checkRedis(ctx context.Context, cfg config, fleet bool, timeout time.Duration) {
-	if cfg.redisURL == "" {
+	if !cfg.redisConfigured() {
 		if fleet {
 			r.add("redis", checkWarn, "REDIS_URL is not set: fine for one instance; with several, logouts, sign-in limits and cache invalidations stay on the instance that saw them")
 			return
@@ -226,12 +225,20 @@ func (r *checkReport) checkRedis(ctx context.Context, cfg config, fleet bool, ti
 	}
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix, DialTimeout: timeout})
+	rc, err := openRedis(ctx, cfg, timeout)
 	if err != nil {
-		r.add("redis", checkFail, fmt.Sprintf("cannot connect: %v; check REDIS_URL, the network path and the server (timeout %s)", err, timeout))
+		what := "REDIS_URL, the network path and the server"
+		if len(cfg.redisCluster) > 0 {
+			what = "REDIS_CLUSTER_ADDRS, the network path and every master of the cluster"
+		}
+		r.add("redis", checkFail, fmt.Sprintf("cannot connect: %v; check %s (timeout %s)", err, what, timeout))
 		return
 	}
 	_ = rc.Stop(context.WithoutCancel(ctx))
+	if len(cfg.redisCluster) > 0 {
+		r.add("redis", checkOK, "every master of the cluster answers (keys under "+strconv.Quote(cfg.redisPrefix)+")")
+		return
+	}
 	r.add("redis", checkOK, "answers (keys under "+strconv.Quote(cfg.redisPrefix)+")")
 }
 

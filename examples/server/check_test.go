@@ -260,10 +260,14 @@ func TestCheckFindsBadSetups(t *testing.T) {
 
 // A configuration ready for a fleet passes every check, on the test
 // PostgreSQL and Redis: exit 0 and every line ok.
+// It runs on a single Redis and on a Redis Cluster.
 func TestCheckPassesAGoodSetup(t *testing.T) {
 	t.Parallel()
-	redisURL, prefix := testenv.Redis(t)
-	env := merge(map[string]string{"DATABASE_URL": migratedURL(t), "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix}, fleetKeyEnv())
+	testenv.ForEachRedis(t, testCheckPassesAGoodSetup)
+}
+
+func testCheckPassesAGoodSetup(t *testing.T, r testenv.RedisTarget) {
+	env := merge(map[string]string{"DATABASE_URL": migratedURL(t)}, redisEnv(r), fleetKeyEnv())
 	out, err := runCheckCmd(t, env)
 	require.NoError(t, err, out)
 	lines := strings.Split(strings.TrimSpace(out), "\n")

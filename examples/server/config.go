@@ -14,6 +14,7 @@ import (
 
 	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/internal/secret"
+	"github.com/adshare/adshare/transport"
 )
 
 // config is the example server's configuration, from flags and environment.
@@ -21,6 +22,8 @@ type config struct {
 	addr            string
 	databaseURL     string
 	redisURL        string
+	redisCluster    []string // Redis Cluster seed nodes (host:port); exclusive with redisURL
+	redisPassword   string   // the cluster's password (REDIS_URL carries its own)
 	redisPrefix     string
 	migrateOnStart  bool
 	logFormat       string
@@ -28,9 +31,11 @@ type config struct {
 	allowedOrigins  []string
 	trustedProxies  []netip.Prefix
 	hsts            bool
+	tlsCert, tlsKey string // PEM files; both set: the server speaks TLS (and sends HSTS)
 	accessLog       bool
-	clientRate      int // requests per minute per client address
-	userRate        int // requests per minute per signed-in user
+	clientRate      int                          // requests per minute per client address
+	userRate        int                          // requests per minute per signed-in user
+	routeRates      map[transport.RouteClass]int // requests per minute per client address, by route class
 	shutdownTimeout time.Duration
 	debugAddr       string        // net/http/pprof, loopback only; empty: off
 	drainDelay      time.Duration // readiness fails this long before the listener closes
@@ -133,6 +138,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.addr, "addr", "ADSHARE_ADDR", "127.0.0.1:8080", "listen address")
 	fs.str(&c.databaseURL, "database-url", "DATABASE_URL", "", "PostgreSQL URL; empty uses the in-memory store")
 	fs.str(&c.redisURL, "redis-url", "REDIS_URL", "", "Redis URL; empty uses in-process equivalents")
+	cluster := fs.raw("redis-cluster", "REDIS_CLUSTER_ADDRS", "comma-separated host:port of Redis Cluster nodes (any of them; the rest are discovered); instead of redis-url")
+	fs.str(&c.redisPassword, "redis-cluster-password", "REDIS_CLUSTER_PASSWORD", "", "password of the Redis Cluster's nodes (prefer the environment variable)")
 	fs.str(&c.redisPrefix, "redis-prefix", "ADSHARE_REDIS_PREFIX", "adshare:", "prefix of every Redis key, so several deployments can share one Redis")
 	fs.boolean(&c.migrateOnStart, "migrate-on-start", "ADSHARE_MIGRATE_ON_START", false, "apply pending PostgreSQL migrations before serving")
 	fs.str(&c.logFormat, "log-format", "ADSHARE_LOG_FORMAT", "auto", "log format: auto (text on a terminal, else json), text or json")
@@ -141,8 +148,11 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	proxies := fs.raw("trusted-proxies", "ADSHARE_TRUSTED_PROXIES", "comma-separated CIDRs of proxies whose X-Forwarded-For is believed")
 	clientRate := fs.raw("client-rate", "ADSHARE_CLIENT_RATE", "requests per minute allowed per client address (bursts of a fifth); default 600")
 	userRate := fs.raw("user-rate", "ADSHARE_USER_RATE", "requests per minute allowed per signed-in user (bursts of a fifth); default 600")
+	routeRates := fs.raw("route-rates", "ADSHARE_ROUTE_RATES", "comma-separated class=requests per minute per client address for the route classes auth, tracking and reports (bursts of a fifth), such as auth=60,tracking=6000; a class not named shares client-rate")
 	fs.boolean(&c.accessLog, "access-log", "ADSHARE_ACCESS_LOG", true, "log every request (5xx answers are logged regardless)")
-	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS)")
+	fs.boolean(&c.hsts, "hsts", "ADSHARE_HSTS", false, "send Strict-Transport-Security (only behind HTTPS; on by itself with -tls-cert)")
+	fs.str(&c.tlsCert, "tls-cert", "ADSHARE_TLS_CERT", "", "PEM certificate (chain) file: serve HTTPS (TLS 1.2+, with HSTS); empty: plain HTTP (behind a TLS-terminating proxy)")
+	fs.str(&c.tlsKey, "tls-key", "ADSHARE_TLS_KEY", "", "PEM private key file of -tls-cert")
 	fs.duration(&c.shutdownTimeout, "shutdown-timeout", "ADSHARE_SHUTDOWN_TIMEOUT", 15*time.Second, "how long requests in flight may take to finish on shutdown")
 	fs.str(&c.debugAddr, "debug-addr", "ADSHARE_DEBUG_ADDR", "", "serve Go's profiler (/debug/pprof/) on this loopback address, such as 127.0.0.1:6060; empty: off")
 	fs.duration(&c.drainDelay, "drain-delay", "ADSHARE_DRAIN_DELAY", 0, "on SIGINT/SIGTERM, how long /readyz fails while the server still serves, so that load balancers polling it stop sending first")
@@ -202,12 +212,15 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 			*r.dst = 600
 			continue
 		}
-		n, err := strconv.Atoi(r.raw)
-		if err != nil || n < 1 || n > 60_000_000 { // at most one a microsecond
-
-			return c, nil, fmt.Errorf("%s must be a number of requests per minute", r.name)
+		n, err := parsePerMinute(r.raw)
+		if err != nil {
+			return c, nil, fmt.Errorf("%s %w", r.name, err)
 		}
 		*r.dst = n
+	}
+	var err error
+	if c.routeRates, err = parseRouteRates(*routeRates); err != nil {
+		return c, nil, err
 	}
 	c.allowedOrigins = splitList(*origins)
 	for _, p := range splitList(*proxies) {
@@ -217,7 +230,7 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 		}
 		c.trustedProxies = append(c.trustedProxies, prefix.Masked())
 	}
-	var err error
+
 	if c.jwtSeed, err = decodeKey(*seed, "jwt-seed", 32, 32); err != nil {
 		return c, nil, err
 	}
@@ -276,12 +289,36 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	if c.billing.stripeKey == "" && (len(c.billing.webhookSecrets) > 0 || c.billing.stripeURL != "") {
 		return c, nil, errors.New("stripe-webhook-secrets and stripe-api-url need stripe-secret-key")
 	}
+	c.redisCluster = splitList(*cluster)
+	if len(c.redisCluster) > 0 && c.redisURL != "" {
+		return c, nil, errors.New("redis-url and redis-cluster are exclusive: give the single server's URL or the cluster's nodes")
+	}
+	if c.redisPassword != "" && len(c.redisCluster) == 0 {
+		return c, nil, errors.New("redis-cluster-password needs redis-cluster (a REDIS_URL carries its own password)")
+	}
+	if strings.ContainsAny(c.redisPrefix, "{}") && len(c.redisCluster) > 0 {
+		return c, nil, errors.New("redis-prefix must not hold { or } on a Redis Cluster: a hash tag in the prefix would put every key in one slot")
+	}
 	c.oidc.redirectURIs = splitList(*redirects)
 	c.oidc.nativeClientIDs = splitList(*natives)
+	if (c.tlsCert == "") != (c.tlsKey == "") {
+		return c, nil, errors.New("tls-cert and tls-key go together")
+	}
+	if c.tlsCert != "" {
+		c.hsts = true // a server that speaks HTTPS tells browsers to keep to it
+	}
 	if c.issuer == "" {
-		c.issuer = "http://" + c.addr
+		c.issuer = c.scheme() + "://" + c.addr
 	}
 	return c, fs.Args(), nil
+}
+
+// scheme is "https" when the server speaks TLS, else "http".
+func (c config) scheme() string {
+	if c.tlsCert != "" {
+		return "https"
+	}
+	return "http"
 }
 
 func splitList(s string) []string {
@@ -318,4 +355,38 @@ func (c config) servable() error {
 		return errors.New("data-keys and data-index-key are required with database-url and stripe-secret-key: connected-account ids and Stripe's events are stored sealed")
 	}
 	return nil
+}
+
+// parsePerMinute reads a rate limit in requests per minute.
+func parsePerMinute(raw string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(raw))
+	if err != nil || n < 1 || n > 60_000_000 { // at most one a microsecond
+		return 0, errors.New("must be a number of requests per minute, 1 to 60000000")
+	}
+	return n, nil
+}
+
+// parseRouteRates reads -route-rates: class=rate pairs for the route
+// classes that may have their own per-address limit.
+func parseRouteRates(raw string) (map[transport.RouteClass]int, error) {
+	rates := map[transport.RouteClass]int{}
+	for _, pair := range splitList(raw) {
+		name, rate, ok := strings.Cut(pair, "=")
+		class := transport.RouteClass(strings.TrimSpace(name))
+		switch {
+		case !ok:
+			return nil, fmt.Errorf("route-rates: %q: want class=requests per minute, such as auth=60", pair)
+		case class != transport.RouteAuth && class != transport.RouteTracking && class != transport.RouteReports:
+			return nil, fmt.Errorf("route-rates: unknown route class %q: use auth, tracking or reports (the rest is client-rate)", class)
+		}
+		if _, dup := rates[class]; dup {
+			return nil, fmt.Errorf("route-rates: %s is given twice", class)
+		}
+		n, err := parsePerMinute(rate)
+		if err != nil {
+			return nil, fmt.Errorf("route-rates: %s %w", class, err)
+		}
+		rates[class] = n
+	}
+	return rates, nil
 }

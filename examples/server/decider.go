@@ -25,6 +25,7 @@ type deciders struct {
 	decider decision.Decider
 	pixels  analytics.Pixels  // nil for the local engine, which has none
 	fake    *kevelfake.Server // the in-process fake Kevel network, when asked for
+	userDB  adspace.UserDB    // Kevel's UserDB, told of consent changes; nil for the local engine
 	// forget is Kevel UserDB, told to forget erased users' viewer keys;
 	// nil without an API key (UserDB forget needs one) or without Kevel.
 	forget adshare.ViewerForgetter
@@ -83,7 +84,7 @@ func newDeciders(ctx context.Context, cfg config, logger *slog.Logger, reg prome
 	if err != nil {
 		return fail(err)
 	}
-	d.decider, d.pixels = cached, firer
+	d.decider, d.pixels, d.userDB = cached, firer, client.UserDB()
 	if cfg.kevelAPIKey != "" {
 		d.forget = client.UserDB()
 	} else {

@@ -4,6 +4,7 @@
 //
 //	go run ./examples/server                        # 127.0.0.1:8080, memory store
 //	DATABASE_URL=postgres://… REDIS_URL=redis://… go run ./examples/server -migrate-on-start
+//	REDIS_CLUSTER_ADDRS=10.0.0.1:6379,10.0.0.2:6379 go run ./examples/server   # Redis Cluster instead of REDIS_URL
 //	go run ./examples/server migrate up|down|status # needs DATABASE_URL
 //	go run ./examples/server check                  # before a rollout: config, connections, keys, migrations
 //	go run ./examples/server keys status|rotate     # data keys: values per key id, re-encryption (needs DATABASE_URL, data keys)

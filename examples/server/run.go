@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/ed25519"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"io"
@@ -61,6 +62,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout 
 	return serve(ctx, cfg, logger)
 }
 
+// perMinute is a limit of n requests a minute in bursts of a fifth.
+func perMinute(n int) auth.Limit {
+	return auth.Limit{Rate: n, Period: time.Minute, Burst: max(n/5, 1)}
+}
+
 // openStore connects to PostgreSQL when configured (migrating first if
 // asked), and falls back to the in-memory store.
 func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.Store, error) {
@@ -91,17 +97,37 @@ func openStore(ctx context.Context, cfg config, logger *slog.Logger) (adshare.St
 	return db, nil
 }
 
+// redisConfigured reports whether a Redis (a server or a cluster) is
+// configured.
+func (c config) redisConfigured() bool { return c.redisURL != "" || len(c.redisCluster) > 0 }
+
+// openRedis connects to the configured Redis: the Redis Cluster when
+// redis-cluster is set, else the server at redis-url. A zero dialTimeout
+// means store/redis's default.
+func openRedis(ctx context.Context, cfg config, dialTimeout time.Duration) (*redis.Client, error) {
+	rcfg := &redis.Config{Prefix: cfg.redisPrefix, DialTimeout: dialTimeout}
+	if len(cfg.redisCluster) > 0 {
+		rcfg.Password = cfg.redisPassword
+		return redis.OpenCluster(ctx, cfg.redisCluster, rcfg)
+	}
+	return redis.Open(ctx, cfg.redisURL, rcfg)
+}
+
 // openShared connects to Redis when configured, and falls back to
 // in-process equivalents; the client is nil then.
 func openShared(ctx context.Context, cfg config, logger *slog.Logger) (adshare.Shared, *redis.Client, error) {
-	if cfg.redisURL == "" {
+	if !cfg.redisConfigured() {
 		return memory.NewShared(), nil, nil
 	}
-	rc, err := redis.Open(ctx, cfg.redisURL, &redis.Config{Prefix: cfg.redisPrefix})
+	rc, err := openRedis(ctx, cfg, 0)
 	if err != nil {
 		return nil, nil, err
 	}
-	logger.InfoContext(ctx, "redis: connected")
+	if len(cfg.redisCluster) > 0 {
+		logger.InfoContext(ctx, "redis: connected to the cluster", slog.Any("nodes", cfg.redisCluster))
+	} else {
+		logger.InfoContext(ctx, "redis: connected")
+	}
 	return rc.Shared(&redis.SharedOptions{Logger: logger}), rc, nil
 }
 
@@ -124,9 +150,15 @@ func appConfig(ctx context.Context, cfg config, logger *slog.Logger, reg prometh
 			// request). Sign-in limits (in auth) are shared through Redis
 			// and fail closed.
 			Limiter:         memory.NewLimiter(),
-			ClientRateLimit: auth.Limit{Rate: cfg.clientRate, Period: time.Minute, Burst: max(cfg.clientRate/5, 1)},
-			UserRateLimit:   auth.Limit{Rate: cfg.userRate, Period: time.Minute, Burst: max(cfg.userRate/5, 1)},
+			ClientRateLimit: perMinute(cfg.clientRate),
+			UserRateLimit:   perMinute(cfg.userRate),
 		},
+	}
+	for class, rate := range cfg.routeRates {
+		if c.HTTP.RouteLimits == nil {
+			c.HTTP.RouteLimits = map[transport.RouteClass]auth.Limit{}
+		}
+		c.HTTP.RouteLimits[class] = perMinute(rate)
 	}
 	c.AdSpaces.AllowAnonymous = cfg.anonymous
 	if cfg.hsts {
@@ -210,6 +242,12 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 	if c.Store, err = openStore(ctx, cfg, logger); err != nil {
 		return nil, nil, err
 	}
+	if db, ok := c.Store.(*postgres.DB); ok && reg != nil {
+		if err := reg.Register(db.PoolCollector()); err != nil {
+			stopAll(ctx, c.Store)
+			return nil, nil, err
+		}
+	}
 	var rc *redis.Client
 	if c.Shared, rc, err = openShared(ctx, cfg, logger); err != nil {
 		stopAll(ctx, c.Store)
@@ -226,6 +264,9 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		}
 	}
 	c.Decider, c.Pixels, c.ViewerForgetter = d.decider, d.pixels, d.forget
+	if d.userDB != nil {
+		c.AdSpaces.UserDB = d.userDB
+	}
 	if rc != nil { // API-wide limits shared by the fleet, per instance while Redis is down
 		c.HTTP.Limiter = rc.LeasedLimiter(&redis.LeasedLimiterOptions{Fallback: c.HTTP.Limiter, Logger: logger})
 	}
@@ -267,12 +308,21 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	mountDashboard(mux)
 	mux.Handle("/", app.Handler())
 
+	var tlsCfg *tls.Config
+	if cfg.tlsCert != "" {
+		var err error
+		if tlsCfg, err = serverTLS(cfg.tlsCert, cfg.tlsKey); err != nil {
+			_ = app.Stop(context.WithoutCancel(ctx))
+			return err
+		}
+	}
 	ln, err := net.Listen("tcp", cfg.addr)
 	if err != nil {
 		_ = app.Stop(context.WithoutCancel(ctx))
 		return err
 	}
 	srv := &http.Server{
+		TLSConfig:         tlsCfg,
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,
 		ReadTimeout:       30 * time.Second,
@@ -290,8 +340,14 @@ func serveHTTP(ctx context.Context, cfg config, logger *slog.Logger, reg *promet
 	}
 	defer stopDebug()
 	serveErr := make(chan error, 1)
-	go func() { serveErr <- srv.Serve(ln) }()
-	logger.InfoContext(ctx, "listening", slog.String("url", "http://"+ln.Addr().String()))
+	go func() {
+		if tlsCfg != nil {
+			serveErr <- srv.ServeTLS(ln, "", "")
+			return
+		}
+		serveErr <- srv.Serve(ln)
+	}()
+	logger.InfoContext(ctx, "listening", slog.String("url", cfg.scheme()+"://"+ln.Addr().String()))
 
 	select {
 	case err = <-serveErr:

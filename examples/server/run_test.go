@@ -96,13 +96,27 @@ func TestQuickStartOnEmbeddedDefaults(t *testing.T) {
 	require.Contains(t, out.String(), `"msg":"http request"`, "access logs go to stdout as JSON when it is not a terminal")
 }
 
+// It runs on a single Redis (REDIS_URL) and on a Redis Cluster
+// (REDIS_CLUSTER_ADDRS).
 func TestWithPostgresAndRedis(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testWithPostgresAndRedis)
+}
+
+// redisEnv is the server's environment for Redis target r.
+func redisEnv(r testenv.RedisTarget) map[string]string {
+	if r.Cluster() {
+		return map[string]string{"REDIS_CLUSTER_ADDRS": strings.Join(r.Addrs, ","), "ADSHARE_REDIS_PREFIX": r.Prefix}
+	}
+	return map[string]string{"REDIS_URL": r.URL, "ADSHARE_REDIS_PREFIX": r.Prefix}
+}
+
+func testWithPostgresAndRedis(t *testing.T, r testenv.RedisTarget) {
 	dbURL := postgrestest.URL(t)
-	redisURL, prefix := testenv.Redis(t)
 	keys := fleetKeyEnv() // personal data sealed, as in production
-	env := map[string]string{"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix,
-		"ADSHARE_DATA_KEYS": keys["ADSHARE_DATA_KEYS"], "ADSHARE_DATA_INDEX_KEY": keys["ADSHARE_DATA_INDEX_KEY"]}
+	env := redisEnv(r)
+	env["DATABASE_URL"] = dbURL
+	env["ADSHARE_DATA_KEYS"], env["ADSHARE_DATA_INDEX_KEY"] = keys["ADSHARE_DATA_KEYS"], keys["ADSHARE_DATA_INDEX_KEY"]
 	base, _ := startServer(t, env, "-migrate-on-start")
 
 	status, body := get(t, base+"/readyz")
@@ -310,6 +324,12 @@ func TestBadInvocations(t *testing.T) {
 		{"users without a database", []string{"server", "users", "set-role", "a@example.com", "admin"}, nil, "DATABASE_URL"},
 		{"users with a bad role", []string{"server", "users", "set-role", "a@example.com", "root"}, map[string]string{"DATABASE_URL": "postgres://x@127.0.0.1:1/x"}, "role"},
 		{"a JWT seed of the wrong size", []string{"server", "-jwt-seed", "c2hvcnQ="}, nil, "jwt-seed"},
+		{"a client rate that is not a number", []string{"server", "-client-rate", "lots"}, nil, "client-rate must be a number of requests per minute"},
+		{"a zero user rate", []string{"server"}, map[string]string{"ADSHARE_USER_RATE": "0"}, "user-rate must be a number"},
+		{"a route rate without a value", []string{"server", "-route-rates", "auth"}, nil, `"auth": want class=requests per minute`},
+		{"a route rate for an unknown class", []string{"server", "-route-rates", "admin=10"}, nil, `unknown route class "admin"`},
+		{"a route class given twice", []string{"server", "-route-rates", "auth=10, auth=20"}, nil, "auth is given twice"},
+		{"a negative route rate", []string{"server"}, map[string]string{"ADSHARE_ROUTE_RATES": "tracking=-5"}, "route-rates: tracking must be a number"},
 		{"a bad trusted proxy", []string{"server", "-trusted-proxies", "10.0.0.0/33"}, nil, "trusted proxy"},
 		{"a Stripe key without webhook secrets", []string{"server", "-addr", "127.0.0.1:0"}, map[string]string{"ADSHARE_STRIPE_SECRET_KEY": "sk_test_123"}, "stripe-webhook-secrets is required"},
 		{"webhook secrets without a key", []string{"server", "-addr", "127.0.0.1:0", "-stripe-webhook-secrets", "whsec_1"}, nil, "need stripe-secret-key"},
@@ -321,6 +341,10 @@ func TestBadInvocations(t *testing.T) {
 			map[string]string{"ADSHARE_DATA_KEYS": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "go together"},
 		{"a data key that is not a key", []string{"server", "-addr", "127.0.0.1:0", "-database-url", "postgres://u@127.0.0.1:1/db?connect_timeout=2"},
 			map[string]string{"ADSHARE_DATA_KEYS": "c2hvcnQ=", "ADSHARE_DATA_INDEX_KEY": "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY="}, "data-keys"},
+		{"a Redis URL and a cluster", []string{"server", "-redis-url", "redis://127.0.0.1:6379/0", "-redis-cluster", "127.0.0.1:7001"}, nil, "exclusive"},
+		{"a cluster password without a cluster", []string{"server"}, map[string]string{"REDIS_CLUSTER_PASSWORD": "pw"}, "needs redis-cluster"},
+		{"a hash tag in the prefix on a cluster", []string{"server", "-redis-cluster", "127.0.0.1:7001", "-redis-prefix", "app{1}:"}, nil, "one slot"},
+		{"unreachable Redis Cluster", []string{"server", "-addr", "127.0.0.1:0", "-redis-cluster", "127.0.0.1:1"}, nil, "redis"},
 		{"unreachable database", []string{"server", "-database-url", "postgres://u:pw@127.0.0.1:1/db?connect_timeout=2"}, nil, "postgres"},
 	} {
 		t.Run(tt.description, func(t *testing.T) {
@@ -379,4 +403,32 @@ func TestKevelPath(t *testing.T) {
 		_, metrics := get(t, base+"/metrics")
 		return strings.Contains(metrics, `adshare_kevel_pixels_total{kind="impression",result="sent"} 1`)
 	}, 5*time.Second, 20*time.Millisecond)
+}
+
+// -route-rates gives a route class its own per-address budget, reported
+// in RateLimit-Policy and enforced apart from the rest of the API.
+func TestRouteRates(t *testing.T) {
+	t.Parallel()
+	base, _ := startServer(t, nil, "-route-rates", "auth=10", "-client-rate", "600", "-access-log=false")
+	first, err := http.Get(base + "/auth/providers")
+	require.NoError(t, err)
+	first.Body.Close()
+	require.Equal(t, http.StatusOK, first.StatusCode)
+	require.Equal(t, `"auth";q=10;w=60`, first.Header.Get("RateLimit-Policy"))
+
+	// A burst is a fifth of the minute's budget: two requests, then 429,
+	// while the rest of the API still answers.
+	status := first.StatusCode
+	for i := 0; i < 5 && status != http.StatusTooManyRequests; i++ {
+		resp, err := http.Get(base + "/auth/providers")
+		require.NoError(t, err)
+		resp.Body.Close()
+		status = resp.StatusCode
+	}
+	require.Equal(t, http.StatusTooManyRequests, status, "the auth class's budget runs out")
+	other, err := http.Get(base + "/openapi.json")
+	require.NoError(t, err)
+	other.Body.Close()
+	require.Equal(t, http.StatusOK, other.StatusCode, "other routes keep their own budget")
+	require.Equal(t, `"ip";q=600;w=60`, other.Header.Get("RateLimit-Policy"))
 }

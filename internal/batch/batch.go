@@ -19,6 +19,7 @@ import (
 	"context"
 	"errors"
 	"sync"
+	"time"
 )
 
 // ErrClosed is returned by Do after Stop.
@@ -38,6 +39,10 @@ type Config struct {
 	// ParallelAt is the weight that must be waiting for a flush to start
 	// while another runs. Defaults to MaxBatch/4.
 	ParallelAt int
+	// FlushTimeout, when positive, bounds one flush: a store that holds
+	// its connection without answering fails the flush (and every caller
+	// waiting on it) instead of stalling the batcher for good.
+	FlushTimeout time.Duration
 }
 
 type item[T any] struct {
@@ -230,6 +235,11 @@ func (b *Batcher[T]) write(batch []item[T]) {
 	// fail everyone else's write. The first item's values (deadline aside)
 	// are kept for tracing.
 	ctx := context.WithoutCancel(batch[0].ctx)
+	if b.cfg.FlushTimeout > 0 {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, b.cfg.FlushTimeout)
+		defer cancel()
+	}
 	err := b.flush(ctx, values)
 	for _, it := range batch {
 		it.done <- err

@@ -200,3 +200,24 @@ func TestStopGivesUpWhenItsContextEnds(t *testing.T) {
 	require.NoError(t, <-done, "the flush in progress still completes")
 	require.NoError(t, b.Stop(context.Background()))
 }
+
+func TestFlushTimeoutFailsAHungFlush(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	defer close(release)
+	b := batch.New(func(ctx context.Context, items []int) error {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-release:
+			return nil
+		}
+	}, batch.Config{FlushTimeout: 50 * time.Millisecond})
+	defer func() { _ = b.Stop(context.Background()) }()
+	began := time.Now()
+	err := b.Do(context.Background(), 1)
+	require.ErrorIs(t, err, context.DeadlineExceeded)
+	require.Less(t, time.Since(began), 2*time.Second)
+	// The batcher is not stalled: the next flush runs (and times out too).
+	require.ErrorIs(t, b.Do(context.Background(), 2), context.DeadlineExceeded)
+}

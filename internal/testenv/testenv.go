@@ -9,6 +9,10 @@
 // with a message saying what to set. When the environment variable CI is
 // set, that skip is a failure instead: CI can never pass without the real
 // servers.
+//
+// The Redis suites also run against a Redis Cluster (ForEachRedis), found
+// from ADSHARE_TEST_REDIS_CLUSTER_ADDRS only (.ci/redis-cluster.sh starts
+// one); under CI its absence is a failure as well.
 package testenv
 
 import (

@@ -36,6 +36,9 @@ type Store struct {
 	audit     []auth.AuditEvent
 	nextAudit int64
 
+	consents    map[uuid.UUID][]auth.ConsentRecord // oldest first
+	nextConsent int64
+
 	// events holds analytics events and rollups, under a lock of its own:
 	// no write spans them and the auth data.
 	events eventState

@@ -40,6 +40,7 @@ var constraintErrors = map[string]error{
 	"refresh_tokens_pkey":           auth.ErrSessionExists,
 	"refresh_tokens_generation_key": auth.ErrSessionExists,
 	"user_tier_changes_user_fkey":   auth.ErrUserNotFound,
+	"consent_records_user_fkey":     auth.ErrUserNotFound,
 
 	"ledger_accounts_balance_check":    billing.ErrInsufficientFunds,
 	"ledger_transactions_reverses_key": billing.ErrAlreadyReversed,

@@ -3,6 +3,7 @@ package postgres
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/adshare/adshare/adspace"
@@ -47,6 +49,11 @@ type Config struct {
 	// Logger receives migration progress and partition maintenance.
 	// Defaults to discarding.
 	Logger *slog.Logger
+	// RequireVerifiedTLS makes Open refuse a database URL that does not
+	// ask for a verified TLS connection (sslmode=verify-full; add
+	// sslrootcert=/path/ca.pem for a private CA): no plaintext fallback,
+	// the server's certificate and name checked.
+	RequireVerifiedTLS bool
 	// EventRetention is how long raw tracking events are kept: from Start
 	// on, the daily partitions older than this are dropped every
 	// MaintenanceInterval (rollups are kept). Defaults to
@@ -126,6 +133,11 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 		// The parse error may quote the URL, password included: do not wrap it.
 		return nil, errors.New("postgres: cannot parse the database URL; expected postgres://user:password@host:port/dbname")
 	}
+	if c.RequireVerifiedTLS {
+		if err := requireVerifiedTLS(&pc.ConnConfig.Config); err != nil {
+			return nil, err
+		}
+	}
 	pc.MaxConns = c.MaxConns
 	if pc.ConnConfig.ConnectTimeout == 0 {
 		pc.ConnConfig.ConnectTimeout = c.ConnectTimeout
@@ -147,6 +159,21 @@ func Open(ctx context.Context, url string, cfg *Config) (*DB, error) {
 	db.maintenance = periodic.New(c.MaintenanceInterval, db.maintain)
 	db.posts = newPostBatcher(db)
 	return db, nil
+}
+
+// requireVerifiedTLS refuses a connection configuration that could talk in
+// the clear (sslmode disable, allow or prefer: a plain fallback) or that
+// does not verify the server's name (require, verify-ca).
+func requireVerifiedTLS(cc *pgconn.Config) error {
+	ok := func(t *tls.Config) bool { return t != nil && !t.InsecureSkipVerify && t.ServerName != "" }
+	good := ok(cc.TLSConfig)
+	for _, fb := range cc.Fallbacks {
+		good = good && ok(fb.TLSConfig)
+	}
+	if !good {
+		return errors.New("postgres: Config.RequireVerifiedTLS: the database URL must set sslmode=verify-full (and sslrootcert=<CA file> for a private CA)")
+	}
+	return nil
 }
 
 // Start runs partition maintenance now and then every

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/stretchr/testify/require"
 	"golang.org/x/sync/errgroup"
 
@@ -297,4 +298,73 @@ func TestMigrationGivesExistingSpacesDefaultSettings(t *testing.T) {
 	require.Equal(t, want, sp.Settings)
 	_, err = want.Normalize()
 	require.NoError(t, err, "the defaults are valid settings")
+}
+
+// The pool collector reports the pool as it is: an acquired connection
+// shows, and goes back to idle when released.
+func TestPoolCollector(t *testing.T) {
+	t.Parallel()
+	db := postgrestest.New(t)
+	reg := prometheus.NewPedanticRegistry()
+	require.NoError(t, reg.Register(db.PoolCollector()))
+	gauge := func(name, state string) float64 {
+		mfs, err := reg.Gather()
+		require.NoError(t, err)
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if state == "" || (len(m.GetLabel()) == 1 && m.GetLabel()[0].GetValue() == state) {
+					if m.GetGauge() != nil {
+						return m.GetGauge().GetValue()
+					}
+					return m.GetCounter().GetValue()
+				}
+			}
+		}
+		t.Fatalf("%s{%s} not gathered", name, state)
+		return 0
+	}
+	before := gauge("adshare_db_pool_acquires_total", "")
+	conn, err := db.Pool().Acquire(context.Background())
+	require.NoError(t, err)
+	require.Equal(t, 1.0, gauge("adshare_db_pool_connections", "acquired"))
+	require.Greater(t, gauge("adshare_db_pool_acquires_total", ""), before)
+	require.Positive(t, gauge("adshare_db_pool_max_connections", ""))
+	conn.Release()
+	require.Equal(t, 0.0, gauge("adshare_db_pool_connections", "acquired"))
+	require.GreaterOrEqual(t, gauge("adshare_db_pool_connections", "idle"), 1.0)
+}
+
+func TestConsentStore(t *testing.T) {
+	t.Parallel()
+	storetest.RunConsentStore(t, func(t *testing.T) storetest.ConsentStores { return postgrestest.New(t) })
+}
+
+func TestConsentRecordsAreAppendOnly(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	db := postgrestest.New(t)
+	u := storetest.NewUser(t, "append.only@example.com")
+	require.NoError(t, db.CreateAccount(ctx, auth.NewAccount{User: u}))
+	_, err := db.AppendConsent(ctx, auth.ConsentRecord{UserID: u.ID, PolicyVersion: "v1", Purposes: map[auth.Purpose]bool{}, Source: "api", RecordedAt: time.Now()})
+	require.NoError(t, err)
+	_, err = db.Pool().Exec(ctx, `UPDATE consent_records SET do_not_sell = true`)
+	require.ErrorContains(t, err, "append-only")
+}
+
+// RequireVerifiedTLS refuses URLs that may talk in the clear or skip the
+// server's name, before any connection.
+func TestRequireVerifiedTLS(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	cfg := &postgres.Config{RequireVerifiedTLS: true, ConnectTimeout: time.Second}
+	for _, mode := range []string{"disable", "allow", "prefer", "require", "verify-ca"} {
+		_, err := postgres.Open(ctx, "postgres://adshare@127.0.0.1:1/adshare?sslmode="+mode, cfg)
+		require.ErrorContains(t, err, "sslmode=verify-full", mode)
+	}
+	_, err := postgres.Open(ctx, "postgres://adshare@127.0.0.1:1/adshare?sslmode=verify-full", cfg)
+	require.Error(t, err) // nothing listens there
+	require.NotContains(t, err.Error(), "RequireVerifiedTLS")
 }

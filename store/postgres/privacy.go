@@ -249,7 +249,7 @@ var erasureSkipped = map[string]bool{"privacy_erasures": true, "goose_db_version
 // user was one, the destination of the user's payouts, the notes of the
 // user's holds, and the client address, user agent and details of audit
 // entries by or about the user (adshare.erasure lets the audit log's
-// trigger allow it, migration 00011). Then it walks the catalog: every
+// trigger allow it, migration 00012). Then it walks the catalog: every
 // uuid, text, jsonb and text[] column of every table in the schema (but
 // erasureSkipped) that still names the user gets the pseudonym instead,
 // which keeps the ledger (accounts, entries, transaction keys) balanced

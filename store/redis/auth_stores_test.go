@@ -26,6 +26,20 @@ func openClient(tb testing.TB) *Client {
 	return openClientWithPrefix(tb, url, prefix, "")
 }
 
+// openTarget returns a client on target r (a single server or a cluster)
+// with r's prefix; a non-empty name is set as the name of every connection
+// (CLIENT SETNAME), on every node. Stop closes it.
+func openTarget(tb testing.TB, r testenv.RedisTarget, name string) *Client {
+	tb.Helper()
+	opts := r.Options()
+	opts.ClientName = name
+	c := New(goredis.NewUniversalClient(opts), &Config{Prefix: r.Prefix})
+	c.owned = true
+	require.NoError(tb, c.Ping(context.Background()))
+	tb.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c
+}
+
 // openClientWithPrefix returns a client on url with the given prefix; a
 // non-empty name is set as the name of every connection (CLIENT SETNAME).
 func openClientWithPrefix(tb testing.TB, url, prefix, name string) *Client {
@@ -63,20 +77,30 @@ func deadClient(t *testing.T) *Client {
 
 func TestLimiter(t *testing.T) {
 	t.Parallel()
-	storetest.RunLimiter(t, func(t *testing.T) auth.Limiter { return openClient(t).Limiter() })
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		storetest.RunLimiter(t, func(t *testing.T) auth.Limiter { return openTarget(t, testenv.RedisOn(t, target.Name), "").Limiter() })
+	})
 }
 
 func TestBurstCounter(t *testing.T) {
 	t.Parallel()
-	storetest.RunBurstCounter(t, func(t *testing.T) analytics.BurstCounter { return openClient(t).BurstCounter() })
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		storetest.RunBurstCounter(t, func(t *testing.T) analytics.BurstCounter {
+			return openTarget(t, testenv.RedisOn(t, target.Name), "").BurstCounter()
+		})
+	})
 }
 
 // A server that has lost the script (a restart, SCRIPT FLUSH) is sent it
 // whole, and every add counts exactly once.
 func TestBurstCountsSurviveAScriptFlush(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testBurstCountsSurviveAScriptFlush)
+}
+
+func testBurstCountsSurviveAScriptFlush(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	counter := c.BurstCounter()
 	keys := []analytics.BurstKey{{Window: "w", Member: "a"}, {Window: "w", Member: "b"}, {Window: "x", Member: "a"}}
 	for range 3 {
@@ -92,14 +116,18 @@ func TestBurstCountsSurviveAScriptFlush(t *testing.T) {
 // expiring: the key space (which SCAN walks) does not grow with traffic.
 func TestBurstWindowIsAFewExpiringKeys(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testBurstWindowIsAFewExpiringKeys)
+}
+
+func testBurstWindowIsAFewExpiringKeys(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	var keys []analytics.BurstKey
 	for i := range 2000 {
 		keys = append(keys, analytics.BurstKey{Window: "v:impression:1795801740", Member: "viewer-" + strconv.Itoa(i)})
 	}
 	require.NoError(t, c.BurstCounter().Add(ctx, keys, time.Minute))
-	stored, err := c.rdb.Keys(ctx, c.prefix+"bursts:*").Result()
+	stored, err := testenv.Keys(ctx, c.rdb, c.prefix+"bursts:*")
 	require.NoError(t, err)
 	require.Len(t, stored, burstShards, "2,000 viewers spread over the window's hashes")
 	for _, k := range stored {
@@ -111,25 +139,41 @@ func TestBurstWindowIsAFewExpiringKeys(t *testing.T) {
 
 func TestRevocationList(t *testing.T) {
 	t.Parallel()
-	storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList { return startedList(t, openClient(t)) })
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList {
+			return startedList(t, openTarget(t, testenv.RedisOn(t, target.Name), ""))
+		})
+	})
 }
 
 // TestRevocationListUnstarted runs the contract on the fallback path, where
 // every check asks Redis.
 func TestRevocationListUnstarted(t *testing.T) {
 	t.Parallel()
-	storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList { return openClient(t).RevocationList(nil) })
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		storetest.RunRevocationList(t, func(t *testing.T) auth.RevocationList {
+			return openTarget(t, testenv.RedisOn(t, target.Name), "").RevocationList(nil)
+		})
+	})
 }
 
 func TestOneTimeStore(t *testing.T) {
 	t.Parallel()
-	storetest.RunOneTimeStore(t, func(t *testing.T) auth.OneTimeStore { return openClient(t).OneTimeStore() })
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		storetest.RunOneTimeStore(t, func(t *testing.T) auth.OneTimeStore {
+			return openTarget(t, testenv.RedisOn(t, target.Name), "").OneTimeStore()
+		})
+	})
 }
 
 func TestLimiterKeyLivesUnderThePrefixUntilAFullBurst(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testLimiterKeyLivesUnderThePrefixUntilAFullBurst)
+}
+
+func testLimiterKeyLivesUnderThePrefixUntilAFullBurst(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	l := c.Limiter()
 	lim := auth.Limit{Rate: 1, Period: time.Hour, Burst: 3}
 	r, err := l.Allow(ctx, "login:alice", lim)
@@ -149,8 +193,12 @@ func TestLimiterFailsWhenRedisIsDown(t *testing.T) {
 
 func TestOneTimeStoreKeysLiveUnderThePrefix(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testOneTimeStoreKeysLiveUnderThePrefix)
+}
+
+func testOneTimeStoreKeysLiveUnderThePrefix(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	require.NoError(t, c.OneTimeStore().PutOnce(ctx, "state:xyz", []byte("v"), time.Minute))
 	n, err := c.Redis().Exists(ctx, c.Prefix()+"once:state:xyz").Result()
 	require.NoError(t, err)
@@ -159,11 +207,14 @@ func TestOneTimeStoreKeysLiveUnderThePrefix(t *testing.T) {
 
 func TestRevocationListAcrossInstances(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testRevocationListAcrossInstances)
+}
+
+func testRevocationListAcrossInstances(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	url, prefix := testenv.Redis(t)
 	// Two app instances: two clients, two lists, one prefix.
-	a := startedList(t, openClientWithPrefix(t, url, prefix, ""))
-	b := startedList(t, openClientWithPrefix(t, url, prefix, ""))
+	a := startedList(t, openTarget(t, target, ""))
+	b := startedList(t, openTarget(t, target, ""))
 	require.True(t, b.Healthy())
 
 	sid, user := uuid.New(), uuid.New()
@@ -191,15 +242,18 @@ func TestRevocationListAcrossInstances(t *testing.T) {
 
 func TestRevocationListLoadsWhatWasRevokedBeforeStart(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testRevocationListLoadsWhatWasRevokedBeforeStart)
+}
+
+func testRevocationListLoadsWhatWasRevokedBeforeStart(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	url, prefix := testenv.Redis(t)
-	a := openClientWithPrefix(t, url, prefix, "").RevocationList(nil) // never started
+	a := openTarget(t, target, "").RevocationList(nil) // never started
 	sid, user := uuid.New(), uuid.New()
 	before := time.Now()
 	require.NoError(t, a.RevokeSession(ctx, sid, time.Now().Add(time.Minute)))
 	require.NoError(t, a.RevokeUserTokensBefore(ctx, user, before, time.Now().Add(time.Minute)))
 
-	b := startedList(t, openClientWithPrefix(t, url, prefix, ""))
+	b := startedList(t, openTarget(t, target, ""))
 	require.True(t, b.Healthy())
 	require.ErrorIs(t, b.checkLocal(sid, uuid.New(), before), auth.ErrTokenRevoked)
 	require.ErrorIs(t, b.checkLocal(uuid.New(), user, before.Add(-time.Second)), auth.ErrTokenRevoked)
@@ -208,8 +262,12 @@ func TestRevocationListLoadsWhatWasRevokedBeforeStart(t *testing.T) {
 
 func TestRevocationListWritesTheDocumentedKeys(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testRevocationListWritesTheDocumentedKeys)
+}
+
+func testRevocationListWritesTheDocumentedKeys(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	l := c.RevocationList(nil)
 	sid, user := uuid.New(), uuid.New()
 	until := time.UnixMilli(time.Now().Add(time.Minute).UnixMilli())
@@ -235,10 +293,13 @@ func TestRevocationListWritesTheDocumentedKeys(t *testing.T) {
 
 func TestRevocationListFallsBackToRedisBeforeStartAndAfterStop(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testRevocationListFallsBackToRedisBeforeStartAndAfterStop)
+}
+
+func testRevocationListFallsBackToRedisBeforeStartAndAfterStop(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	url, prefix := testenv.Redis(t)
-	writer := openClientWithPrefix(t, url, prefix, "").RevocationList(nil)
-	l := openClientWithPrefix(t, url, prefix, "").RevocationList(nil)
+	writer := openTarget(t, target, "").RevocationList(nil)
+	l := openTarget(t, target, "").RevocationList(nil)
 	require.False(t, l.Healthy())
 
 	sid := uuid.New()
@@ -275,8 +336,12 @@ func TestRevocationListFailsClosedWhenRedisIsDown(t *testing.T) {
 
 func TestRevocationListLifecycle(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testRevocationListLifecycle)
+}
+
+func testRevocationListLifecycle(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 
 	l := c.RevocationList(nil)
 	require.NoError(t, l.Stop(ctx), "stop before start")
@@ -296,8 +361,12 @@ func TestRevocationListLifecycle(t *testing.T) {
 // the list is subscribed again.
 func TestRevocationListReloadsAfterReconnecting(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testRevocationListReloadsAfterReconnecting)
+}
+
+func testRevocationListReloadsAfterReconnecting(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c, name := openNamedClient(t)
+	c, name := openNamedTarget(t, target)
 	l := c.RevocationList(&RevocationListOptions{RetryBackoff: 20 * time.Millisecond})
 	require.NoError(t, l.Start(ctx))
 	t.Cleanup(func() { require.NoError(t, l.Stop(context.Background())) })

@@ -43,6 +43,8 @@ type BrokerOptions struct {
 // of its sequence and epoch ("<prefix>rt:{<topic>}:m") beside a stream of
 // its recent publications ("<prefix>rt:{<topic>}:s", entry ids 0-<seq>),
 // in one hash slot so that a Redis Cluster runs each script on one node.
+// Every publication of a topic, kept or not, is published from that node,
+// so a topic's publications stay in order on a cluster too.
 //
 // A publication kept in history is numbered, appended and published by one
 // script, so sequences have no gaps and every subscriber sees them in
@@ -110,6 +112,19 @@ redis.call('PUBLISH', ARGV[5], ARGV[6] .. '\n' .. seq .. '\n' .. epoch .. '\n' .
 return {seq, epoch}
 `)
 
+// ephemeralScript publishes one publication kept in no history. It touches
+// no key, but names the topic's meta key so that it runs on the node of the
+// topic's slot, where publishScript runs: on a Redis Cluster a node forwards
+// what it publishes to every other node in order, so a topic's
+// publications, kept or not, reach every subscriber in the order they were
+// made. (A plain PUBLISH would go to the node of the channel's slot and
+// could overtake, or be overtaken by, the topic's kept publications.)
+// KEYS: meta. ARGV: channel, message.
+var ephemeralScript = goredis.NewScript(`
+redis.call('PUBLISH', ARGV[1], ARGV[2])
+return 0
+`)
+
 // positionScript returns {seq, epoch}. KEYS: meta, stream. ARGV: new
 // epoch, meta TTL ms.
 var positionScript = goredis.NewScript(epochLua + `
@@ -137,7 +152,8 @@ return out
 // Publish implements realtime.Broker.
 func (b *Broker) Publish(ctx context.Context, topic string, data []byte, opts realtime.PublishOptions) (realtime.Position, error) {
 	if !opts.History {
-		if err := b.rdb.Publish(ctx, b.prefix, topic+"\n0\n\n"+string(data)).Err(); err != nil {
+		err := ephemeralScript.Run(ctx, b.rdb, b.keys(topic)[:1], b.prefix, topic+"\n0\n\n"+string(data)).Err()
+		if err != nil {
 			return realtime.Position{}, fmt.Errorf("redis: broker publish: %w", err)
 		}
 		return realtime.Position{}, nil

@@ -1,11 +1,7 @@
 package redis_test
 
 import (
-	"context"
 	"testing"
-	"time"
-
-	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/internal/testenv"
 	redisstore "github.com/adshare/adshare/store/redis"
@@ -15,19 +11,19 @@ import (
 
 func TestBrokerContract(t *testing.T) {
 	t.Parallel()
-	realtimetest.Exercise(t, realtimetest.Harness{
-		HistorySize: 20,
-		New: func(tb testing.TB) (realtime.Broker, realtime.Broker) {
-			url, prefix := testenv.Redis(tb)
-			open := func() *redisstore.Broker {
-				ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-				defer cancel()
-				c, err := redisstore.Open(ctx, url, &redisstore.Config{Prefix: prefix})
-				require.NoError(tb, err)
-				tb.Cleanup(func() { _ = c.Stop(context.Background()) })
-				return c.Broker(&redisstore.BrokerOptions{HistorySize: 20})
-			}
-			return open(), open()
-		},
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		realtimetest.Exercise(t, realtimetest.Harness{
+			HistorySize: 20,
+			New: func(tb testing.TB) (realtime.Broker, realtime.Broker) {
+				// Two instances on one prefix; on a cluster, each topic's
+				// hash and stream share a slot, and PUBLISH reaches the
+				// subscribers on every node.
+				r := testenv.RedisOn(tb, target.Name)
+				open := func() *redisstore.Broker {
+					return openOn(tb, r).Broker(&redisstore.BrokerOptions{HistorySize: 20})
+				}
+				return open(), open()
+			},
+		})
 	})
 }

@@ -56,8 +56,12 @@ func (in *inbox) String() string {
 // delivers what is published next.
 func TestBusRestoresAKilledSubscription(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testBusRestoresAKilledSubscription)
+}
+
+func testBusRestoresAKilledSubscription(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c, name := openNamedClient(t)
+	c, name := openNamedTarget(t, target)
 	bus := c.Bus(&SubscriptionOptions{RetryBackoff: 10 * time.Millisecond})
 	in := subscribeInbox(t, bus, "ch")
 	require.NoError(t, bus.Publish(ctx, "ch", "before"))

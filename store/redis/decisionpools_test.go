@@ -12,11 +12,16 @@ import (
 	"github.com/adshare/adshare/decision/cache"
 	"github.com/adshare/adshare/decision/cache/cachetest"
 	"github.com/adshare/adshare/decision/decisiontest"
+	"github.com/adshare/adshare/internal/testenv"
 )
 
 func TestDecisionPools(t *testing.T) {
 	t.Parallel()
-	cachetest.RunTier(t, func(t *testing.T) cache.Tier { return openClient(t).DecisionPools("") })
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		cachetest.RunTier(t, func(t *testing.T) cache.Tier {
+			return openTarget(t, testenv.RedisOn(t, target.Name), "").DecisionPools("")
+		})
+	})
 }
 
 // TestDecisionPoolsLayout checks, behind the decorator, what a refill
@@ -25,8 +30,12 @@ func TestDecisionPools(t *testing.T) {
 // lock.
 func TestDecisionPoolsLayout(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testDecisionPoolsLayout)
+}
+
+func testDecisionPoolsLayout(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	pools := c.DecisionPools("")
 	now := time.Now()
 	var ads []decision.Ad
@@ -44,7 +53,7 @@ func TestDecisionPoolsLayout(t *testing.T) {
 	// The refill stores its leftovers after the answer: find the pool.
 	var pool string
 	require.Eventually(t, func() bool {
-		keys, err := c.Redis().Keys(ctx, c.Prefix()+"decision-cache:{*}:pool").Result()
+		keys, err := testenv.Keys(ctx, c.Redis(), c.Prefix()+"decision-cache:{*}:pool")
 		require.NoError(t, err)
 		if len(keys) == 1 {
 			pool = keys[0]
@@ -73,8 +82,12 @@ func TestDecisionPoolsLayout(t *testing.T) {
 
 func TestDecisionPoolsNamespacesDoNotShare(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testDecisionPoolsNamespacesDoNotShare)
+}
+
+func testDecisionPoolsNamespacesDoNotShare(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	a, b := c.DecisionPools(""), c.DecisionPools("other-upstream")
 	var k cache.Key
 	held, err := a.Lock(ctx, "tok", time.Minute, []cache.Key{k})

@@ -50,6 +50,7 @@ const (
 	DefaultLeaseTTL      = time.Second
 	DefaultLeaseKeys     = 100_000
 	DefaultLeaseRetry    = time.Second
+	DefaultLeaseTimeout  = 100 * time.Millisecond
 )
 
 // LeasedLimiterOptions configures Client.LeasedLimiter; zero fields take
@@ -72,6 +73,13 @@ type LeasedLimiterOptions struct {
 	// Fallback answers without asking Redis (so that an outage does not
 	// cost every request a timeout). Default 1 s.
 	RetryInterval time.Duration
+	// Timeout bounds one borrowing: a Redis that is slower than this, or
+	// holds the connection without answering (half-open), counts as
+	// down, so that a request never waits on it longer. Default 100 ms
+	// (a borrowing takes well under a millisecond on a healthy network).
+	// Clients from Open respect it; a client of the host's needs
+	// ContextTimeoutEnabled.
+	Timeout time.Duration
 	// Logger is told when Redis stops and starts answering again.
 	Logger *slog.Logger
 	// Now is the local clock of leases; defaults to time.Now.
@@ -119,6 +127,7 @@ func (c *Client) LeasedLimiter(opts *LeasedLimiterOptions) *LeasedLimiter {
 	o.LeaseTTL = cmp.Or(o.LeaseTTL, DefaultLeaseTTL)
 	o.MaxKeys = cmp.Or(o.MaxKeys, DefaultLeaseKeys)
 	o.RetryInterval = cmp.Or(o.RetryInterval, DefaultLeaseRetry)
+	o.Timeout = cmp.Or(o.Timeout, DefaultLeaseTimeout)
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
@@ -147,7 +156,9 @@ func (l *LeasedLimiter) Allow(ctx context.Context, key string, lim auth.Limit) (
 		return auth.LimitResult{Allowed: true, Remaining: le.tokens + le.last.Remaining, ResetAfter: le.last.ResetAfter}, nil
 	}
 	want := max(1, lim.Burst/l.opts.LeaseFraction)
-	r, err := leaseScript.Run(ctx, l.rdb, []string{l.prefix + key}, lim.Interval().Microseconds(), lim.Burst, want).Int64Slice()
+	borrow, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	r, err := leaseScript.Run(borrow, l.rdb, []string{l.prefix + key}, lim.Interval().Microseconds(), lim.Burst, want).Int64Slice()
+	cancel()
 	if err == nil && len(r) != 4 {
 		err = fmt.Errorf("unexpected script reply %v", r)
 	}

@@ -25,16 +25,11 @@ import (
 // alternating between them gets the limit once, not twice.
 func TestLeasedLimiterHoldsAcrossInstances(t *testing.T) {
 	t.Parallel()
-	url, prefix := testenv.Redis(t)
-	open := func() *redisstore.LeasedLimiter {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		c, err := redisstore.Open(ctx, url, &redisstore.Config{Prefix: prefix})
-		require.NoError(t, err)
-		t.Cleanup(func() { _ = c.Stop(context.Background()) })
-		return c.LeasedLimiter(nil)
-	}
-	a, b := open(), open()
+	testenv.ForEachRedis(t, testLeasedLimiterHoldsAcrossInstances)
+}
+
+func testLeasedLimiterHoldsAcrossInstances(t *testing.T, r testenv.RedisTarget) {
+	a, b := openOn(t, r).LeasedLimiter(nil), openOn(t, r).LeasedLimiter(nil)
 	lim := auth.Limit{Rate: 1, Period: time.Hour, Burst: 50} // no refill during the test
 	ctx := context.Background()
 	allowed := 0

@@ -69,6 +69,8 @@ func (l *Limiter) Allow(ctx context.Context, key string, lim auth.Limit) (auth.L
 	if interval < 1 {
 		return auth.LimitResult{}, fmt.Errorf("redis: limiter: invalid limit %+v: Period/Rate must be at least a microsecond", lim)
 	}
+	ctx, cancel := context.WithTimeout(ctx, RequestCallTimeout)
+	defer cancel()
 	r, err := gcraScript.Run(ctx, l.rdb, []string{l.prefix + key}, interval, lim.Burst).Int64Slice()
 	if err != nil {
 		return auth.LimitResult{}, fmt.Errorf("redis: limiter: %w", err)

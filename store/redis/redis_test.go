@@ -2,10 +2,12 @@ package redis_test
 
 import (
 	"context"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/google/uuid"
+	goredis "github.com/redis/go-redis/v9"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/adspace"
@@ -16,18 +18,59 @@ import (
 	"github.com/adshare/adshare/store/storetest"
 )
 
-func open(t *testing.T) *redis.Client {
-	t.Helper()
-	url, prefix := testenv.Redis(t)
-	c, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+// openOn opens a client on target r with r's prefix, as a host does: Open
+// for a single server, OpenCluster for a cluster. Stop runs when tb ends.
+func openOn(tb testing.TB, r testenv.RedisTarget) *redis.Client {
+	tb.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	var (
+		c   *redis.Client
+		err error
+	)
+	if r.Cluster() {
+		c, err = redis.OpenCluster(ctx, r.Addrs, &redis.Config{Prefix: r.Prefix})
+	} else {
+		c, err = redis.Open(ctx, r.URL, &redis.Config{Prefix: r.Prefix})
+	}
+	require.NoError(tb, err)
+	tb.Cleanup(func() { _ = c.Stop(context.Background()) })
 	return c
 }
 
 func TestPing(t *testing.T) {
 	t.Parallel()
-	require.NoError(t, open(t).Ping(context.Background()))
+	testenv.ForEachRedis(t, func(t *testing.T, r testenv.RedisTarget) {
+		require.NoError(t, openOn(t, r).Ping(context.Background()))
+	})
+}
+
+// OpenCluster finds the whole cluster from one seed node, pings every
+// master, and refuses a node that serves no slot.
+func TestOpenCluster(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	r := testenv.RedisOn(t, testenv.RedisCluster)
+	c, err := redis.OpenCluster(ctx, r.Addrs[:1], &redis.Config{Prefix: r.Prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	cc, ok := c.Redis().(*goredis.ClusterClient)
+	require.True(t, ok, "a cluster client")
+	var masters atomic.Int32
+	require.NoError(t, cc.ForEachMaster(ctx, func(context.Context, *goredis.Client) error { masters.Add(1); return nil }))
+	require.Equal(t, int32(len(r.Addrs)), masters.Load(), "every master found from one seed")
+
+	_, err = redis.OpenCluster(ctx, nil, nil)
+	require.ErrorContains(t, err, "at least one cluster node")
+
+	// The single test server is not in cluster mode: it serves no slot.
+	single := testenv.RedisOn(t, testenv.RedisSingle)
+	opts, err := goredis.ParseURL(single.URL)
+	require.NoError(t, err)
+	sctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	_, err = redis.OpenCluster(sctx, []string{opts.Addr}, &redis.Config{DialTimeout: time.Second})
+	require.Error(t, err)
 }
 
 func TestOpenRejectsABadURLWithoutEchoingIt(t *testing.T) {
@@ -39,23 +82,23 @@ func TestOpenRejectsABadURLWithoutEchoingIt(t *testing.T) {
 
 func TestBus(t *testing.T) {
 	t.Parallel()
-	storetest.RunBroadcaster(t, func(t *testing.T) (adspace.Broadcaster, adspace.Broadcaster) {
-		// Two clients on one prefix: two instances of the app.
-		url, prefix := testenv.Redis(t)
-		open := func() *redis.Client {
-			c, err := redis.Open(context.Background(), url, &redis.Config{Prefix: prefix})
-			require.NoError(t, err)
-			t.Cleanup(func() { _ = c.Stop(context.Background()) })
-			return c
-		}
-		return open().Bus(nil), open().Bus(nil)
+	testenv.ForEachRedis(t, func(t *testing.T, target testenv.RedisTarget) {
+		storetest.RunBroadcaster(t, func(t *testing.T) (adspace.Broadcaster, adspace.Broadcaster) {
+			// Two clients on one prefix: two instances of the app.
+			r := testenv.RedisOn(t, target.Name)
+			return openOn(t, r).Bus(nil), openOn(t, r).Bus(nil)
+		})
 	})
 }
 
 func TestLiveCounters(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testLiveCounters)
+}
+
+func testLiveCounters(t *testing.T, r testenv.RedisTarget) {
 	ctx := context.Background()
-	live := open(t).LiveCounters(nil)
+	live := openOn(t, r).LiveCounters(nil)
 	owner, other := uuid.New(), uuid.New()
 	now := time.Now().UTC()
 	live.Accepted(ctx, []analytics.Event{

@@ -244,6 +244,8 @@ func (l *RevocationList) checkLocal(sid, user uuid.UUID, issuedAt time.Time) err
 }
 
 func (l *RevocationList) checkRedis(ctx context.Context, sid, user uuid.UUID, issuedAt time.Time) error {
+	ctx, cancel := context.WithTimeout(ctx, RequestCallTimeout)
+	defer cancel()
 	pipe := l.rdb.Pipeline()
 	exists := pipe.Exists(ctx, l.sessionKey(sid))
 	mark := pipe.Get(ctx, l.userKey(user))

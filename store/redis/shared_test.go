@@ -7,12 +7,18 @@ import (
 	"time"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/testenv"
 )
 
 func TestSharedStartsTheRevocationListAndStopsTheClient(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testSharedStartsTheRevocationListAndStopsTheClient)
+}
+
+func testSharedStartsTheRevocationListAndStopsTheClient(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	s := c.Shared(nil)
 	require.Equal(t, "redis", s.Name())
 	require.NoError(t, s.Ping(ctx))
@@ -31,8 +37,12 @@ func TestSharedStartsTheRevocationListAndStopsTheClient(t *testing.T) {
 
 func TestStopLeavesAHostsClientOpen(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testStopLeavesAHostsClientOpen)
+}
+
+func testStopLeavesAHostsClientOpen(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	owned := openClient(t)
+	owned := openTarget(t, target, "")
 	hosts := New(owned.Redis(), nil) // the host's go-redis client, wrapped
 	require.NoError(t, hosts.Stop(ctx))
 	require.NoError(t, hosts.Ping(ctx), "the host's client stays open")

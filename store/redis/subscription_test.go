@@ -6,6 +6,7 @@ import (
 	"errors"
 	"net"
 	"regexp"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -71,23 +72,68 @@ func openNamedClient(tb testing.TB) (c *Client, name string) {
 	return openClientWithPrefix(tb, url, prefix, name), name
 }
 
-// killSubscriber closes, from Redis's side, the pub/sub connection of the
-// client named name (CLIENT KILL ID), as a restart or a network failure
-// does.
+// openNamedTarget returns a client on target r whose connections carry a
+// name unique to tb (for killSubscriber).
+func openNamedTarget(tb testing.TB, target testenv.RedisTarget) (c *Client, name string) {
+	tb.Helper()
+	name = "adshare-test-" + uuid.NewString()
+	return openTarget(tb, target, name), name
+}
+
+// killSubscriber closes, from Redis's side, the first listed pub/sub
+// connection of the client named name (CLIENT KILL ID), as a restart or a
+// network failure does. On a Redis Cluster it looks for the connection on
+// every master: a subscription lives on the node of its channel's slot.
 func killSubscriber(tb testing.TB, c *Client, name string) {
 	tb.Helper()
 	ctx := context.Background()
-	list, err := c.Redis().ClientList(ctx).Result()
-	require.NoError(tb, err)
-	m := regexp.MustCompile(`(?m)^id=(\d+) .*name=` + regexp.QuoteMeta(name) + ` .*sub=[1-9]\d* `).FindStringSubmatch(list)
-	require.NotNil(tb, m, "the subscriber connection is listed:\n%s", list)
-	require.NoError(tb, c.Redis().ClientKillByFilter(ctx, "ID", m[1]).Err())
+	subscriber := regexp.MustCompile(`(?m)^id=(\d+) .*name=` + regexp.QuoteMeta(name) + ` .*sub=[1-9]\d* `)
+	kill := func(ctx context.Context, node goredis.Cmdable) (bool, string, error) {
+		list, err := node.ClientList(ctx).Result()
+		if err != nil {
+			return false, "", err
+		}
+		m := subscriber.FindStringSubmatch(list)
+		if m == nil {
+			return false, list, nil
+		}
+		return true, list, node.ClientKillByFilter(ctx, "ID", m[1]).Err()
+	}
+	cc, ok := c.Redis().(*goredis.ClusterClient)
+	if !ok {
+		killed, list, err := kill(ctx, c.Redis())
+		require.NoError(tb, err)
+		require.True(tb, killed, "the subscriber connection is listed:\n%s", list)
+		return
+	}
+	var masters []*goredis.Client
+	var mu sync.Mutex
+	require.NoError(tb, cc.ForEachMaster(ctx, func(_ context.Context, n *goredis.Client) error {
+		mu.Lock()
+		defer mu.Unlock()
+		masters = append(masters, n)
+		return nil
+	}))
+	var lists []string
+	for _, n := range masters { // one at a time: kill one connection, not one per node
+		killed, list, err := kill(ctx, n)
+		require.NoError(tb, err)
+		if killed {
+			return
+		}
+		lists = append(lists, list)
+	}
+	tb.Fatalf("the subscriber connection is not listed on any master:\n%s", strings.Join(lists, "\n"))
 }
 
 func TestSubscriptionResyncsOncePerSubscriptionOfSeveralChannels(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testSubscriptionResyncsOncePerSubscriptionOfSeveralChannels)
+}
+
+func testSubscriptionResyncsOncePerSubscriptionOfSeveralChannels(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c, name := openNamedClient(t)
+	c, name := openNamedTarget(t, target)
 	a, b := c.prefix+"a", c.prefix+"b"
 	s := newSubscription(c.rdb, "test", &SubscriptionOptions{RetryBackoff: 10 * time.Millisecond}, a, b, a)
 	var r recorder
@@ -100,7 +146,13 @@ func TestSubscriptionResyncsOncePerSubscriptionOfSeveralChannels(t *testing.T) {
 	require.NoError(t, c.rdb.Publish(ctx, a, "1").Err())
 	require.NoError(t, c.rdb.Publish(ctx, b, "2").Err())
 	require.Eventually(t, func() bool { return len(r.got()) == 2 }, 2*time.Second, 5*time.Millisecond)
-	require.Equal(t, []received{{a, "1"}, {b, "2"}}, r.got(), "in order, each with its channel")
+	if target.Cluster() {
+		// Each PUBLISH goes to its channel's node and on over the cluster
+		// bus: messages of different channels may overtake each other.
+		require.ElementsMatch(t, []received{{a, "1"}, {b, "2"}}, r.got(), "each with its channel")
+	} else {
+		require.Equal(t, []received{{a, "1"}, {b, "2"}}, r.got(), "in order, each with its channel")
+	}
 
 	killSubscriber(t, c, name)
 	require.Eventually(t, func() bool { return r.resyncCount() == 2 && s.healthy.Load() }, 5*time.Second, 5*time.Millisecond)
@@ -115,8 +167,12 @@ func TestSubscriptionResyncsOncePerSubscriptionOfSeveralChannels(t *testing.T) {
 // is retried, waiting twice as long each time, until it succeeds.
 func TestSubscriptionRetriesAFailedResyncWithAGrowingBackoff(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testSubscriptionRetriesAFailedResyncWithAGrowingBackoff)
+}
+
+func testSubscriptionRetriesAFailedResyncWithAGrowingBackoff(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c, name := openNamedClient(t)
+	c, name := openNamedTarget(t, target)
 	const backoff = 40 * time.Millisecond
 	s := newSubscription(c.rdb, "test", &SubscriptionOptions{RetryBackoff: backoff}, c.prefix+"ch")
 	errResync := errors.New("resync failed")
@@ -146,8 +202,12 @@ func TestSubscriptionRetriesAFailedResyncWithAGrowingBackoff(t *testing.T) {
 
 func TestSubscriptionStartFailsWhenItCannotSubscribeOrResync(t *testing.T) {
 	t.Parallel()
+	testenv.ForEachRedis(t, testSubscriptionStartFailsWhenItCannotSubscribeOrResync)
+}
+
+func testSubscriptionStartFailsWhenItCannotSubscribeOrResync(t *testing.T, target testenv.RedisTarget) {
 	ctx := context.Background()
-	c := openClient(t)
+	c := openTarget(t, target, "")
 	errResync := errors.New("resync failed")
 	s := newSubscription(c.rdb, "test", nil, c.prefix+"ch")
 	r := recorder{fail: func(n int) error {

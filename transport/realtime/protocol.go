@@ -34,6 +34,10 @@ const (
 	TypeMetricsLive = "metrics.live"
 	// TypeSystemAlert is an alert for one user or for everyone.
 	TypeSystemAlert = "system.alert"
+	// TypeConsentUpdated tells a user's devices that their consent changed
+	// (on another device, or by a Sec-GPC signal), so that every app stops
+	// what the user no longer allows at once.
+	TypeConsentUpdated = "consent.updated"
 	// TypeError answers a message that was refused; the connection stays
 	// open (until repeated abuse closes it).
 	TypeError = "error"
@@ -227,6 +231,14 @@ type MetricsPayload struct {
 type AlertPayload struct {
 	Kind    string `json:"kind"`
 	Message string `json:"message"`
+}
+
+// ConsentPayload is a user's consent after a change (consent.updated).
+type ConsentPayload struct {
+	PolicyVersion string          `json:"policy_version"`
+	Purposes      map[string]bool `json:"purposes"`
+	DoNotSell     bool            `json:"do_not_sell"`
+	GPC           bool            `json:"gpc"`
 }
 
 // ProtocolError is a client message refused with an error message; the

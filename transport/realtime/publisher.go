@@ -9,6 +9,7 @@ import (
 
 	"github.com/adshare/adshare/adspace"
 	"github.com/adshare/adshare/analytics"
+	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/billing"
 )
 
@@ -27,6 +28,7 @@ var (
 	_ analytics.Live         = (*Publisher)(nil)
 	_ billing.Alerter        = (*Publisher)(nil)
 	_ adspace.ChangeNotifier = (*Publisher)(nil)
+	_ auth.ConsentObserver   = (*Publisher)(nil)
 )
 
 // NewPublisher returns a publisher on broker; logger (nil: discard)
@@ -116,4 +118,15 @@ func (p *Publisher) ContentChanged(ctx context.Context, c adspace.Content) {
 	if c.Status == adspace.StatusRejected {
 		p.Alert(ctx, c.AdvertiserID, "content_rejected", "Your ad was rejected: "+c.RejectReason)
 	}
+}
+
+// ConsentChanged implements auth.ConsentObserver: consent.updated on the
+// user's own topic (kept in history, so a reconnecting device learns of
+// it too). It carries the choices only, no personal data.
+func (p *Publisher) ConsentChanged(ctx context.Context, r auth.ConsentRecord) {
+	c := ConsentPayload{PolicyVersion: r.PolicyVersion, Purposes: map[string]bool{}, DoNotSell: r.DoNotSell, GPC: r.GPC}
+	for _, purpose := range auth.Purposes {
+		c.Purposes[string(purpose)] = r.Purposes[purpose]
+	}
+	p.publishLogged(ctx, UserTopic(r.UserID), TypeConsentUpdated, c, true)
 }

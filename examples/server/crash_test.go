@@ -1,0 +1,228 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	mathrand "math/rand/v2"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/loadtest"
+	"github.com/adshare/adshare/internal/testenv"
+	"github.com/adshare/adshare/store/postgres/postgrestest"
+)
+
+// TestCrashConsistencyUnderMixedLoad runs the server binary on
+// PostgreSQL and Redis under the fleet's mixed load and SIGKILLs it at a
+// random moment, several rounds (3 in CI, 10 in the full profile),
+// restarting it each time. Then it counts: every event whose answer said
+// accepted or duplicate is stored exactly once; the rollups equal a
+// recount from the raw events; every ledger transaction balances; a
+// session signed out before a crash stays signed out after it.
+func TestCrashConsistencyUnderMixedLoad(t *testing.T) {
+	t.Parallel()
+	rounds := 3
+	if loadProfile() == "full" {
+		rounds = 10
+	}
+	dir := t.TempDir()
+	bin := filepath.Join(dir, "server")
+	build := exec.Command("go", "build", "-o", bin, ".")
+	build.Stderr = os.Stderr
+	require.NoError(t, build.Run(), "build the server")
+
+	key := func(n int) string {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		return base64.StdEncoding.EncodeToString(b)
+	}
+	dbURL := postgrestest.URL(t)
+	redisURL, prefix := testenv.Redis(t)
+	addr := freeAddr(t)
+	base := "http://" + addr
+	env := map[string]string{
+		"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ADDR": addr,
+		"ADSHARE_MIGRATE_ON_START": "true", "ADSHARE_ACCESS_LOG": "false", "ADSHARE_LOG_FORMAT": "json",
+		"ADSHARE_CLIENT_RATE": "6000000", "ADSHARE_USER_RATE": "6000000", "ADSHARE_TRUSTED_PROXIES": "127.0.0.1/32",
+		// Keys that survive a restart, as a deployment's do.
+		"ADSHARE_TRACKING_KEYS": key(32), "ADSHARE_JWT_SEED": key(32), "ADSHARE_REFRESH_KEY": key(32), "ADSHARE_VIEWER_KEY_SECRET": key(32),
+	}
+	environ := os.Environ()
+	for k, v := range env {
+		environ = append(environ, k+"="+v)
+	}
+	start := func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = environ
+		log, err := os.Create(filepath.Join(dir, fmt.Sprintf("server-%d.log", time.Now().UnixNano())))
+		require.NoError(t, err)
+		cmd.Stdout, cmd.Stderr = log, log
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		require.Eventually(t, func() bool { return send(http.MethodGet, base+"/readyz", "").status == http.StatusOK },
+			60*time.Second, 50*time.Millisecond, "server ready")
+		return cmd
+	}
+	server := start()
+	fleet, err := loadtest.Setup(context.Background(), loadtest.FleetConfig{Base: base, Owners: 12, Spare: rounds + 1, Tokens: 800,
+		Promote: func(ctx context.Context, email, role string) error {
+			return run(ctx, []string{"server", "users", "set-role", email, role}, func(k string) string { return env[k] }, &testenv.Buffer{})
+		}})
+	require.NoError(t, err)
+	checked := fleet.Spare[0]
+	mine := tokensOf(t, base, checked.ID, 600*rounds)
+
+	var (
+		mu        sync.Mutex
+		acked     = map[uuid.UUID]bool{} // tracking ids the server said it stored
+		refused   []string               // tokens without such an answer: the app retries them
+		nextTok   int
+		signedOut []*loadtest.Member
+	)
+	roundEnd := 0 // tokens up to here are this round's
+	post := func() {
+		mu.Lock()
+		if nextTok >= roundEnd {
+			mu.Unlock()
+			time.Sleep(10 * time.Millisecond)
+			return
+		}
+		tok := mine[nextTok]
+		nextTok++
+		mu.Unlock()
+		p := impressionOf(base, tok, "10.250.0.3")
+		var res struct {
+			TrackingID uuid.UUID `json:"tracking_id"`
+			Status     string    `json:"status"`
+		}
+		mu.Lock()
+		defer mu.Unlock()
+		if p.status == http.StatusOK && json.Unmarshal([]byte(p.body), &res) == nil && (res.Status == "accepted" || res.Status == "duplicate") {
+			acked[res.TrackingID] = true
+		} else {
+			refused = append(refused, tok)
+		}
+	}
+	rnd := mathrand.New(mathrand.NewPCG(uint64(time.Now().UnixNano()), 7))
+	for round := range rounds {
+		// A session signed out now must stay out after the crash.
+		m := fleet.Spare[round+1]
+		require.Equal(t, http.StatusNoContent, send(http.MethodPost, base+"/auth/logout", "", "Authorization", "Bearer "+m.Access,
+			"X-Forwarded-For", m.Addr).status)
+		signedOut = append(signedOut, m)
+
+		mu.Lock()
+		roundEnd = min(roundEnd+600, len(mine))
+		mu.Unlock()
+		stop := backgroundLoad(t, fleet, 150, time.Minute)
+		done := make(chan struct{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				for {
+					select {
+					case <-done:
+						return
+					default:
+						post()
+						// Eight checkers at about 25 a second each: a
+						// round's 600 last past the latest kill.
+						time.Sleep(40 * time.Millisecond)
+					}
+				}
+			})
+		}
+		time.Sleep(time.Duration(500+rnd.IntN(2500)) * time.Millisecond)
+		require.NoError(t, server.Process.Signal(syscall.SIGKILL))
+		_, _ = server.Process.Wait()
+		close(done)
+		wg.Wait()
+		stop()
+		server = start()
+		mu.Lock()
+		t.Logf("round %d: %d acknowledged, %d refused so far", round+1, len(acked), len(refused))
+		mu.Unlock()
+	}
+
+	// The app retries what got no answer: each is stored now, or was by
+	// a write whose answer the crash lost (duplicate).
+	for _, tok := range refused {
+		p := impressionOf(base, tok, "10.250.0.3")
+		require.Equal(t, http.StatusOK, p.status, p.body)
+		var res struct {
+			TrackingID uuid.UUID `json:"tracking_id"`
+			Status     string    `json:"status"`
+		}
+		require.NoError(t, json.Unmarshal([]byte(p.body), &res))
+		require.Contains(t, []string{"accepted", "duplicate"}, res.Status)
+		acked[res.TrackingID] = true
+	}
+	for _, m := range signedOut {
+		body, _ := json.Marshal(map[string]string{"refresh_token": m.Refresh[0]})
+		p := send(http.MethodPost, base+"/auth/refresh", string(body), "X-Forwarded-For", m.Addr)
+		require.Equal(t, http.StatusUnauthorized, p.status, "a session signed out before a crash is not resurrected: %s", p.body)
+	}
+
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, dbURL)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	var stored, distinct int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*), count(DISTINCT tracking_id) FROM events
+		WHERE type = 'impression' AND owner_id = $1`, checked.ID).Scan(&stored, &distinct))
+	require.Equal(t, len(acked), stored, "every acknowledged impression is stored, and nothing else for this owner")
+	require.Equal(t, stored, distinct, "none twice")
+	require.Greater(t, stored, 0)
+
+	// The rollups equal a recount from the raw events, owner by owner.
+	var mismatched []string
+	rows, err := conn.Query(ctx, `
+		WITH e AS (
+			SELECT owner_id, count(*) FILTER (WHERE type = 'impression') AS imp,
+				count(*) FILTER (WHERE type = 'impression' AND valid) AS vimp,
+				count(*) FILTER (WHERE type = 'click') AS clk,
+				count(*) FILTER (WHERE type = 'click' AND valid) AS vclk
+			FROM events GROUP BY owner_id),
+		r AS (
+			SELECT owner_id, sum(impressions) AS imp, sum(valid_impressions) AS vimp, sum(clicks) AS clk, sum(valid_clicks) AS vclk
+			FROM rollups_hourly GROUP BY owner_id HAVING sum(impressions) + sum(clicks) > 0)
+		SELECT owner_id::text, coalesce(e.imp, 0), coalesce(r.imp, 0), coalesce(e.clk, 0), coalesce(r.clk, 0)
+		FROM e FULL JOIN r USING (owner_id)
+		WHERE coalesce(e.imp, 0) <> coalesce(r.imp, 0) OR coalesce(e.vimp, 0) <> coalesce(r.vimp, 0)
+			OR coalesce(e.clk, 0) <> coalesce(r.clk, 0) OR coalesce(e.vclk, 0) <> coalesce(r.vclk, 0)`)
+	require.NoError(t, err)
+	for rows.Next() {
+		var owner string
+		var ei, ri, ec, rc int64
+		require.NoError(t, rows.Scan(&owner, &ei, &ri, &ec, &rc))
+		mismatched = append(mismatched, fmt.Sprintf("%s: impressions %d raw, %d rolled up; clicks %d raw, %d rolled up", owner, ei, ri, ec, rc))
+	}
+	require.NoError(t, rows.Err())
+	require.Empty(t, mismatched, "rollups equal a recount")
+	var events int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM events`).Scan(&events))
+	require.Greater(t, events, stored, "the mix's events are in the recount too")
+
+	// Every ledger transaction balances.
+	var unbalanced, transactions int
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(*) FROM (SELECT tx_id FROM ledger_entries GROUP BY tx_id
+		HAVING sum(CASE side WHEN 'debit' THEN amount ELSE -amount END) <> 0) u`).Scan(&unbalanced))
+	require.NoError(t, conn.QueryRow(ctx, `SELECT count(DISTINCT tx_id) FROM ledger_entries`).Scan(&transactions))
+	require.Zero(t, unbalanced, "every transaction balances")
+	require.Positive(t, transactions)
+	t.Logf("%d rounds: %d impressions acknowledged and stored once, %d events recounted, %d ledger transactions balanced",
+		rounds, stored, events, transactions)
+}

@@ -1,0 +1,530 @@
+package loadtest
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// FleetConfig describes the accounts and ads a Fleet sets up on a server
+// before it is loaded.
+type FleetConfig struct {
+	// Base is the server's URL.
+	Base string
+	// Owners is how many ad-space owners there are (default 40); each is
+	// signed in four times, for four refresh tokens.
+	Owners int
+	// Spare is how many owners are set up apart (Fleet.Spare): neither
+	// filled for tokens nor in the mix, for a test's own checks.
+	Spare int
+	// Advertisers each fund one approved ad (default 10).
+	Advertisers int
+	// SignIns is how many accounts exist only to sign in during the run
+	// (default 20); each may sign in four times before its per-account
+	// limit (5 in 15 minutes) would refuse it.
+	SignIns int
+	// Tokens is how many served ads' tracking tokens are gathered by
+	// fills before the run, for impressions and clicks (default 2000).
+	Tokens int
+	// Promote gives the account with this email a role (moderator, admin
+	// or advertiser), as an operator does (the example server's `users
+	// set-role`). Required.
+	Promote func(ctx context.Context, email, role string) error
+	// Client sends the setup's requests (default: a client with a 30 s
+	// timeout).
+	Client *http.Client
+}
+
+// Member is one signed-in account of the fleet.
+type Member struct {
+	ID, Email, Access string
+	Refresh           []string
+	// Addr is the client address its requests come from (the server must
+	// trust 127.0.0.1 as a proxy for X-Forwarded-For).
+	Addr string
+}
+
+// Fleet is a server populated as a fleet of apps finds it: owners with
+// spaces, advertisers with funded approved ads, and the tokens of ads
+// served, from which Mix builds the requests of a run.
+type Fleet struct {
+	Base        string
+	Owners      []*Member
+	Advertisers []*Member
+	SignIns     []*Member
+	Spare       []*Member
+	Admin, Mod  *Member
+	// Tracking are served ads' tracking tokens; Clicks their click links.
+	Tracking []string
+	Clicks   []string
+
+	settings [][]byte // each owner's settings, as PUT takes them
+	client   *http.Client
+	addrs    int
+	mu       sync.Mutex
+}
+
+const fleetPassword = "a long enough load-test passphrase"
+
+// Setup registers and funds the fleet through the server's API and
+// gathers tracking tokens. It takes a few seconds per hundred accounts.
+func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
+	if cfg.Promote == nil || cfg.Base == "" {
+		return nil, errors.New("loadtest: Setup needs the server's URL and a way to promote accounts")
+	}
+	cfg.Owners = orDefault(cfg.Owners, 40)
+	cfg.Advertisers = orDefault(cfg.Advertisers, 10)
+	cfg.SignIns = orDefault(cfg.SignIns, 20)
+	cfg.Tokens = orDefault(cfg.Tokens, 2000)
+	f := &Fleet{Base: strings.TrimRight(cfg.Base, "/"), client: cfg.Client}
+	if f.client == nil {
+		f.client = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+	}
+	run := time.Now().UnixNano()
+	email := func(kind string, i int) string { return fmt.Sprintf("%s%d-%d@load.example.com", kind, i, run) }
+
+	var err error
+	if f.Admin, err = f.register(ctx, email("admin", 0)); err != nil {
+		return nil, err
+	}
+	if f.Mod, err = f.register(ctx, email("mod", 0)); err != nil {
+		return nil, err
+	}
+	promote := []struct {
+		m    *Member
+		role string
+	}{{f.Admin, "admin"}, {f.Mod, "moderator"}}
+	for i := range cfg.Advertisers {
+		m, err := f.register(ctx, email("adv", i))
+		if err != nil {
+			return nil, err
+		}
+		f.Advertisers = append(f.Advertisers, m)
+		promote = append(promote, struct {
+			m    *Member
+			role string
+		}{m, "advertiser"})
+	}
+	for _, p := range promote {
+		if err := cfg.Promote(ctx, p.m.Email, p.role); err != nil {
+			return nil, fmt.Errorf("loadtest: promote %s to %s: %w", p.m.Email, p.role, err)
+		}
+	}
+	if err := f.parallel(ctx, cfg.Owners, func(i int) error {
+		m, err := f.register(ctx, email("owner", i))
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.Owners = append(f.Owners, m)
+		f.mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for i := range cfg.Spare {
+		m, err := f.register(ctx, email("spare", i))
+		if err != nil {
+			return nil, err
+		}
+		f.Spare = append(f.Spare, m)
+	}
+	if err := f.parallel(ctx, cfg.SignIns, func(i int) error {
+		m, err := f.register(ctx, email("signin", i))
+		if err != nil {
+			return err
+		}
+		f.mu.Lock()
+		f.SignIns = append(f.SignIns, m)
+		f.mu.Unlock()
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	// A token issued in the second of a role change is refused: sign in
+	// again after it.
+	time.Sleep(1100 * time.Millisecond)
+	for _, m := range append([]*Member{f.Admin, f.Mod}, f.Advertisers...) {
+		if err := f.login(ctx, m); err != nil {
+			return nil, err
+		}
+	}
+	f.settings = make([][]byte, len(f.Owners))
+	if err := f.parallel(ctx, len(f.Owners), func(i int) error {
+		m := f.Owners[i]
+		for range 3 { // four sessions in all with the registration's
+			if err := f.login(ctx, m); err != nil {
+				return err
+			}
+		}
+		var space struct {
+			Settings json.RawMessage `json:"settings"`
+		}
+		if err := f.call(ctx, m, http.MethodGet, "/ad-space/settings", nil, http.StatusOK, &space); err != nil {
+			return err
+		}
+		f.settings[i] = space.Settings // each worker its own index
+		return nil
+	}); err != nil {
+		return nil, err
+	}
+	for i, adv := range f.Advertisers {
+		var topUp struct {
+			ID string `json:"id"`
+		}
+		if err := f.call(ctx, adv, http.MethodPost, "/billing/topups", map[string]any{"amount": 1_000_000, "currency": "usd"},
+			http.StatusCreated, &topUp, "Idempotency-Key", fmt.Sprintf("load-%d-%d", run, i)); err != nil {
+			return nil, err
+		}
+		if err := f.call(ctx, f.Admin, http.MethodPost, "/billing/topups/"+topUp.ID+"/confirm", nil, http.StatusOK, nil); err != nil {
+			return nil, err
+		}
+		var content struct {
+			ID string `json:"id"`
+		}
+		if err := f.call(ctx, adv, http.MethodPost, "/ad-space/content", map[string]any{
+			"format": "banner", "title": fmt.Sprintf("Load test ad %d", i), "body": "Roasted weekly.",
+			"click_url": "https://shop.example.com/load", "bid": map[string]any{"model": "cpm", "micros": 2_000_000 + i},
+			"total_budget_micros": 500_000_000_000, "submit": true,
+		}, http.StatusCreated, &content); err != nil {
+			return nil, err
+		}
+		if err := f.call(ctx, f.Mod, http.MethodPost, "/moderation/content/"+content.ID+"/approve", nil, http.StatusOK, nil); err != nil {
+			return nil, err
+		}
+	}
+	if err := f.gather(ctx, cfg.Tokens); err != nil {
+		return nil, err
+	}
+	// An impression counts once its ad was on screen a second.
+	time.Sleep(1100 * time.Millisecond)
+	return f, nil
+}
+
+func orDefault(n, d int) int {
+	if n <= 0 {
+		return d
+	}
+	return n
+}
+
+// gather fills owners' spaces until n tracking tokens are in hand (the
+// local engine picks up newly funded ads within seconds).
+func (f *Fleet) gather(ctx context.Context, n int) error {
+	deadline := time.Now().Add(30 * time.Second)
+	for len(f.Tracking) < n {
+		if time.Now().After(deadline) {
+			return fmt.Errorf("loadtest: fills served %d ads in 30 s, %d wanted", len(f.Tracking), n)
+		}
+		start, want := len(f.Tracking), n-len(f.Tracking)
+		if err := f.parallel(ctx, min(want, 400), func(i int) error {
+			owner := f.Owners[(start+i)%len(f.Owners)]
+			var out struct {
+				Ads []struct {
+					Tracking struct {
+						Token    string `json:"token"`
+						ClickURL string `json:"click_url"`
+					} `json:"tracking"`
+				} `json:"ads"`
+			}
+			dev := fmt.Sprintf("gather-%d-%d", time.Now().UnixNano(), i)
+			if err := f.call(ctx, nil, http.MethodGet, "/ad-space/"+owner.ID+"?gdpr_applies=false", nil, http.StatusOK, &out,
+				"X-Adshare-Device", dev); err != nil {
+				return err
+			}
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			for _, ad := range out.Ads {
+				f.Tracking = append(f.Tracking, ad.Tracking.Token)
+				click := ad.Tracking.ClickURL
+				if strings.HasPrefix(click, "/") {
+					click = f.Base + click
+				}
+				f.Clicks = append(f.Clicks, click)
+			}
+			return nil
+		}); err != nil {
+			return err
+		}
+		if len(f.Tracking) == 0 {
+			time.Sleep(200 * time.Millisecond)
+		}
+	}
+	return nil
+}
+
+// parallel runs fn(0..n-1) on 16 workers and returns the first error.
+func (f *Fleet) parallel(ctx context.Context, n int, fn func(i int) error) error {
+	var (
+		wg    sync.WaitGroup
+		mu    sync.Mutex
+		first error
+		next  = make(chan int)
+	)
+	for range min(n, 16) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				if err := fn(i); err != nil {
+					mu.Lock()
+					if first == nil {
+						first = err
+					}
+					mu.Unlock()
+				}
+			}
+		}()
+	}
+	for i := 0; i < n && ctx.Err() == nil; i++ {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	if first == nil {
+		first = ctx.Err()
+	}
+	return first
+}
+
+// addr hands out client addresses, one per account: a fleet's devices
+// come from many networks.
+func (f *Fleet) addr() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.addrs++
+	return fmt.Sprintf("10.%d.%d.%d", 100+f.addrs/65000, (f.addrs/250)%250, f.addrs%250+1)
+}
+
+func (f *Fleet) register(ctx context.Context, email string) (*Member, error) {
+	m := &Member{Email: email, Addr: f.addr()}
+	var out struct {
+		User struct {
+			ID string `json:"id"`
+		} `json:"user"`
+		Access  string `json:"access_token"`
+		Refresh string `json:"refresh_token"`
+	}
+	if err := f.call(ctx, m, http.MethodPost, "/auth/register", map[string]any{"email": email, "password": fleetPassword},
+		http.StatusCreated, &out); err != nil {
+		return nil, err
+	}
+	m.ID, m.Access, m.Refresh = out.User.ID, out.Access, []string{out.Refresh}
+	return m, nil
+}
+
+func (f *Fleet) login(ctx context.Context, m *Member) error {
+	var out struct {
+		Access  string `json:"access_token"`
+		Refresh string `json:"refresh_token"`
+	}
+	access := m.Access
+	m.Access = ""
+	err := f.call(ctx, m, http.MethodPost, "/auth/login", map[string]any{"email": m.Email, "password": fleetPassword}, http.StatusOK, &out)
+	if err != nil {
+		m.Access = access
+		return err
+	}
+	m.Access = out.Access
+	m.Refresh = append(m.Refresh, out.Refresh)
+	return nil
+}
+
+// call sends one setup request as m (anonymous when nil) and decodes the
+// answer, which must have the wanted status.
+func (f *Fleet) call(ctx context.Context, m *Member, method, path string, body any, want int, out any, header ...string) error {
+	var r io.Reader
+	if body != nil {
+		raw, err := json.Marshal(body)
+		if err != nil {
+			return err
+		}
+		r = bytes.NewReader(raw)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, f.Base+path, r)
+	if err != nil {
+		return err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	addr := f.addr()
+	if m != nil {
+		addr = m.Addr
+		if m.Access != "" {
+			req.Header.Set("Authorization", "Bearer "+m.Access)
+		}
+	}
+	req.Header.Set("X-Forwarded-For", addr)
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := f.client.Do(req)
+	if err != nil {
+		return fmt.Errorf("loadtest: setup %s %s: %w", method, path, err)
+	}
+	defer resp.Body.Close()
+	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	if resp.StatusCode != want {
+		return fmt.Errorf("loadtest: setup %s %s: %d, want %d: %s", method, path, resp.StatusCode, want, raw)
+	}
+	if out != nil {
+		return json.Unmarshal(raw, out)
+	}
+	return nil
+}
+
+// Weights are the shares of a mix's scenarios (Mix's defaults when
+// zero; a negative weight leaves the scenario out).
+type Weights struct {
+	Fill, Impression, Batch, Click, Settings, Report, Balance, SignIn, Refresh, TopUp int
+}
+
+// DefaultWeights is what a fleet of apps sends, per thousand requests:
+// mostly fills, an impression for a good share of them (viewability
+// drops the rest), some batched, a few clicks, rare sign-ins, refreshes,
+// settings edits, report and balance reads and top-ups.
+var DefaultWeights = Weights{Fill: 600, Impression: 170, Batch: 20, Click: 40, Settings: 15, Report: 80, Balance: 40,
+	SignIn: 5, Refresh: 20, TopUp: 10}
+
+// Route names of the mix's scenarios.
+const (
+	RouteFill        = "GET /ad-space/{userId}"
+	RouteEvents      = "POST /events"
+	RouteClick       = "GET /c/{token}"
+	RouteSettings    = "PUT /ad-space/settings"
+	RoutePerformance = "GET /analytics/performance"
+	RouteBalance     = "GET /billing/balance"
+	RouteSignIn      = "POST /auth/login"
+	RouteRefresh     = "POST /auth/refresh"
+	RouteTopUp       = "POST /billing/topups"
+	batchEventCount  = 20
+)
+
+// Mix is the fleet's traffic by w (DefaultWeights for zero fields).
+// Single and batched impressions share RouteEvents. Each refresh token is
+// used once and each sign-in account at most four times: a run asks for
+// at most as many as the fleet has (Refreshes, SignInsLeft); beyond that
+// they are sent again and refused, as a real replay would be.
+func (f *Fleet) Mix(w Weights) []Scenario {
+	d := DefaultWeights
+	pick := func(v, def int) int {
+		if v == 0 {
+			return def
+		}
+		return v
+	}
+	w = Weights{pick(w.Fill, d.Fill), pick(w.Impression, d.Impression), pick(w.Batch, d.Batch), pick(w.Click, d.Click),
+		pick(w.Settings, d.Settings), pick(w.Report, d.Report), pick(w.Balance, d.Balance), pick(w.SignIn, d.SignIn),
+		pick(w.Refresh, d.Refresh), pick(w.TopUp, d.TopUp)}
+	run := strconv.FormatInt(time.Now().UnixNano(), 36)
+	jsonHeader := func(m *Member, auth bool) http.Header {
+		h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"AdshareApp/2.1 (iPhone; iOS 18.1)"}}
+		if m != nil {
+			h.Set("X-Forwarded-For", m.Addr)
+			if auth {
+				h.Set("Authorization", "Bearer "+m.Access)
+			}
+		}
+		return h
+	}
+	device := func(n uint64) string { return fmt.Sprintf("10.%d.%d.%d", 200+n/62500%50, n/250%250, n%250+1) }
+	impression := func(tok string) map[string]string {
+		return map[string]string{"type": "impression", "token": tok, "occurred_at": time.Now().UTC().Format(time.RFC3339Nano)}
+	}
+	var refresh []string
+	for _, o := range f.Owners {
+		refresh = append(refresh, o.Refresh...)
+	}
+	var ss []Scenario
+	add := func(weight int, s Scenario) {
+		if weight > 0 {
+			s.Weight = weight
+			ss = append(ss, s)
+		}
+	}
+	add(w.Fill, Scenario{Route: RouteFill, Next: func(n uint64) Request {
+		o := f.Owners[n%uint64(len(f.Owners))]
+		return Request{URL: f.Base + "/ad-space/" + o.ID + "?gdpr_applies=false", Header: http.Header{
+			"X-Adshare-Device": {run + "-" + strconv.FormatUint(n, 10)}, "X-Forwarded-For": {device(n)},
+			"User-Agent": {"AdshareApp/2.1 (iPhone; iOS 18.1)"}}}
+	}})
+	add(w.Impression, Scenario{Route: RouteEvents, Next: func(n uint64) Request {
+		body, _ := json.Marshal(impression(f.Tracking[n%uint64(len(f.Tracking))]))
+		h := jsonHeader(nil, false)
+		h.Set("X-Forwarded-For", device(n))
+		return Request{Method: http.MethodPost, URL: f.Base + "/events", Body: body, Header: h}
+	}})
+	add(w.Batch, Scenario{Route: RouteEvents, Next: func(n uint64) Request {
+		events := make([]map[string]string, batchEventCount)
+		for i := range events {
+			// From the far end of the tokens, so singles and batches
+			// overlap only once both have gone round.
+			events[i] = impression(f.Tracking[len(f.Tracking)-1-int((n*batchEventCount+uint64(i))%uint64(len(f.Tracking)))])
+		}
+		body, _ := json.Marshal(map[string]any{"events": events})
+		h := jsonHeader(nil, false)
+		h.Set("X-Forwarded-For", device(n+1<<20))
+		return Request{Method: http.MethodPost, URL: f.Base + "/events", Body: body, Header: h}
+	}})
+	add(w.Click, Scenario{Route: RouteClick, OK: []int{http.StatusFound, http.StatusSeeOther}, Next: func(n uint64) Request {
+		// Tokens whose impressions the single-impression scenario sent
+		// earliest.
+		return Request{URL: f.Clicks[n%uint64(len(f.Clicks))], Header: http.Header{"X-Forwarded-For": {device(n)},
+			"User-Agent": {"AdshareApp/2.1 (iPhone; iOS 18.1)"}}}
+	}})
+	add(w.Settings, Scenario{Route: RouteSettings, Next: func(n uint64) Request {
+		i := int(n % uint64(len(f.Owners)))
+		return Request{Method: http.MethodPut, URL: f.Base + "/ad-space/settings", Body: f.settings[i], Header: jsonHeader(f.Owners[i], true)}
+	}})
+	add(w.Report, Scenario{Route: RoutePerformance, Next: func(n uint64) Request {
+		o := f.Owners[n%uint64(len(f.Owners))]
+		return Request{URL: f.Base + "/analytics/performance?granularity=hour", Header: jsonHeader(o, true)}
+	}})
+	add(w.Balance, Scenario{Route: RouteBalance, Next: func(n uint64) Request {
+		o := f.Owners[n%uint64(len(f.Owners))]
+		return Request{URL: f.Base + "/billing/balance", Header: jsonHeader(o, true)}
+	}})
+	add(w.SignIn, Scenario{Route: RouteSignIn, Next: func(n uint64) Request {
+		m := f.SignIns[n%uint64(len(f.SignIns))]
+		body, _ := json.Marshal(map[string]string{"email": m.Email, "password": fleetPassword})
+		h := jsonHeader(m, false)
+		h.Set("X-Forwarded-For", device(n+2<<20))
+		return Request{Method: http.MethodPost, URL: f.Base + "/auth/login", Body: body, Header: h}
+	}})
+	add(w.Refresh, Scenario{Route: RouteRefresh, Next: func(n uint64) Request {
+		body, _ := json.Marshal(map[string]string{"refresh_token": refresh[n%uint64(len(refresh))]})
+		h := jsonHeader(nil, false)
+		h.Set("X-Forwarded-For", device(n+3<<20))
+		return Request{Method: http.MethodPost, URL: f.Base + "/auth/refresh", Body: body, Header: h}
+	}})
+	add(w.TopUp, Scenario{Route: RouteTopUp, OK: []int{http.StatusCreated}, Next: func(n uint64) Request {
+		a := f.Advertisers[n%uint64(len(f.Advertisers))]
+		h := jsonHeader(a, true)
+		h.Set("Idempotency-Key", run+"-topup-"+strconv.FormatUint(n, 10))
+		return Request{Method: http.MethodPost, URL: f.Base + "/billing/topups", Body: []byte(`{"amount":5000,"currency":"usd"}`), Header: h}
+	}})
+	return ss
+}
+
+// Refreshes is how many refresh requests a run may send before reusing
+// a token; SignInsLeft how many sign-ins before an account's limit.
+func (f *Fleet) Refreshes() int {
+	n := 0
+	for _, o := range f.Owners {
+		n += len(o.Refresh)
+	}
+	return n
+}
+
+// SignInsLeft is how many sign-ins the fleet's sign-in accounts have
+// left before their per-account limit.
+func (f *Fleet) SignInsLeft() int { return 4 * len(f.SignIns) }

@@ -1,0 +1,192 @@
+package loadtest_test
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/adshare/adshare/internal/loadtest"
+)
+
+func TestRunCountsEachRouteAtTheRate(t *testing.T) {
+	t.Parallel()
+	var fills, events atomic.Int64
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /ad-space/{id}", func(w http.ResponseWriter, r *http.Request) {
+		fills.Add(1)
+		if r.PathValue("id") == "gone" {
+			http.Error(w, "no", http.StatusNotFound)
+			return
+		}
+		_, _ = w.Write([]byte(`{"ads":[]}`))
+	})
+	mux.HandleFunc("POST /events", func(w http.ResponseWriter, r *http.Request) {
+		events.Add(1)
+		if r.Header.Get("Content-Type") != "application/json" {
+			http.Error(w, "type", http.StatusUnsupportedMediaType)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+	})
+	mux.HandleFunc("GET /broken", func(w http.ResponseWriter, r *http.Request) { http.Error(w, "x", http.StatusInternalServerError) })
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 200, Duration: 2 * time.Second, Mix: []loadtest.Scenario{
+		{Route: "GET /ad-space/{id}", Weight: 6, Next: func(n uint64) loadtest.Request {
+			id := "u" + strconv.FormatUint(n%10, 10)
+			if n%50 == 49 {
+				id = "gone"
+			}
+			return loadtest.Request{URL: srv.URL + "/ad-space/" + id}
+		}, OK: []int{200, 404}},
+		{Route: "POST /events", Weight: 3, Next: func(n uint64) loadtest.Request {
+			return loadtest.Request{Method: http.MethodPost, URL: srv.URL + "/events", Body: []byte(`{}`),
+				Header: http.Header{"Content-Type": {"application/json"}}}
+		}},
+		{Route: "GET /broken", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL + "/broken"} }},
+	}})
+	require.NoError(t, err)
+	require.InDelta(t, 400, rep.Total.Requests, 4, "open loop: the rate times the duration")
+	fill, ev, broken := rep.Route("GET /ad-space/{id}"), rep.Route("POST /events"), rep.Route("GET /broken")
+	require.NotNil(t, fill)
+	require.Equal(t, 240, fill.Requests, "six tenths of the mix")
+	require.EqualValues(t, fills.Load(), fill.Requests)
+	require.Zero(t, fill.Errors, "404 is listed as fine for this route")
+	require.Equal(t, 4, fill.Statuses["404"])
+	require.Equal(t, 120, ev.Requests)
+	require.EqualValues(t, events.Load(), ev.Requests)
+	require.Equal(t, 120, ev.Statuses["202"])
+	require.Equal(t, 40, broken.Errors)
+	require.Equal(t, 40, broken.ServerErrors)
+	require.Equal(t, 40, rep.Total.Errors)
+	fails := rep.Failures(0.001)
+	require.Len(t, fails, 1)
+	require.Contains(t, fails[0], "GET /broken")
+
+	var js, md, hdr bytes.Buffer
+	require.NoError(t, rep.WriteJSON(&js))
+	require.NoError(t, rep.WriteMarkdown(&md))
+	require.NoError(t, rep.WriteHDR(&hdr))
+	var back struct {
+		Rate   int `json:"rate_per_s"`
+		Routes []struct {
+			Route    string `json:"route"`
+			Requests int    `json:"requests"`
+			Latency  struct {
+				P99 float64 `json:"p99_ms"`
+			} `json:"latency"`
+		} `json:"routes"`
+	}
+	require.NoError(t, json.Unmarshal(js.Bytes(), &back))
+	require.Equal(t, 200, back.Rate)
+	require.Len(t, back.Routes, 3)
+	require.Contains(t, md.String(), "| `POST /events` | 120 | 0 |")
+	require.True(t, strings.HasPrefix(hdr.String(), "Value(ms)"), hdr.String())
+}
+
+// A server that takes its time makes requests wait: their latency counts
+// from when they were due, and an open loop keeps sending meanwhile.
+func TestLatencyCountsFromTheDueTime(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{}, 1) // one request at a time, 20 ms each: 50 req/s at most
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gate <- struct{}{}
+		time.Sleep(20 * time.Millisecond)
+		<-gate
+	}))
+	defer srv.Close()
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 100, Duration: time.Second, Mix: []loadtest.Scenario{
+		{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL + "/"} }},
+	}})
+	require.NoError(t, err)
+	r := rep.Route("GET /")
+	require.Equal(t, 100, r.Requests, "every request was sent on time although answers lag")
+	// 100 requests served one at a time at 20 ms: the last waits ~1 s
+	// beyond its due time.
+	require.Greater(t, r.Latency.Max, 900.0)
+	require.Greater(t, r.Latency.P50, 300.0, "a closed loop would report 20 ms here")
+}
+
+func TestATimeoutIsAnError(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-release:
+		case <-r.Context().Done():
+		}
+	}))
+	defer srv.Close()
+	defer close(release)
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 20, Duration: 500 * time.Millisecond, Timeout: 200 * time.Millisecond,
+		Mix: []loadtest.Scenario{{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL} }}}})
+	require.NoError(t, err)
+	r := rep.Route("GET /")
+	require.Equal(t, 10, r.Requests)
+	require.Equal(t, 10, r.Transport)
+	require.Equal(t, 10, r.Errors)
+	require.NotEmpty(t, r.ErrorSamples)
+	require.LessOrEqual(t, r.Latency.Max, 400.0, "no request hangs past its deadline")
+}
+
+func TestBadConfigs(t *testing.T) {
+	t.Parallel()
+	next := func(uint64) loadtest.Request { return loadtest.Request{URL: "http://127.0.0.1:1/"} }
+	for name, cfg := range map[string]loadtest.Config{
+		"no rate":      {Duration: time.Second, Mix: []loadtest.Scenario{{Route: "GET /", Weight: 1, Next: next}}},
+		"empty mix":    {Rate: 1, Duration: time.Second},
+		"no weight":    {Rate: 1, Duration: time.Second, Mix: []loadtest.Scenario{{Route: "GET /", Next: next}}},
+		"bad route":    {Rate: 1, Duration: time.Second, Mix: []loadtest.Scenario{{Route: "GET /{", Weight: 1, Next: next}}},
+		"no generator": {Rate: 1, Duration: time.Second, Mix: []loadtest.Scenario{{Route: "GET /", Weight: 1}}},
+	} {
+		_, err := loadtest.Run(context.Background(), cfg)
+		require.Error(t, err, name)
+	}
+}
+
+// The capacity search finds the rate a server with a fixed service rate
+// sustains: one request at a time, 4 ms each, is 250 req/s.
+func TestCapacityFindsTheKnee(t *testing.T) {
+	t.Parallel()
+	gate := make(chan struct{}, 1)
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		gate <- struct{}{}
+		time.Sleep(4 * time.Millisecond)
+		<-gate
+	}))
+	defer srv.Close()
+	res, err := loadtest.Capacity(context.Background(), loadtest.CapacityConfig{
+		Config: loadtest.Config{Duration: time.Second, Mix: []loadtest.Scenario{
+			{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL} }}}},
+		Start: 40, Growth: 2, Route: "GET /", MaxP99: 50 * time.Millisecond, Pause: 100 * time.Millisecond,
+	})
+	require.NoError(t, err)
+	require.GreaterOrEqual(t, len(res.Steps), 3)
+	require.GreaterOrEqual(t, res.Sustained, 40, "steps: %+v", res.Steps)
+	require.LessOrEqual(t, res.Sustained, 250, "more than the service rate cannot hold: %+v", res.Steps)
+	last := res.Steps[len(res.Steps)-1]
+	require.NotZero(t, last.Rate)
+	var failed bool
+	for _, s := range res.Steps {
+		if !s.Held {
+			failed = true
+			require.Contains(t, s.Why, "p99")
+		}
+	}
+	require.True(t, failed, "the search went past the knee")
+	for _, s := range res.Steps {
+		if s.Held {
+			require.LessOrEqual(t, s.Rate, res.Sustained, "the answer is the highest rate that held")
+		}
+	}
+}
