@@ -161,6 +161,13 @@ func plantAndErase(t *testing.T, w erasureWorld) {
 	_, err = app.AdSpaces().Fill(ctx, adspace.FillRequest{Owner: subject.ID, Viewer: &subjectP})
 	require.NoError(t, err)
 
+	// A consent record (its history is kept until the erasure).
+	cs, ok := w.users.(auth.ConsentStore)
+	require.True(t, ok)
+	_, err = cs.AppendConsent(ctx, auth.ConsentRecord{UserID: subject.ID, PolicyVersion: "2026-01",
+		Purposes: map[auth.Purpose]bool{}, Source: auth.ConsentSourceAPI, RecordedAt: time.Now()})
+	require.NoError(t, err)
+
 	// An export, produced and waiting for its download.
 	ex, created, err := app.Privacy().RequestExport(ctx, subjectP)
 	require.NoError(t, err)

@@ -108,8 +108,12 @@ func (a *App) privacyConfig(c *Config, pc privacy.Config, ps privacy.Store, keys
 			}},
 		)
 	}
-	// The host's sections (consent history, once a consent store exists)
-	// come after adshare's own.
+	if cs, ok := c.Store.(auth.ConsentStore); ok {
+		sections = append(sections, privacy.Section{Name: "consent_history", Collect: func(ctx context.Context, u uuid.UUID) (any, error) {
+			return cs.ConsentHistory(ctx, u)
+		}})
+	}
+	// The host's sections come after adshare's own.
 	pc.Sections = append(sections, pc.Sections...)
 
 	var steps []privacy.Step

@@ -426,6 +426,11 @@ func (s *Service) runErasure(ctx context.Context, a erasureArgs) error {
 		return err
 	}}}, s.cfg.Steps...)
 	steps = append(steps, Step{Name: StepStores, Run: func(ctx context.Context, user uuid.UUID) error {
+		// Sessions begun since the first step (a sign-in meanwhile) end
+		// too, just before the account goes.
+		if _, err := s.cfg.Accounts.EndAllSessions(ctx, user, "erased"); err != nil {
+			return err
+		}
 		return s.cfg.Store.EraseUser(ctx, user, e.Pseudonym)
 	}})
 	for _, st := range steps {

@@ -122,7 +122,7 @@ type Store interface {
 	// EraseUser removes the user from everything the store keeps: the
 	// account and everything only about it (profile, password, sessions,
 	// refresh tokens, identities, tier history, ad space, ad content,
-	// payee record, exports) is deleted; events where the user was the
+	// payee record, exports, consent history) is deleted; events where the user was the
 	// viewer lose the viewer; what must be kept (events about the user's
 	// space, rollups, ledger accounts and entries, top-ups, payouts, holds,
 	// audit entries) names pseudonym instead of the user, and audit

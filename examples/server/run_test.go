@@ -133,6 +133,7 @@ func testWithPostgresAndRedis(t *testing.T, r testenv.RedisTarget) {
 	tokens := postJSON(t, base+"/auth/login", "", `{"email":"flow@example.com","password":"a long enough passphrase"}`, http.StatusOK)
 	status, body = getWithToken(t, base+"/audit-events?limit=5", tokens["access_token"].(string))
 	require.Equal(t, http.StatusOK, status, body)
+	privacyFlow(t, base)
 }
 
 func TestUserFlowOnEmbeddedDefaults(t *testing.T) {
@@ -140,6 +141,43 @@ func TestUserFlowOnEmbeddedDefaults(t *testing.T) {
 	base, out := startServer(t, nil)
 	userFlow(t, base)
 	require.Contains(t, out.String(), "no ADSHARE_JWT_SEED", "an ephemeral key is announced")
+	privacyFlow(t, base)
+}
+
+// privacyFlow exports a new user's data, downloads it once, and erases
+// the user: the server wires both on every backend.
+func privacyFlow(t *testing.T, base string) {
+	t.Helper()
+	postJSON(t, base+"/auth/register", "", `{"email":"leaver@example.com","password":"a long enough passphrase"}`, http.StatusCreated)
+	login := postJSON(t, base+"/auth/login", "", `{"email":"leaver@example.com","password":"a long enough passphrase"}`, http.StatusOK)
+	access := login["access_token"].(string)
+	started := sendJSON(t, http.MethodGet, base+"/users/me/export", access, "", nil, http.StatusAccepted)
+	var download string
+	require.Eventually(t, func() bool {
+		status, body := getWithToken(t, base+started["status_url"].(string), access)
+		if status != http.StatusOK {
+			return false
+		}
+		var e map[string]any
+		require.NoError(t, json.Unmarshal([]byte(body), &e))
+		download, _ = e["download_url"].(string)
+		return true
+	}, 30*time.Second, 50*time.Millisecond)
+	status, body := get(t, base+download)
+	require.Equal(t, http.StatusOK, status)
+	require.Contains(t, body, "leaver@example.com")
+	status, body = get(t, base+download)
+	require.Equal(t, http.StatusGone, status, body)
+
+	sendJSON(t, http.MethodDelete, base+"/users/me", access, `{"password":"a long enough passphrase"}`, nil, http.StatusAccepted)
+	require.Eventually(t, func() bool {
+		status, _ := getWithToken(t, base+"/users/me", access)
+		return status == http.StatusUnauthorized
+	}, 30*time.Second, 50*time.Millisecond)
+	require.Eventually(t, func() bool { // the account goes in the job's last step
+		status, _ := sendStatus(t, http.MethodPost, base+"/auth/login", `{"email":"leaver@example.com","password":"a long enough passphrase"}`)
+		return status == http.StatusUnauthorized
+	}, 30*time.Second, 100*time.Millisecond)
 }
 
 // userFlow is the quick start's promise: register, log in, refresh, log out.
@@ -162,6 +200,20 @@ func userFlow(t *testing.T, base string) {
 	require.Equal(t, http.StatusUnauthorized, status)
 	require.Contains(t, body, "token_revoked")
 	postJSON(t, base+"/auth/refresh", "", `{"refresh_token":"`+refreshed["refresh_token"].(string)+`"}`, http.StatusUnauthorized)
+}
+
+// sendStatus sends a JSON body and returns the answer's status and body.
+func sendStatus(t testing.TB, method, url, body string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, strings.NewReader(body))
+	require.NoError(t, err)
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	require.NoError(t, err)
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	require.NoError(t, err)
+	return resp.StatusCode, string(b)
 }
 
 // postJSON posts body (none when empty) and decodes the JSON answer, which

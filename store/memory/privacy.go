@@ -230,6 +230,7 @@ func (s *Store) EraseUser(ctx context.Context, user, pseudonym uuid.UUID) error 
 	delete(s.passwords, user)
 	delete(s.tiers, user)
 	delete(s.spaces, user)
+	delete(s.consents, user)
 	for id, c := range s.contents {
 		if c.AdvertiserID == user {
 			delete(s.contents, id)

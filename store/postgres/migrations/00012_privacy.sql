@@ -7,7 +7,8 @@
 -- NULL and the record says only that an erasure happened and under which
 -- pseudonym what the law makes us keep (the ledger) now stands.
 --
--- The audit log stays append-only, but for the erasure's rewrite: a
+-- The audit log stays append-only, but for the erasure's rewrite (and,
+-- as migration 00011 has it, the retention job's deletes): a
 -- transaction that sets adshare.erasure to 'on' (SET LOCAL, inside the
 -- erasure's own transaction; DB.EraseUser) may replace a user's id by
 -- the pseudonym and clear the client address, user agent and details of
@@ -57,6 +58,9 @@ BEGIN
        AND (to_jsonb(NEW) - 'ip' - 'ip_sealed') = (to_jsonb(OLD) - 'ip' - 'ip_sealed') THEN
         RETURN NEW;
     END IF;
+    IF TG_OP = 'DELETE' AND current_setting('adshare.retention', true) = 'on' THEN
+        RETURN OLD;
+    END IF;
     RAISE EXCEPTION 'audit_events is append-only' USING ERRCODE = 'insufficient_privilege';
 END;
 $$;
@@ -69,6 +73,9 @@ BEGIN
     IF TG_OP = 'UPDATE' AND NEW.ip = ''
        AND (to_jsonb(NEW) - 'ip' - 'ip_sealed') = (to_jsonb(OLD) - 'ip' - 'ip_sealed') THEN
         RETURN NEW;
+    END IF;
+    IF TG_OP = 'DELETE' AND current_setting('adshare.retention', true) = 'on' THEN
+        RETURN OLD;
     END IF;
     RAISE EXCEPTION 'audit_events is append-only' USING ERRCODE = 'insufficient_privilege';
 END;
