@@ -39,7 +39,7 @@ type config struct {
 	shutdownTimeout time.Duration
 	debugAddr       string        // net/http/pprof, loopback only; empty: off
 	drainDelay      time.Duration // readiness fails this long before the listener closes
-	redisCA         string // PEM CA file verifying a rediss:// server; empty: the system's roots
+	redisCA         string        // PEM CA file verifying a rediss:// server; empty: the system's roots
 	// databaseRequireTLS refuses a database URL without sslmode=verify-full.
 	databaseRequireTLS bool
 

@@ -332,7 +332,7 @@ func TestRedisFaultsUnderLoad(t *testing.T) {
 	for _, r := range rep.Routes {
 		// Signed-in routes fail closed (503) when revocations cannot be
 		// checked, within a bounded wait; nothing hangs.
-		require.Less(t, r.Latency.Max, 3000.0, "%s: no request waits on Redis for long", r.Route)
+		require.Less(t, r.Latency.Max, 4000.0, "%s: no request waits on Redis for long", r.Route)
 		require.Zero(t, r.Transport, "%s: every request answered", r.Route)
 	}
 }

@@ -50,7 +50,7 @@ const (
 	DefaultLeaseTTL      = time.Second
 	DefaultLeaseKeys     = 100_000
 	DefaultLeaseRetry    = time.Second
-	DefaultLeaseTimeout  = 100 * time.Millisecond
+	DefaultLeaseTimeout  = 250 * time.Millisecond
 )
 
 // LeasedLimiterOptions configures Client.LeasedLimiter; zero fields take
@@ -75,7 +75,7 @@ type LeasedLimiterOptions struct {
 	RetryInterval time.Duration
 	// Timeout bounds one borrowing: a Redis that is slower than this, or
 	// holds the connection without answering (half-open), counts as
-	// down, so that a request never waits on it longer. Default 100 ms
+	// down, so that a request never waits on it longer. Default 250 ms
 	// (a borrowing takes well under a millisecond on a healthy network).
 	// Clients from Open respect it; a client of the host's needs
 	// ContextTimeoutEnabled.

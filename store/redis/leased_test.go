@@ -5,6 +5,7 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	neturl "net/url"
 	"strconv"
 	"strings"
 	"sync"
@@ -16,6 +17,7 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/faultproxy"
 	"github.com/adshare/adshare/internal/testenv"
 	"github.com/adshare/adshare/store/memory"
 	redisstore "github.com/adshare/adshare/store/redis"
@@ -29,7 +31,10 @@ func TestLeasedLimiterHoldsAcrossInstances(t *testing.T) {
 }
 
 func testLeasedLimiterHoldsAcrossInstances(t *testing.T, r testenv.RedisTarget) {
-	a, b := openOn(t, r).LeasedLimiter(nil), openOn(t, r).LeasedLimiter(nil)
+	// No fallback: every answer is Redis's (a generous timeout, for a
+	// loaded CI machine).
+	opts := &redisstore.LeasedLimiterOptions{Timeout: 10 * time.Second}
+	a, b := openOn(t, r).LeasedLimiter(opts), openOn(t, r).LeasedLimiter(opts)
 	lim := auth.Limit{Rate: 1, Period: time.Hour, Burst: 50} // no refill during the test
 	ctx := context.Background()
 	allowed := 0
@@ -127,4 +132,29 @@ func (p *proxy) down() {
 		_ = c.Close()
 	}
 	p.cons = nil
+}
+
+// A Redis slower than the lease timeout counts as down: the borrowing
+// gives up in that time and the fallback answers.
+func TestLeasedLimiterGivesUpOnASlowRedis(t *testing.T) {
+	t.Parallel()
+	url, prefix := testenv.Redis(t)
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	proxy, err := faultproxy.Start(u.Host)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	u.Host = proxy.Addr()
+	c, err := redisstore.Open(context.Background(), u.String(), &redisstore.Config{Prefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	l := c.LeasedLimiter(&redisstore.LeasedLimiterOptions{Fallback: memory.NewLimiter(), Timeout: 100 * time.Millisecond})
+	lim := auth.Limit{Rate: 100, Period: time.Second, Burst: 10}
+
+	proxy.Set(faultproxy.Fault{HalfOpen: true})
+	began := time.Now()
+	res, err := l.Allow(context.Background(), "k", lim)
+	require.NoError(t, err)
+	require.True(t, res.Allowed, "the fallback answered")
+	require.Less(t, time.Since(began), 2*time.Second, "the borrowing gave up at its timeout, not the socket's")
 }

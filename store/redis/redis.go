@@ -19,8 +19,9 @@ const DefaultPrefix = "adshare:"
 // attempt's limit, a revocation check while the local copy is not
 // current): a Redis that holds its connections without answering fails
 // those calls, closed, in this time instead of the socket timeouts'
-// several seconds. A healthy call takes well under a millisecond.
-const RequestCallTimeout = 500 * time.Millisecond
+// several seconds (times the retries). A healthy call takes well under a
+// millisecond; the margin is for a loaded host.
+const RequestCallTimeout = 1500 * time.Millisecond
 
 // DefaultDialTimeout bounds establishing one connection.
 const DefaultDialTimeout = 5 * time.Second
