@@ -40,11 +40,7 @@ func BenchmarkFillHTTP(b *testing.B) {
 	base, _ := startServer(b, env, "-migrate-on-start")
 	owner, empty := seedFundedAds(b, base, env, 10)
 
-	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"hello":"world"}`))
-	}))
-	defer hello.Close()
+	hello := helloServer(b)
 
 	run := func(url string) loadgen.Result {
 		res, err := loadgen.Run(context.Background(), loadgen.Config{
@@ -198,11 +194,7 @@ func benchmarkIngestHTTP(b *testing.B, withRedis bool) {
 		batchSize = 100
 		phase     = 5 * time.Second
 	)
-	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"hello":"world"}`))
-	}))
-	defer hello.Close()
+	hello := helloServer(b)
 	var devices atomic.Uint32
 	post := func(url, body string) (*http.Request, error) {
 		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
@@ -319,4 +311,15 @@ func numberedImpressions(tb testing.TB, key []byte, owner uuid.UUID) func(i int)
 func withHeader(h http.Header, key, value string) http.Header {
 	h.Set(key, value)
 	return h
+}
+
+// helloServer is the baseline of the load figures: a net/http handler
+// that answers a small JSON document, closed when the test ends.
+func helloServer(tb testing.TB) *httptest.Server {
+	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write([]byte(`{"hello":"world"}`))
+	}))
+	tb.Cleanup(hello.Close)
+	return hello
 }

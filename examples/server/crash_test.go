@@ -2,15 +2,10 @@ package main
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	mathrand "math/rand/v2"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"syscall"
 	"testing"
@@ -21,8 +16,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/internal/loadtest"
-	"github.com/adshare/adshare/internal/testenv"
-	"github.com/adshare/adshare/store/postgres/postgrestest"
 )
 
 // TestCrashConsistencyUnderMixedLoad runs the server binary on
@@ -38,50 +31,10 @@ func TestCrashConsistencyUnderMixedLoad(t *testing.T) {
 	if loadProfile() == "full" {
 		rounds = 10
 	}
-	dir := t.TempDir()
-	bin := filepath.Join(dir, "server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "build the server")
-
-	key := func(n int) string {
-		b := make([]byte, n)
-		_, _ = rand.Read(b)
-		return base64.StdEncoding.EncodeToString(b)
-	}
-	dbURL := postgrestest.URL(t)
-	redisURL, prefix := testenv.Redis(t)
-	addr := freeAddr(t)
-	base := "http://" + addr
-	env := map[string]string{
-		"DATABASE_URL": dbURL, "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ADDR": addr,
-		"ADSHARE_MIGRATE_ON_START": "true", "ADSHARE_ACCESS_LOG": "false", "ADSHARE_LOG_FORMAT": "json",
-		"ADSHARE_CLIENT_RATE": "6000000", "ADSHARE_USER_RATE": "6000000", "ADSHARE_TRUSTED_PROXIES": "127.0.0.1/32",
-		// Keys that survive a restart, as a deployment's do.
-		"ADSHARE_TRACKING_KEYS": key(32), "ADSHARE_JWT_SEED": key(32), "ADSHARE_REFRESH_KEY": key(32), "ADSHARE_VIEWER_KEY_SECRET": key(32),
-	}
-	environ := os.Environ()
-	for k, v := range env {
-		environ = append(environ, k+"="+v)
-	}
-	start := func() *exec.Cmd {
-		cmd := exec.Command(bin)
-		cmd.Env = environ
-		log, err := os.Create(filepath.Join(dir, fmt.Sprintf("server-%d.log", time.Now().UnixNano())))
-		require.NoError(t, err)
-		cmd.Stdout, cmd.Stderr = log, log
-		require.NoError(t, cmd.Start())
-		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-		require.Eventually(t, func() bool { return send(http.MethodGet, base+"/readyz", "").status == http.StatusOK },
-			60*time.Second, 50*time.Millisecond, "server ready")
-		return cmd
-	}
-	server := start()
-	fleet, err := loadtest.Setup(context.Background(), loadtest.FleetConfig{Base: base, Owners: 12, Spare: rounds + 1, Tokens: 800,
-		Promote: func(ctx context.Context, email, role string) error {
-			return run(ctx, []string{"server", "users", "set-role", email, role}, func(k string) string { return env[k] }, &testenv.Buffer{})
-		}})
-	require.NoError(t, err)
+	srv := serverProcess(t)
+	server := srv.start()
+	base, dbURL := srv.base, srv.env["DATABASE_URL"]
+	fleet := srv.fleet(t, loadtest.FleetConfig{Owners: 12, Spare: rounds + 1, Tokens: 800})
 	checked := fleet.Spare[0]
 	mine := tokensOf(t, base, checked.ID, 600*rounds)
 
@@ -151,7 +104,7 @@ func TestCrashConsistencyUnderMixedLoad(t *testing.T) {
 		close(done)
 		wg.Wait()
 		stop()
-		server = start()
+		server = srv.start()
 		mu.Lock()
 		t.Logf("round %d: %d acknowledged, %d refused so far", round+1, len(acked), len(refused))
 		mu.Unlock()

@@ -35,10 +35,7 @@ func TestNoAcceptedEventIsLostWhenKilled(t *testing.T) {
 		t.Skip("builds and kills a server binary")
 	}
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "build the server")
+	bin := buildVersion(t, dir, "test")
 
 	dbURL := postgrestest.URL(t)
 	key := make([]byte, 32)

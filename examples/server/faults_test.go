@@ -255,7 +255,7 @@ func tokensOf(t *testing.T, base, owner string, n int) []string {
 
 // login signs m in from its own address and returns the answer.
 func login(base string, m *loadtest.Member) probe {
-	body, _ := json.Marshal(map[string]string{"email": m.Email, "password": "a long enough load-test passphrase"})
+	body, _ := json.Marshal(map[string]string{"email": m.Email, "password": loadtest.FleetPassword})
 	return send(http.MethodPost, base+"/auth/login", string(body), "X-Forwarded-For", m.Addr)
 }
 
@@ -331,8 +331,9 @@ func TestRedisFaultsUnderLoad(t *testing.T) {
 	require.Zero(t, events.ServerErrors+events.Transport, "no ingest failed while Redis was away")
 	for _, r := range rep.Routes {
 		// Signed-in routes fail closed (503) when revocations cannot be
-		// checked, within a bounded wait; nothing hangs.
-		require.Less(t, r.Latency.Max, 4000.0, "%s: no request waits on Redis for long", r.Route)
+		// checked, each Redis call bounded (1.5 s) and the request by its
+		// 5 s deadline; nothing hangs.
+		require.Less(t, r.Latency.Max, 6000.0, "%s: no request outlives its deadline waiting on Redis", r.Route)
 		require.Zero(t, r.Transport, "%s: every request answered", r.Route)
 	}
 }

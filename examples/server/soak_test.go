@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -24,16 +23,22 @@ import (
 	"github.com/adshare/adshare/store/postgres/postgrestest"
 )
 
-// serverProcess builds the server binary and runs it on PostgreSQL and
-// Redis until the test ends, so that its goroutines, heap and pools are
-// its own (not the load generator's); it returns the base URL.
-func serverProcess(t *testing.T) (string, map[string]string) {
+// binaryServer is the server binary run on fresh PostgreSQL and Redis,
+// with keys that survive a restart (as a deployment's do), so that its
+// goroutines, heap and pools are its own (not the load generator's).
+type binaryServer struct {
+	base string
+	env  map[string]string
+	// start runs the binary (again, after a kill) and waits until it is
+	// ready; the process is killed when the test ends.
+	start func() *exec.Cmd
+}
+
+// serverProcess builds the server binary and starts it once.
+func serverProcess(t *testing.T) *binaryServer {
 	t.Helper()
 	dir := t.TempDir()
-	bin := filepath.Join(dir, "server")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Stderr = os.Stderr
-	require.NoError(t, build.Run(), "build the server")
+	bin := buildVersion(t, dir, "test")
 	key := func() string {
 		b := make([]byte, 32)
 		_, _ = rand.Read(b)
@@ -41,34 +46,37 @@ func serverProcess(t *testing.T) (string, map[string]string) {
 	}
 	redisURL, prefix := testenv.Redis(t)
 	addr := freeAddr(t)
-	env := map[string]string{
+	s := &binaryServer{base: "http://" + addr, env: map[string]string{
 		"DATABASE_URL": postgrestest.URL(t), "REDIS_URL": redisURL, "ADSHARE_REDIS_PREFIX": prefix, "ADSHARE_ADDR": addr,
 		"ADSHARE_MIGRATE_ON_START": "true", "ADSHARE_ACCESS_LOG": "false", "ADSHARE_LOG_FORMAT": "json",
 		"ADSHARE_CLIENT_RATE": "6000000", "ADSHARE_USER_RATE": "6000000", "ADSHARE_TRUSTED_PROXIES": "127.0.0.1/32",
 		"ADSHARE_TRACKING_KEYS": key(), "ADSHARE_JWT_SEED": key(), "ADSHARE_REFRESH_KEY": key(), "ADSHARE_VIEWER_KEY_SECRET": key(),
+	}}
+	environ := os.Environ()
+	for k, v := range s.env {
+		environ = append(environ, k+"="+v)
 	}
-	cmd := exec.Command(bin)
-	for k, v := range env {
-		cmd.Env = append(cmd.Env, k+"="+v)
+	s.start = func() *exec.Cmd {
+		cmd := exec.Command(bin)
+		cmd.Env = environ
+		log, err := os.Create(filepath.Join(dir, fmt.Sprintf("server-%d.log", time.Now().UnixNano())))
+		require.NoError(t, err)
+		cmd.Stdout, cmd.Stderr = log, log
+		require.NoError(t, cmd.Start())
+		t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
+		require.Eventually(t, func() bool { return send(http.MethodGet, s.base+"/readyz", "").status == http.StatusOK },
+			60*time.Second, 50*time.Millisecond, "server ready")
+		return cmd
 	}
-	cmd.Env = append(cmd.Env, "PATH="+os.Getenv("PATH"), "HOME="+os.Getenv("HOME"))
-	log, err := os.Create(filepath.Join(dir, "server.log"))
-	require.NoError(t, err)
-	cmd.Stdout, cmd.Stderr = log, log
-	require.NoError(t, cmd.Start())
-	t.Cleanup(func() { _ = cmd.Process.Kill(); _, _ = cmd.Process.Wait() })
-	base := "http://" + addr
-	require.Eventually(t, func() bool { return send(http.MethodGet, base+"/readyz", "").status == http.StatusOK },
-		60*time.Second, 50*time.Millisecond, "server ready")
-	return base, env
+	return s
 }
 
-// processFleet sets up a fleet on a server process.
-func processFleet(t *testing.T, base string, env map[string]string, cfg loadtest.FleetConfig) *loadtest.Fleet {
+// fleet sets up a fleet on the server.
+func (s *binaryServer) fleet(t *testing.T, cfg loadtest.FleetConfig) *loadtest.Fleet {
 	t.Helper()
-	cfg.Base = base
+	cfg.Base = s.base
 	cfg.Promote = func(ctx context.Context, email, role string) error {
-		return run(ctx, []string{"server", "users", "set-role", email, role}, func(k string) string { return env[k] }, &testenv.Buffer{})
+		return run(ctx, []string{"server", "users", "set-role", email, role}, func(k string) string { return s.env[k] }, &testenv.Buffer{})
 	}
 	fleet, err := loadtest.Setup(context.Background(), cfg)
 	require.NoError(t, err)
@@ -125,15 +133,13 @@ func TestCapacityAndSoak(t *testing.T) {
 	if full {
 		step, soak, maxRate = 10*time.Second, 10*time.Minute, 0
 	}
-	base, env := serverProcess(t)
-	fleet := processFleet(t, base, env, loadtest.FleetConfig{Owners: 40, SignIns: 40, Tokens: 2000})
+	srv := serverProcess(t)
+	srv.start()
+	base := srv.base
+	fleet := srv.fleet(t, loadtest.FleetConfig{Owners: 40, SignIns: 40, Tokens: 2000})
 	mix := fleet.Mix(loadtest.Weights{SignIn: -1, Refresh: -1}) // sign-ins and refreshes use up their tokens: left to the mix test
 
-	hello := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Content-Type", "application/json")
-		_, _ = w.Write([]byte(`{"hello":"world"}`))
-	}))
-	defer hello.Close()
+	hello := helloServer(t)
 	search := func(route string, mix []loadtest.Scenario) loadtest.CapacityResult {
 		res, err := loadtest.Capacity(context.Background(), loadtest.CapacityConfig{
 			Config: loadtest.Config{Duration: step, Mix: mix, Timeout: 5 * time.Second},

@@ -72,7 +72,8 @@ type Fleet struct {
 	mu       sync.Mutex
 }
 
-const fleetPassword = "a long enough load-test passphrase"
+// FleetPassword is every fleet account's password.
+const FleetPassword = "a long enough load-test passphrase"
 
 // Setup registers and funds the fleet through the server's API and
 // gathers tracking tokens. It takes a few seconds per hundred accounts.
@@ -313,7 +314,7 @@ func (f *Fleet) register(ctx context.Context, email string) (*Member, error) {
 		Access  string `json:"access_token"`
 		Refresh string `json:"refresh_token"`
 	}
-	if err := f.call(ctx, m, http.MethodPost, "/auth/register", map[string]any{"email": email, "password": fleetPassword},
+	if err := f.call(ctx, m, http.MethodPost, "/auth/register", map[string]any{"email": email, "password": FleetPassword},
 		http.StatusCreated, &out); err != nil {
 		return nil, err
 	}
@@ -328,7 +329,7 @@ func (f *Fleet) login(ctx context.Context, m *Member) error {
 	}
 	access := m.Access
 	m.Access = ""
-	err := f.call(ctx, m, http.MethodPost, "/auth/login", map[string]any{"email": m.Email, "password": fleetPassword}, http.StatusOK, &out)
+	err := f.call(ctx, m, http.MethodPost, "/auth/login", map[string]any{"email": m.Email, "password": FleetPassword}, http.StatusOK, &out)
 	if err != nil {
 		m.Access = access
 		return err
@@ -495,7 +496,7 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 	}})
 	add(w.SignIn, Scenario{Route: RouteSignIn, Next: func(n uint64) Request {
 		m := f.SignIns[n%uint64(len(f.SignIns))]
-		body, _ := json.Marshal(map[string]string{"email": m.Email, "password": fleetPassword})
+		body, _ := json.Marshal(map[string]string{"email": m.Email, "password": FleetPassword})
 		h := jsonHeader(m, false)
 		h.Set("X-Forwarded-For", device(n+2<<20))
 		return Request{Method: http.MethodPost, URL: f.Base + "/auth/login", Body: body, Header: h}

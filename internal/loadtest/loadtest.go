@@ -13,6 +13,7 @@
 package loadtest
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -197,20 +198,13 @@ func (m *mix) targeter() vegeta.Targeter {
 		m.seq[i]++
 		m.mu.Unlock()
 		r := m.scenarios[i].Next(n)
-		t.Method, t.URL, t.Body = cmpOr(r.Method, http.MethodGet), r.URL, r.Body
+		t.Method, t.URL, t.Body = cmp.Or(r.Method, http.MethodGet), r.URL, r.Body
 		t.Header = r.Header
 		if t.Header == nil {
 			t.Header = http.Header{}
 		}
 		return nil
 	}
-}
-
-func cmpOr(a, b string) string {
-	if a != "" {
-		return a
-	}
-	return b
 }
 
 // route is the scenario route that a result's request matches.
@@ -281,9 +275,8 @@ type Report struct {
 }
 
 func newReport(cfg Config, m *mix) *Report {
-	r := &Report{Rate: cfg.Rate, Duration: cfg.Duration, Seconds: cfg.Duration.Seconds(), ok: m.ok,
+	return &Report{Rate: cfg.Rate, Duration: cfg.Duration, Seconds: cfg.Duration.Seconds(), ok: m.ok,
 		byName: map[string]*RouteReport{}, Total: newRoute("total")}
-	return r
 }
 
 func newRoute(name string) *RouteReport {
