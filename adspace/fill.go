@@ -19,6 +19,7 @@ import (
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/errs"
 	"github.com/adshare/adshare/internal/tracing"
+	"github.com/adshare/adshare/internal/uuidv7"
 )
 
 // Limits on what an app sends with a fill.
@@ -150,7 +151,7 @@ func (s *Service) fill(ctx context.Context, r FillRequest) (Fill, error) {
 		s.sizeByFormat(&ad.Creative)
 		billable := fill.Billable && !house && !(ad.Source == "kevel" && ad.Tracking.ImpressionURL == "")
 		t := tracking.Payload{
-			ID: uuid.Must(uuid.NewV7()),
+			ID: uuidv7.New(),
 			Ad: tracking.Ad{
 				Owner: r.Owner, ViewerKey: viewer.key, Placement: mainPlacement,
 				Source: ad.Source, AdID: ad.AdID, CreativeID: ad.CreativeID, CampaignID: ad.CampaignID,
@@ -174,11 +175,14 @@ func (s *Service) fill(ctx context.Context, r FillRequest) (Fill, error) {
 	return fill, nil
 }
 
-// decide asks the Decider within DecisionTimeout, in a span
-// "decision.decide" when tracing.
+// decide asks the Decider within DecisionTimeout (unless it answers from
+// memory: decision.Immediate), in a span "decision.decide" when tracing.
 func (s *Service) decide(ctx context.Context, req decision.Request) (decision.Response, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.DecisionTimeout)
-	defer cancel()
+	if !decision.IsImmediate(s.cfg.Decider) {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithTimeout(ctx, s.cfg.DecisionTimeout)
+		defer cancel()
+	}
 	if !s.tracer.On() {
 		return s.cfg.Decider.Decide(ctx, req)
 	}

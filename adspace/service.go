@@ -119,7 +119,9 @@ type Config struct {
 	SpaceCacheTTL time.Duration
 	// SpaceCacheSize bounds the cached spaces. Defaults to DefaultSpaceCacheSize.
 	SpaceCacheSize int
-	// DecisionTimeout bounds one call to the Decider. Defaults to
+	// DecisionTimeout bounds one call to the Decider, unless the Decider
+	// answers from memory (decision.Immediate: the local engine over an
+	// in-process frequency counter), which needs no timer. Defaults to
 	// DefaultDecisionTimeout.
 	DecisionTimeout time.Duration
 	// TrackingTTL is how long an ad's tracking token is accepted.

@@ -22,6 +22,23 @@ type Decider interface {
 	Decide(ctx context.Context, req Request) (Response, error)
 }
 
+// Immediate is implemented by a Decider, or a FrequencyCounter, that
+// answers from memory without waiting on anything: the local engine over
+// an in-process frequency counter. A caller may skip the deadline it
+// would set on each call to one that reports true (adspace does: a timer
+// per fill is a measurable share of its cost); Decide still honours the
+// context it is given.
+type Immediate interface {
+	// Immediate reports whether calls now answer without waiting.
+	Immediate() bool
+}
+
+// IsImmediate reports whether v implements Immediate and reports true.
+func IsImmediate(v any) bool {
+	i, ok := v.(Immediate)
+	return ok && i.Immediate()
+}
+
 // Errors every Decider returns (wrapped with details; compare with errors.Is).
 var (
 	ErrInvalidRequest = errs.New(errs.Invalid, "invalid_decision_request", "the decision request is not valid")

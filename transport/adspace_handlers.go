@@ -182,6 +182,50 @@ type fillJSON struct {
 	Ads                    []servedAdJSON `json:"ads"`
 }
 
+// appendJSON implements jsonAppender: a fill is the API's hottest answer.
+func (f *fillJSON) appendJSON(b []byte) []byte {
+	b = appendJSONUUID(append(b, `{"owner_id":`...), f.OwnerID)
+	b = strconv.AppendBool(append(b, `,"enabled":`...), f.Enabled)
+	b = appendJSONStrings(append(b, `,"formats":`...), f.Formats)
+	b = appendJSONInt(append(b, `,"refresh_interval_seconds":`...), f.RefreshIntervalSeconds)
+	b = strconv.AppendBool(append(b, `,"billable":`...), f.Billable)
+	b = append(b, `,"ads":`...)
+	if f.Ads == nil {
+		return append(b, "null}"...)
+	}
+	b = append(b, '[')
+	for i := range f.Ads {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = f.Ads[i].appendJSON(b)
+	}
+	return append(b, "]}"...)
+}
+
+// appendJSON writes the ad as encoding/json does, for fillJSON.
+func (a *servedAdJSON) appendJSON(b []byte) []byte {
+	b = appendJSONUUID(append(b, `{"id":`...), a.ID)
+	b = appendJSONString(append(b, `,"format":`...), a.Format)
+	b = appendJSONString(append(b, `,"title":`...), a.Title)
+	b = appendJSONString(append(b, `,"body":`...), a.Body)
+	b = appendJSONString(append(b, `,"image_url":`...), a.ImageURL)
+	b = appendJSONInt(append(b, `,"width":`...), a.Width)
+	b = appendJSONInt(append(b, `,"height":`...), a.Height)
+	b = appendJSONString(append(b, `,"call_to_action":`...), a.CallToAction)
+	if a.HTML != "" {
+		b = appendJSONString(append(b, `,"html":`...), a.HTML)
+	}
+	b = appendJSONString(append(b, `,"advertiser_id":`...), a.Advertiser)
+	b = strconv.AppendBool(append(b, `,"house":`...), a.House)
+	t := &a.Tracking
+	b = appendJSONString(append(b, `,"tracking":{"token":`...), t.Token)
+	b = appendJSONString(append(b, `,"impression_url":`...), t.ImpressionURL)
+	b = appendJSONString(append(b, `,"click_url":`...), t.ClickURL)
+	b = appendJSONTime(append(b, `,"expires_at":`...), t.ExpiresAt)
+	return append(b, "}}"...)
+}
+
 // handleFill serves GET /ad-space/{userId}: the owner's space with ads for
 // this viewer. No ad is 200 with an empty list (the app still needs the
 // refresh interval).
@@ -246,12 +290,12 @@ func (s *server) handleFill() http.Handler {
 				Width: c.Width, Height: c.Height, CallToAction: c.CallToAction, HTML: c.HTML,
 				Advertiser: ad.AdvertiserID, House: ad.House,
 				Tracking: trackingJSON{
-					Token: ad.Token, ImpressionURL: s.cfg.PublicBaseURL + "/events",
+					Token: ad.Token, ImpressionURL: s.eventsURL,
 					ClickURL: s.cfg.PublicBaseURL + "/c/" + ad.Token, ExpiresAt: ad.ExpiresAt,
 				},
 			})
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeJSON(w, http.StatusOK, &out)
 		return nil
 	})
 }

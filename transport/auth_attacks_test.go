@@ -195,7 +195,7 @@ func TestLoginAttacksOverHTTP(t *testing.T) {
 				require.NoError(t, err)
 				require.Positive(t, retry)
 				require.LessOrEqual(t, retry, 3600)
-				require.Empty(t, r.header.Get("RateLimit-Limit"), "no API-wide limiter is configured")
+				require.Empty(t, r.header.Get("RateLimit"), "no API-wide limiter is configured")
 			}
 			throttled := b.events(t, auth.AuditFilter{Action: auth.AuditLoginThrottled})
 			require.Len(t, throttled, 2)

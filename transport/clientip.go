@@ -6,8 +6,6 @@ import (
 	"net/netip"
 	"strings"
 	"unicode"
-
-	"github.com/adshare/adshare/auth"
 )
 
 // maxUserAgentLen caps the User-Agent kept for sessions and the audit log.
@@ -19,11 +17,14 @@ const maxUserAgentLen = 256
 // X-Forwarded-For. The first untrusted address is the client. A client can
 // prepend anything to the header, but never past a proxy the host trusts.
 func clientIP(r *http.Request, trusted []netip.Prefix) string {
-	peer := remoteAddr(r.RemoteAddr)
+	peer, host := remoteAddr(r.RemoteAddr)
 	if !peer.IsValid() {
 		return ""
 	}
 	if !isTrusted(peer, trusted) {
+		if peer.Is4() && host != "" {
+			return host // the canonical form already, without a new string
+		}
 		return peer.String()
 	}
 	client := peer
@@ -51,16 +52,23 @@ func clientIP(r *http.Request, trusted []netip.Prefix) string {
 	return client.String()
 }
 
-func remoteAddr(s string) netip.Addr {
+// remoteAddr parses a request's RemoteAddr (host:port, or a bare
+// address) and returns the address, unmapped, and the host as written
+// when it is an IPv4 address (ParseAddr takes those only in canonical
+// form), else "".
+func remoteAddr(s string) (netip.Addr, string) {
 	host, _, err := net.SplitHostPort(s)
 	if err != nil {
 		host = s
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil {
-		return netip.Addr{}
+		return netip.Addr{}, ""
 	}
-	return a.Unmap()
+	if !a.Is4() {
+		host = ""
+	}
+	return a.Unmap(), host
 }
 
 func isTrusted(a netip.Addr, trusted []netip.Prefix) bool {
@@ -86,13 +94,4 @@ func cleanUserAgent(ua string) string {
 		ua = strings.ToValidUTF8(ua[:maxUserAgentLen], "")
 	}
 	return ua
-}
-
-// withClient records who is calling in the request context, for rate
-// limits, sessions and the audit log.
-func (s *server) withClient(next http.Handler) http.Handler {
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c := auth.Client{IP: clientIP(r, s.cfg.TrustedProxies), UserAgent: cleanUserAgent(r.UserAgent())}
-		next.ServeHTTP(w, r.WithContext(auth.NewContextWithClient(r.Context(), c)))
-	})
 }

@@ -43,13 +43,21 @@ func (c *cors) allowed(origin string) bool {
 	return ok
 }
 
+// varyOrigin is the Vary field of every answer, shared: its length is its
+// capacity, so Header.Add copies rather than writes into it.
+var varyOrigin = []string{"Origin"}
+
 // withCORS answers preflights and marks responses for allowed origins.
 // Every response varies by Origin, so no cache serves one origin's answer
 // to another. Requests without Origin (native apps, servers) pass through.
 func (s *server) withCORS(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		h.Add("Vary", "Origin")
+		if _, ok := h["Vary"]; ok {
+			h.Add("Vary", "Origin")
+		} else {
+			h["Vary"] = varyOrigin
+		}
 		origin := r.Header.Get("Origin")
 		if s.isWebhook(r) { // server to server: no browser may call it
 			next.ServeHTTP(w, r)

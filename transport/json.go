@@ -298,8 +298,9 @@ func jsonEncode(w io.Writer, v any) error {
 	return json.NewEncoder(w).Encode(v)
 }
 
-// writeJSON answers with status and v as application/json. It encodes v
-// whole before it sends the status, so an answer is all of v or, when v
+// writeJSON answers with status and v as application/json (through v's
+// own appendJSON when it is a jsonAppender). It encodes v whole before it
+// sends the status, so an answer is all of v or, when v
 // cannot be encoded, a 500 problem document: never a status followed by
 // a body cut short.
 //
@@ -311,13 +312,20 @@ func jsonEncode(w io.Writer, v any) error {
 func writeJSON(w http.ResponseWriter, status int, v any) {
 	body := answerBuffers.Get().(*bytes.Buffer)
 	defer putAnswerBuffer(body)
-	if err := jsonEncode(body, v); err != nil {
+	if a, ok := v.(jsonAppender); ok {
+		b := a.appendJSON(body.AvailableBuffer())
+		body.Write(append(b, '\n'))
+	} else if err := jsonEncode(body, v); err != nil {
 		panic(fmt.Errorf("transport: a %d answer cannot be encoded as JSON: %w", status, err))
 	}
-	w.Header().Set("Content-Type", "application/json; charset=utf-8")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(status)
 	_, _ = w.Write(body.Bytes())
 }
+
+// jsonContentType is the Content-Type of JSON answers, shared (its length
+// is its capacity: Header.Add copies it, Header.Set replaces it).
+var jsonContentType = []string{"application/json; charset=utf-8"}
 
 // answerBuffers hold answers while they are encoded, so that buffering
 // costs the hot path (POST /events) no allocation.

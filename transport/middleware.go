@@ -13,11 +13,13 @@ import (
 	"strings"
 	"time"
 
-	"github.com/google/uuid"
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/adshare/adshare/auth"
+	"github.com/adshare/adshare/internal/uuidv7"
 )
 
 // middleware wraps a handler.
@@ -31,23 +33,33 @@ func RequestIDFromContext(ctx context.Context) string {
 	return id
 }
 
-// RequestIDHeader carries the request id in both directions.
+// RequestIDHeader carries the request id in both directions (in the
+// canonical form of its key).
 const RequestIDHeader = "X-Request-Id"
 
-// withRequestID gives every request an id, in its context and in the
-// response header. An incoming X-Request-Id is kept only when the host
-// trusts it (Config.TrustRequestID) and it is short and plain.
-func withRequestID(trust bool) middleware {
-	return func(next http.Handler) http.Handler {
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			id := r.Header.Get(RequestIDHeader)
-			if !trust || !plainID(id) {
-				id = uuid.Must(uuid.NewV7()).String()
-			}
-			w.Header().Set(RequestIDHeader, id)
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestIDKey{}, id)))
-		})
-	}
+// withRequestContext gives every request its context, in one copy of
+// the request: an id (in the context and the X-Request-Id response
+// header; an incoming one is kept only when the host trusts it,
+// Config.TrustRequestID, and it is short and plain), who is calling (for
+// rate limits, sessions and the audit log) and the deadline of
+// Config.RequestTimeout (GET /ws, a long-lived connection, aside).
+func (s *server) withRequestContext(next http.Handler) http.Handler {
+	trust, timeout := s.cfg.TrustRequestID, s.cfg.RequestTimeout
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		id := r.Header.Get(RequestIDHeader)
+		if !trust || !plainID(id) {
+			id = uuidv7.New().String()
+		}
+		w.Header()[RequestIDHeader] = []string{id}
+		c := auth.Client{IP: clientIP(r, s.cfg.TrustedProxies), UserAgent: cleanUserAgent(r.UserAgent())}
+		ctx := auth.NewContextWithClient(context.WithValue(r.Context(), requestIDKey{}, id), c)
+		if timeout > 0 && !(r.Method == http.MethodGet && r.URL.Path == "/ws") {
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, timeout)
+			defer cancel()
+		}
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }
 
 func plainID(id string) bool {
@@ -65,7 +77,7 @@ type responseRecorder struct {
 	http.ResponseWriter
 	status  int
 	written int64
-	route   string // the pattern that served the request, set by dispatch
+	route   string // the pattern that served the request, set by routed
 }
 
 func (rec *responseRecorder) WriteHeader(status int) {
@@ -122,7 +134,7 @@ func (s *server) withObservation(next http.Handler) http.Handler {
 		}
 		defer func() {
 			elapsed := time.Since(start)
-			// dispatch names the route as it routes (matching is not
+			// routed names the route as the mux serves it (matching is not
 			// free); answers given before it (a 429, a preflight) are
 			// matched here.
 			route := rec.route

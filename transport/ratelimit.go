@@ -62,7 +62,6 @@ type limitPolicy struct {
 	prefix string   // of the limiter's keys: "api:ip:", "api:auth:", "api:user:"
 	name   string   // the IETF draft's policy name: "ip", "auth", "user"
 	policy []string // RateLimit-Policy
-	burst  []string // RateLimit-Limit
 }
 
 // newLimitPolicy is the policy of limit l named name. Its value slices are
@@ -72,7 +71,6 @@ func newLimitPolicy(name string, l auth.Limit) *limitPolicy {
 	return &limitPolicy{
 		limit: l, prefix: "api:" + name + ":", name: name,
 		policy: []string{fmt.Sprintf("%q;q=%d;w=%d", name, l.Rate, int(l.Period/time.Second))},
-		burst:  []string{strconv.Itoa(l.Burst)},
 	}
 }
 
@@ -110,7 +108,10 @@ func limitKeyForIP(ip string) string {
 	if err != nil {
 		return "unknown"
 	}
-	if a.Is6() && !a.Is4In6() {
+	if a.Is4() {
+		return ip // ParseAddr takes IPv4 only in its one canonical form
+	}
+	if !a.Is4In6() {
 		p, _ := a.Prefix(64)
 		return p.String()
 	}
@@ -152,10 +153,10 @@ func (s *server) limitPrincipal(w http.ResponseWriter, r *http.Request, p auth.P
 // checkLimit counts one request against p's limit for id (an address's
 // bucket, a user's id) and returns errRateLimited (with RetryAfter) when
 // over. It reports the budget in the IETF draft's RateLimit-Policy and
-// RateLimit fields (draft-ietf-httpapi-ratelimit-headers) and the older
-// RateLimit-Limit / RateLimit-Remaining / RateLimit-Reset. Every answer
-// pays for these headers, so they are assigned under their canonical keys
-// from values built once, with one allocation for the three that vary.
+// RateLimit fields (draft-ietf-httpapi-ratelimit-headers): the policy
+// (quota and window) and what remains of it with the seconds until it is
+// whole again. Every answer pays for these fields, so they are assigned
+// under their canonical keys, the policy from a value built once.
 func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, p *limitPolicy, id string) error {
 	res, err := s.cfg.Limiter.Allow(r.Context(), p.prefix+id, p.limit)
 	if err != nil {
@@ -163,18 +164,13 @@ func (s *server) checkLimit(w http.ResponseWriter, r *http.Request, p *limitPoli
 		return nil
 	}
 	reset := int((res.ResetAfter + time.Second - 1) / time.Second)
-	var b []byte
-	b = append(append(append(b, '"'), p.name...), `";r=`...)
+	var buf [64]byte
+	b := append(append(append(buf[:0], '"'), p.name...), `";r=`...)
 	b = append(strconv.AppendInt(b, int64(res.Remaining), 10), ";t="...)
 	b = strconv.AppendInt(b, int64(reset), 10)
-	vary := [3]string{string(b), strconv.Itoa(res.Remaining), strconv.Itoa(reset)}
-	values := vary[:] // escapes once, for the three headers
 	h := w.Header()
 	h["Ratelimit-Policy"] = p.policy
-	h["Ratelimit"] = values[0:1:1]
-	h["Ratelimit-Limit"] = p.burst
-	h["Ratelimit-Remaining"] = values[1:2:2]
-	h["Ratelimit-Reset"] = values[2:3:3]
+	h["Ratelimit"] = []string{string(b)}
 	if !res.Allowed {
 		return errRateLimited.WithRetryAfter(res.RetryAfter)
 	}

@@ -217,12 +217,19 @@ type server struct {
 	cors    *cors
 	// wsOrigins are the origins allowed to open /ws.
 	wsOrigins *cors
+	// mux serves the routes, each marking its pattern as the request's
+	// route, and answers what matches none with unmatched; routesMux
+	// holds the routes alone, to name a request's route before it is
+	// served and to tell a wrong method from an unknown path.
 	mux       *http.ServeMux
+	routesMux *http.ServeMux
 	auth      *auth.Service
 	spaces    *adspace.Service
 	events    *analytics.Service
 	billing   *billing.Service
 	limits    limitPolicies
+	// eventsURL is where apps post events: PublicBaseURL + "/events".
+	eventsURL string
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -240,8 +247,9 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 	if err := cfg.validate(); err != nil {
 		return nil, err
 	}
-	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics,
-		billing: cfg.Billing, tracer: tracing.New(cfg.TracerProvider), limits: newLimitPolicies(cfg)}
+	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), routesMux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics,
+		billing: cfg.Billing, tracer: tracing.New(cfg.TracerProvider), limits: newLimitPolicies(cfg),
+		eventsURL: cfg.PublicBaseURL + "/events"}
 	if cfg.TracerProvider != nil { // trace ids in the access log and errors
 		s.logger = slog.New(tracing.LogHandler(cfg.Logger.Handler()))
 	}
@@ -260,20 +268,22 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 		return nil, err
 	}
 	for _, rt := range append(s.routes(), extra...) {
-		s.mux.Handle(rt.method+" "+rt.path, rt.handler)
+		pattern := rt.method + " " + rt.path
+		s.routesMux.Handle(pattern, rt.handler)
+		s.mux.Handle(pattern, routed(pattern, rt.handler))
 	}
+	s.mux.HandleFunc("/", s.unmatched)
 	// Outermost first.
 	chain := []middleware{
-		withRequestID(cfg.TrustRequestID),
+		s.withRequestContext,
 		s.withObservation,
 		s.withRecovery,
 		s.withSecurityHeaders,
 		s.withCORS,
-		s.withClient,
 		s.withClientRateLimit,
 		s.withBodyLimit,
 	}
-	var h http.Handler = http.HandlerFunc(s.dispatch)
+	var h http.Handler = s.mux
 	for i := len(chain) - 1; i >= 0; i-- {
 		h = chain[i](h)
 	}
@@ -283,29 +293,31 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 // routeOf returns the pattern that will serve r, or "unmatched"; it is the
 // route label of logs and metrics, so its values are bounded.
 func (s *server) routeOf(r *http.Request) string {
-	if _, pattern := s.mux.Handler(r); pattern != "" {
+	if _, pattern := s.routesMux.Handler(r); pattern != "" {
 		return pattern
 	}
 	return "unmatched"
 }
 
-// dispatch serves matched routes through the mux and answers unmatched
-// ones (unknown path, wrong method) with a problem document instead of the
-// mux's plain text.
-func (s *server) dispatch(w http.ResponseWriter, r *http.Request) {
-	h, pattern := s.mux.Handler(r)
-	if rec, ok := w.(*responseRecorder); ok {
-		rec.route = cmp.Or(pattern, "unmatched")
-	}
-	if pattern != "" {
-		if s.cfg.RequestTimeout > 0 && pattern != "GET /ws" {
-			ctx, cancel := context.WithTimeout(r.Context(), s.cfg.RequestTimeout)
-			defer cancel()
-			r = r.WithContext(ctx)
+// routed serves a route's handler and names its pattern as the route of
+// the request's log line and metrics (matching once, in the mux).
+func routed(pattern string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if rec, ok := w.(*responseRecorder); ok {
+			rec.route = pattern
 		}
-		s.mux.ServeHTTP(w, r)
-		return
+		h.ServeHTTP(w, r)
+	})
+}
+
+// unmatched answers a request no route matches (an unknown path, a wrong
+// method, a path to clean) with a problem document instead of the mux's
+// plain text.
+func (s *server) unmatched(w http.ResponseWriter, r *http.Request) {
+	if rec, ok := w.(*responseRecorder); ok {
+		rec.route = "unmatched"
 	}
+	h, _ := s.routesMux.Handler(r)
 	probe := &statusProbe{header: make(http.Header)}
 	h.ServeHTTP(probe, r)
 	switch {

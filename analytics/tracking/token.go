@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -141,15 +142,38 @@ func NewSealer(keys [][]byte, now func() time.Time) (*Sealer, error) {
 // Seal returns the token for p, with a random nonce. Times are kept to the
 // microsecond.
 func (s *Sealer) Seal(p Payload) (string, error) {
-	plain := encodePayload(make([]byte, 0, 128), p)
+	buf := sealBuffers.Get().(*sealBuffer)
+	defer putSealBuffer(buf)
+	plain := encodePayload(buf.plain[:0], p)
 	gcm := s.aeads[s.sealID][0]
-	out := make([]byte, 2, 2+gcm.NonceSize()+len(plain)+gcm.Overhead())
-	out[0], out[1] = tokenVersion, s.sealID
-	nonce := make([]byte, gcm.NonceSize())
+	out := append(buf.out[:0], tokenVersion, s.sealID)
+	nonce := buf.nonce[:gcm.NonceSize()]
 	_, _ = rand.Read(nonce)
 	out = append(out, nonce...)
 	out = gcm.Seal(out, nonce, plain, aad)
-	return base64.RawURLEncoding.EncodeToString(out), nil
+	text := base64.RawURLEncoding.AppendEncode(buf.text[:0], out)
+	buf.plain, buf.out, buf.text = plain, out, text
+	return string(text), nil
+}
+
+// sealBuffer is Seal's scratch space: the plaintext, the token before
+// and after its base64 and the nonce, reused so that a token costs one
+// allocation, its string.
+type sealBuffer struct {
+	plain, out, text []byte
+	nonce            [12]byte // GCM's standard nonce size
+}
+
+var sealBuffers = sync.Pool{New: func() any {
+	return &sealBuffer{plain: make([]byte, 0, 256), out: make([]byte, 0, 320), text: make([]byte, 0, 448)}
+}}
+
+// putSealBuffer returns buf to the pool unless a long payload grew it: one
+// such token must not pin its memory for good.
+func putSealBuffer(buf *sealBuffer) {
+	if cap(buf.plain)+cap(buf.out)+cap(buf.text) <= 8<<10 {
+		sealBuffers.Put(buf)
+	}
 }
 
 // Open verifies and decrypts a token. It returns ErrInvalidToken for

@@ -128,3 +128,24 @@ func BenchmarkOpen(b *testing.B) {
 		}
 	}
 }
+
+func TestSealCostsOneAllocationItsToken(t *testing.T) {
+	now := time.Now().UTC().Truncate(time.Microsecond) // as tokens carry it
+	s, err := tracking.NewSealer([][]byte{key(t)}, nil)
+	require.NoError(t, err)
+	in := sample(now)
+	require.LessOrEqual(t, testing.AllocsPerRun(200, func() { _, _ = s.Seal(in) }), 1.0)
+
+	long := sample(now) // a payload past the pooled buffers' first size still seals, and opens
+	long.LandingURL = "https://shop.example.com/" + strings.Repeat("a", 2500)
+	tok, err := s.Seal(long)
+	require.NoError(t, err)
+	out, err := s.Open(tok)
+	require.NoError(t, err)
+	require.Equal(t, long.LandingURL, out.LandingURL)
+	tok2, err := s.Seal(in)
+	require.NoError(t, err)
+	out, err = s.Open(tok2)
+	require.NoError(t, err)
+	require.Equal(t, in, out, "a buffer a long payload grew leaves no trace in the next token")
+}

@@ -11,10 +11,9 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/google/uuid"
-
 	"github.com/adshare/adshare/decision"
 	"github.com/adshare/adshare/internal/periodic"
+	"github.com/adshare/adshare/internal/uuidv7"
 )
 
 // Defaults of Config.
@@ -66,7 +65,10 @@ type Engine struct {
 	refresher *periodic.Task
 }
 
-var _ decision.Decider = (*Engine)(nil)
+var (
+	_ decision.Decider   = (*Engine)(nil)
+	_ decision.Immediate = (*Engine)(nil)
+)
 
 // New returns an engine.
 func New(cfg Config) (*Engine, error) {
@@ -213,7 +215,7 @@ func (e *Engine) Decide(ctx context.Context, req decision.Request) (decision.Res
 		for _, c := range picks {
 			used[c.ID] = struct{}{}
 			ads = append(ads, decision.Ad{
-				ID: uuid.Must(uuid.NewV7()).String(), Source: "local",
+				ID: uuidv7.New().String(), Source: "local",
 				AdID: c.ID, CreativeID: c.ID, AdvertiserID: c.AdvertiserID,
 				Creative: c.Creative, Categories: slices.Clone(c.Categories), Price: c.Bid,
 			})
@@ -221,6 +223,13 @@ func (e *Engine) Decide(ctx context.Context, req decision.Request) (decision.Res
 		resp.Ads[p.ID] = ads
 	}
 	return resp, nil
+}
+
+// Immediate implements decision.Immediate: the engine answers from its
+// snapshot in memory once it has one, without waiting, when its frequency
+// counter does too (or it has none).
+func (e *Engine) Immediate() bool {
+	return e.snap.Load() != nil && (e.cfg.Frequency == nil || decision.IsImmediate(e.cfg.Frequency))
 }
 
 // pick chooses up to the placement's count, honouring frequency caps.

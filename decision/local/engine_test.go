@@ -263,3 +263,25 @@ func benchmarkDecide(b *testing.B, n int) {
 func BenchmarkDecide1k(b *testing.B)   { benchmarkDecide(b, 1_000) }
 func BenchmarkDecide10k(b *testing.B)  { benchmarkDecide(b, 10_000) }
 func BenchmarkDecide100k(b *testing.B) { benchmarkDecide(b, 100_000) }
+
+func TestEngineIsImmediateOnceItHasASnapshotAndItsCounterIs(t *testing.T) {
+	b := setup(t)
+	require.False(t, b.engine.Immediate(), "before its first snapshot a fill may read the inventory")
+	require.NoError(t, b.engine.Refresh(context.Background()))
+	require.True(t, b.engine.Immediate(), "a snapshot and an in-process counter")
+	require.True(t, decision.IsImmediate(b.engine))
+
+	remote, err := local.New(local.Config{Inventory: b.inv, Stats: b.stats, Frequency: remoteCounter{b.freq}})
+	require.NoError(t, err)
+	require.NoError(t, remote.Refresh(context.Background()))
+	require.False(t, remote.Immediate(), "a counter that may wait (Redis) makes the engine wait too")
+
+	none, err := local.New(local.Config{Inventory: b.inv, Stats: b.stats})
+	require.NoError(t, err)
+	require.NoError(t, none.Refresh(context.Background()))
+	require.True(t, none.Immediate(), "no frequency caps, nothing to wait on")
+}
+
+// remoteCounter is a frequency counter that does not say it is immediate,
+// as the Redis one does not.
+type remoteCounter struct{ decision.FrequencyCounter }

@@ -2,6 +2,7 @@ package memory
 
 import (
 	"context"
+	"hash/maphash"
 	"slices"
 	"sync"
 	"time"
@@ -14,15 +15,28 @@ import (
 // window has passed are swept as the counter is used, so memory follows
 // the number of active viewer-ad pairs. Counts are kept per viewer (a
 // short list of their ads), so a fill costs one map lookup whatever the
-// number of ads it asks about.
+// number of ads it asks about. Viewers are spread over shards with a lock
+// each, so that concurrent fills of different viewers do not wait on one
+// another.
 type FrequencyCounter struct {
 	// Now is the clock; tests may replace it before first use.
 	Now func() time.Time
 
-	window    time.Duration
+	window time.Duration
+	seed   maphash.Seed
+	shards [frequencyShards]frequencyShard
+}
+
+// frequencyShards is how many locks a FrequencyCounter spreads its
+// viewers over: enough that the fills of two cores rarely meet.
+const frequencyShards = 64
+
+// frequencyShard is the counts of the viewers that hash to it.
+type frequencyShard struct {
 	mu        sync.Mutex
 	viewers   map[string][]frequencyEntry
 	lastSweep time.Time
+	_         [40]byte // a cache line of its own
 }
 
 // frequencyEntry counts one ad's showings to one viewer in the window
@@ -33,7 +47,13 @@ type frequencyEntry struct {
 	start time.Time
 }
 
-var _ decision.FrequencyCounter = (*FrequencyCounter)(nil)
+var (
+	_ decision.FrequencyCounter = (*FrequencyCounter)(nil)
+	_ decision.Immediate        = (*FrequencyCounter)(nil)
+)
+
+// Immediate implements decision.Immediate: counts are in process.
+func (f *FrequencyCounter) Immediate() bool { return true }
 
 // NewFrequencyCounter counts within windows of the given length (an hour
 // when zero).
@@ -41,7 +61,16 @@ func NewFrequencyCounter(window time.Duration) *FrequencyCounter {
 	if window <= 0 {
 		window = time.Hour
 	}
-	return &FrequencyCounter{Now: time.Now, window: window, viewers: map[string][]frequencyEntry{}}
+	f := &FrequencyCounter{Now: time.Now, window: window, seed: maphash.MakeSeed()}
+	for i := range f.shards {
+		f.shards[i].viewers = map[string][]frequencyEntry{}
+	}
+	return f
+}
+
+// shard returns the shard viewer's counts are in.
+func (f *FrequencyCounter) shard(viewer string) *frequencyShard {
+	return &f.shards[maphash.String(f.seed, viewer)%frequencyShards]
 }
 
 // Counts implements decision.FrequencyCounter.
@@ -51,9 +80,10 @@ func (f *FrequencyCounter) Counts(ctx context.Context, viewer string, ids []stri
 	}
 	now := f.Now()
 	out := make(map[string]int, len(ids))
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	for _, e := range f.viewers[viewer] {
+	sh := f.shard(viewer)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	for _, e := range sh.viewers[viewer] {
 		if now.Sub(e.start) < f.window && slices.Contains(ids, e.id) {
 			out[e.id] = e.count
 		}
@@ -67,9 +97,10 @@ func (f *FrequencyCounter) Record(ctx context.Context, viewer string, ids []stri
 		return err
 	}
 	now := f.Now()
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	entries := f.viewers[viewer]
+	sh := f.shard(viewer)
+	sh.mu.Lock()
+	defer sh.mu.Unlock()
+	entries := sh.viewers[viewer]
 	for _, id := range ids {
 		i := slices.IndexFunc(entries, func(e frequencyEntry) bool { return e.id == id })
 		if i < 0 {
@@ -80,17 +111,17 @@ func (f *FrequencyCounter) Record(ctx context.Context, viewer string, ids []stri
 		}
 		entries[i].count++
 	}
-	f.viewers[viewer] = entries
-	if now.Sub(f.lastSweep) >= f.window {
-		for v, entries := range f.viewers {
+	sh.viewers[viewer] = entries
+	if now.Sub(sh.lastSweep) >= f.window {
+		for v, entries := range sh.viewers {
 			entries = slices.DeleteFunc(entries, func(e frequencyEntry) bool { return now.Sub(e.start) >= f.window })
 			if len(entries) == 0 {
-				delete(f.viewers, v)
+				delete(sh.viewers, v)
 			} else {
-				f.viewers[v] = entries
+				sh.viewers[v] = entries
 			}
 		}
-		f.lastSweep = now
+		sh.lastSweep = now
 	}
 	return nil
 }

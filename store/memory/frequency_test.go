@@ -2,6 +2,8 @@ package memory_test
 
 import (
 	"context"
+	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -45,4 +47,29 @@ func TestFrequencyCounterWindowsPerViewerAndAd(t *testing.T) {
 	cancel()
 	_, err = f.Counts(cancelled, "v1", []string{"a"})
 	require.ErrorIs(t, err, context.Canceled)
+}
+
+func TestFrequencyCounterCountsExactlyUnderConcurrentFills(t *testing.T) {
+	ctx := context.Background()
+	f := memory.NewFrequencyCounter(time.Hour)
+	const workers, viewers, rounds = 8, 200, 50
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for r := range rounds {
+				for v := range viewers {
+					viewer := "v" + strconv.Itoa(v)
+					_, err := f.Counts(ctx, viewer, []string{"a", "b"})
+					require.NoError(t, err)
+					require.NoError(t, f.Record(ctx, viewer, []string{"a", []string{"b", "c"}[(w+r)%2]}))
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for v := range viewers {
+		got, err := f.Counts(ctx, "v"+strconv.Itoa(v), []string{"a", "b", "c"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]int{"a": workers * rounds, "b": workers * rounds / 2, "c": workers * rounds / 2}, got)
+	}
 }

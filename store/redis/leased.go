@@ -107,11 +107,33 @@ type LeasedLimiter struct {
 	retry  atomic.Int64 // while down, Redis is not asked before this (Unix ns)
 }
 
+// lease is a key's borrowed allowance. Spending it is lock-free (an
+// atomic decrement while it has not expired), so that one hot key, a
+// busy client's address, does not serialize its requests; mu is held only
+// to borrow, so that callers who find it spent wait for one borrowing
+// rather than each going to Redis.
 type lease struct {
 	mu      sync.Mutex
-	tokens  int
-	expires time.Time
-	last    auth.LimitResult // Redis's answer at the last borrowing
+	tokens  atomic.Int64                     // may go below zero: a spender that finds none takes the borrowing path
+	expires atomic.Int64                     // Unix ns
+	last    atomic.Pointer[auth.LimitResult] // Redis's answer at the last borrowing
+	// granted is the allowance the last borrowing left the lease with.
+	granted atomic.Int64
+	// renewing is true while a renewal borrows in the background.
+	renewing atomic.Bool
+}
+
+// spend takes one event's allowance from the lease if it has one.
+func (le *lease) spend(now time.Time) (auth.LimitResult, bool) {
+	if now.UnixNano() >= le.expires.Load() {
+		return auth.LimitResult{}, false
+	}
+	t := le.tokens.Add(-1)
+	if t < 0 {
+		return auth.LimitResult{}, false
+	}
+	last := le.last.Load()
+	return auth.LimitResult{Allowed: true, Remaining: int(t) + last.Remaining, ResetAfter: last.ResetAfter}, true
 }
 
 var _ auth.Limiter = (*LeasedLimiter)(nil)
@@ -139,7 +161,9 @@ func (c *Client) LeasedLimiter(opts *LeasedLimiterOptions) *LeasedLimiter {
 
 // Allow implements auth.Limiter: from the local lease when it has
 // allowance, else from a new lease. It returns an error for an invalid
-// limit, and when Redis does not answer and there is no Fallback.
+// limit, and when Redis does not answer and there is no Fallback. A lease
+// late in its life or nearly spent is renewed in the background, so that
+// a busy key's requests do not wait for Redis when it runs out.
 func (l *LeasedLimiter) Allow(ctx context.Context, key string, lim auth.Limit) (auth.LimitResult, error) {
 	if !lim.Valid() || lim.Interval() < time.Microsecond {
 		return auth.LimitResult{}, fmt.Errorf("redis: leased limiter: invalid limit %+v", lim)
@@ -149,34 +173,90 @@ func (l *LeasedLimiter) Allow(ctx context.Context, key string, lim auth.Limit) (
 		return l.opts.Fallback.Allow(ctx, key, lim)
 	}
 	le := l.lease(key, now)
+	if res, ok := le.spend(now); ok {
+		l.renewEarly(key, le, lim, now)
+		return res, nil
+	}
 	le.mu.Lock()
 	defer le.mu.Unlock()
-	if le.tokens > 0 && now.Before(le.expires) {
-		le.tokens--
-		return auth.LimitResult{Allowed: true, Remaining: le.tokens + le.last.Remaining, ResetAfter: le.last.ResetAfter}, nil
+	if res, ok := le.spend(now); ok { // another caller borrowed meanwhile
+		return res, nil
 	}
-	want := max(1, lim.Burst/l.opts.LeaseFraction)
-	borrow, cancel := context.WithTimeout(ctx, l.opts.Timeout)
-	r, err := leaseScript.Run(borrow, l.rdb, []string{l.prefix + key}, lim.Interval().Microseconds(), lim.Burst, want).Int64Slice()
-	cancel()
-	if err == nil && len(r) != 4 {
-		err = fmt.Errorf("unexpected script reply %v", r)
-	}
+	tokens, last, err := l.borrow(ctx, key, lim, le, now, 1)
 	if err != nil {
-		l.health(ctx, err, now)
 		if l.opts.Fallback != nil {
 			return l.opts.Fallback.Allow(ctx, key, lim)
 		}
 		return auth.LimitResult{}, fmt.Errorf("redis: leased limiter: %w", err)
 	}
-	l.health(ctx, nil, now)
-	le.last = auth.LimitResult{Remaining: int(r[1]), RetryAfter: time.Duration(r[2]) * time.Microsecond, ResetAfter: time.Duration(r[3]) * time.Microsecond}
-	if r[0] == 0 {
-		le.tokens = 0
-		return auth.LimitResult{RetryAfter: le.last.RetryAfter, ResetAfter: le.last.ResetAfter}, nil
+	if tokens < 0 {
+		return auth.LimitResult{RetryAfter: last.RetryAfter, ResetAfter: last.ResetAfter}, nil
 	}
-	le.tokens, le.expires = int(r[0])-1, now.Add(l.opts.LeaseTTL)
-	return auth.LimitResult{Allowed: true, Remaining: le.tokens + le.last.Remaining, ResetAfter: le.last.ResetAfter}, nil
+	return auth.LimitResult{Allowed: true, Remaining: int(tokens) + last.Remaining, ResetAfter: last.ResetAfter}, nil
+}
+
+// borrow takes a new lease for key from Redis, keeping keep events of it
+// for the caller, and stores the rest as le's allowance; le.mu is held.
+// It returns the allowance stored, or -1 when Redis granted nothing.
+func (l *LeasedLimiter) borrow(ctx context.Context, key string, lim auth.Limit, le *lease, now time.Time, keep int64) (int64, *auth.LimitResult, error) {
+	want := max(1, lim.Burst/l.opts.LeaseFraction)
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	r, err := leaseScript.Run(ctx, l.rdb, []string{l.prefix + key}, lim.Interval().Microseconds(), lim.Burst, want).Int64Slice()
+	cancel()
+	if err == nil && len(r) != 4 {
+		err = fmt.Errorf("unexpected script reply %v", r)
+	}
+	l.health(ctx, err, now)
+	if err != nil {
+		return 0, nil, err
+	}
+	last := &auth.LimitResult{Remaining: int(r[1]), RetryAfter: time.Duration(r[2]) * time.Microsecond, ResetAfter: time.Duration(r[3]) * time.Microsecond}
+	le.last.Store(last)
+	if r[0] < keep {
+		le.tokens.Store(0)
+		return -1, last, nil
+	}
+	// The allowance before the expiry: a spender that sees the new expiry
+	// finds it (one that sees the old one takes the locked path). A
+	// renewal (keep 0) adds to what is left of the live lease, which
+	// Redis granted already; a borrowing for a spent or expired lease
+	// replaces it (an expired lease's rest is dropped: refusing errs safe).
+	tokens := r[0] - keep
+	if keep == 0 {
+		for {
+			old := le.tokens.Load()
+			if le.tokens.CompareAndSwap(old, max(old, 0)+tokens) {
+				tokens += max(old, 0)
+				break
+			}
+		}
+	} else {
+		le.tokens.Store(tokens)
+	}
+	le.granted.Store(tokens)
+	le.expires.Store(now.Add(l.opts.LeaseTTL).UnixNano())
+	return tokens, last, nil
+}
+
+// renewEarly borrows key's next lease in the background, once at a time,
+// when this one is busy: four fifths of its allowance spent, or, with a
+// fifth of its life left, half of it or eight events. A quiet key borrows
+// when it needs to, so that renewals do not take allowance it would not
+// spend.
+func (l *LeasedLimiter) renewEarly(key string, le *lease, lim auth.Limit, now time.Time) {
+	want := int64(max(1, lim.Burst/l.opts.LeaseFraction))
+	left := le.tokens.Load()
+	late := le.expires.Load()-now.UnixNano() < int64(l.opts.LeaseTTL/5)
+	spent := le.granted.Load() - left
+	if want < 5 || !(left < want/5 || late && spent >= min(want/2, 8)) || !le.renewing.CompareAndSwap(false, true) {
+		return // a lease of a few events is borrowed when spent
+	}
+	go func() {
+		defer le.renewing.Store(false)
+		le.mu.Lock()
+		defer le.mu.Unlock()
+		_, _, _ = l.borrow(context.Background(), key, lim, le, l.opts.Now(), 0) // on failure the next spender finds out
+	}()
 }
 
 // lease returns key's local lease, making room when the map is full.
@@ -194,7 +274,7 @@ func (l *LeasedLimiter) lease(key string, now time.Time) *lease {
 		if len(l.leases) >= l.opts.MaxKeys {
 			for k, x := range l.leases {
 				if x.mu.TryLock() {
-					if !now.Before(x.expires) {
+					if now.UnixNano() >= x.expires.Load() {
 						delete(l.leases, k)
 					}
 					x.mu.Unlock()

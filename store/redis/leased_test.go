@@ -158,3 +158,70 @@ func TestLeasedLimiterGivesUpOnASlowRedis(t *testing.T) {
 	require.True(t, res.Allowed, "the fallback answered")
 	require.Less(t, time.Since(began), 2*time.Second, "the borrowing gave up at its timeout, not the socket's")
 }
+
+// A busy key's lease is renewed in the background before it runs out:
+// when Redis stops answering at the old lease's expiry, the key's
+// requests go on from the new lease, with no fallback to answer for them.
+// A quiet key is not renewed ahead (it would take allowance it does not
+// spend): it borrows when it needs to.
+func TestLeasedLimiterRenewsABusyLeaseAhead(t *testing.T) {
+	t.Parallel()
+	url, prefix := testenv.Redis(t)
+	u, err := neturl.Parse(url)
+	require.NoError(t, err)
+	proxy, err := faultproxy.Start(u.Host)
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = proxy.Close() })
+	u.Host = proxy.Addr()
+	c, err := redisstore.Open(context.Background(), u.String(), &redisstore.Config{Prefix: prefix})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	var mu sync.Mutex
+	now := time.Now()
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); defer mu.Unlock(); now = now.Add(d) }
+	l := c.LeasedLimiter(&redisstore.LeasedLimiterOptions{Now: clock, Timeout: 2 * time.Second})
+	lim := auth.Limit{Rate: 1, Period: time.Hour, Burst: 1000} // leases of 100, no refill
+	ctx := context.Background()
+	allow := func(key string) auth.LimitResult {
+		t.Helper()
+		r, err := l.Allow(ctx, key, lim)
+		require.NoError(t, err)
+		return r
+	}
+
+	require.True(t, allow("busy").Allowed) // the first lease
+	require.True(t, allow("quiet").Allowed)
+	for range 60 {
+		require.True(t, allow("busy").Allowed)
+	}
+	opts, err := goredis.ParseURL(url) // the GCRA state in Redis, read directly
+	require.NoError(t, err)
+	direct := goredis.NewClient(opts)
+	t.Cleanup(func() { _ = direct.Close() })
+	tat := func(key string) string { return direct.Get(ctx, prefix+"rl:"+key).Val() }
+	before, quietBefore := tat("busy"), tat("quiet")
+	require.NotEmpty(t, before)
+
+	advance(850 * time.Millisecond) // late in the lease, more than half of it spent
+	first := allow("busy")
+	require.True(t, first.Allowed)
+	require.True(t, allow("quiet").Allowed) // late, but hardly spent: no renewal
+	var next auth.LimitResult
+	require.Eventually(t, func() bool { // the answer to the renewal has come back: a reset 100 events later
+		next = allow("busy")
+		return next.ResetAfter > first.ResetAfter+90*lim.Interval()
+	}, 5*time.Second, 10*time.Millisecond, "the busy lease is renewed in the background")
+	require.NotEqual(t, before, tat("busy"))
+	require.Less(t, next.Remaining, first.Remaining, "a renewal adds to the live lease: what may be spent goes on counting down")
+	require.Greater(t, next.Remaining, first.Remaining-10)
+
+	proxy.Down()
+	advance(300 * time.Millisecond) // past the first lease's expiry
+	for range 20 {
+		require.True(t, allow("busy").Allowed, "served from the renewed lease")
+	}
+	require.Equal(t, quietBefore, tat("quiet"), "the quiet key borrowed nothing ahead")
+	_, err = l.Allow(ctx, "quiet", lim)
+	require.Error(t, err, "the quiet key's lease expired and Redis does not answer")
+}
