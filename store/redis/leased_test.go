@@ -134,10 +134,10 @@ func (p *proxy) down() {
 	p.cons = nil
 }
 
-// A Redis slower than the lease timeout counts as down: the borrowing
-// gives up in that time and the fallback answers.
-func TestLeasedLimiterGivesUpOnASlowRedis(t *testing.T) {
-	t.Parallel()
+// openBehindProxy opens a client on a fresh Redis prefix through a fault
+// proxy, and returns it with the proxy, Redis's own URL and the prefix.
+func openBehindProxy(t *testing.T) (*redisstore.Client, *faultproxy.Proxy, string, string) {
+	t.Helper()
 	url, prefix := testenv.Redis(t)
 	u, err := neturl.Parse(url)
 	require.NoError(t, err)
@@ -148,6 +148,14 @@ func TestLeasedLimiterGivesUpOnASlowRedis(t *testing.T) {
 	c, err := redisstore.Open(context.Background(), u.String(), &redisstore.Config{Prefix: prefix})
 	require.NoError(t, err)
 	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	return c, proxy, url, prefix
+}
+
+// A Redis slower than the lease timeout counts as down: the borrowing
+// gives up in that time and the fallback answers.
+func TestLeasedLimiterGivesUpOnASlowRedis(t *testing.T) {
+	t.Parallel()
+	c, proxy, _, _ := openBehindProxy(t)
 	l := c.LeasedLimiter(&redisstore.LeasedLimiterOptions{Fallback: memory.NewLimiter(), Timeout: 100 * time.Millisecond})
 	lim := auth.Limit{Rate: 100, Period: time.Second, Burst: 10}
 
@@ -166,16 +174,7 @@ func TestLeasedLimiterGivesUpOnASlowRedis(t *testing.T) {
 // spend): it borrows when it needs to.
 func TestLeasedLimiterRenewsABusyLeaseAhead(t *testing.T) {
 	t.Parallel()
-	url, prefix := testenv.Redis(t)
-	u, err := neturl.Parse(url)
-	require.NoError(t, err)
-	proxy, err := faultproxy.Start(u.Host)
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = proxy.Close() })
-	u.Host = proxy.Addr()
-	c, err := redisstore.Open(context.Background(), u.String(), &redisstore.Config{Prefix: prefix})
-	require.NoError(t, err)
-	t.Cleanup(func() { _ = c.Stop(context.Background()) })
+	c, proxy, url, prefix := openBehindProxy(t)
 	var mu sync.Mutex
 	now := time.Now()
 	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
