@@ -134,7 +134,9 @@ func TestSealCostsOneAllocationItsToken(t *testing.T) {
 	s, err := tracking.NewSealer([][]byte{key(t)}, nil)
 	require.NoError(t, err)
 	in := sample(now)
-	require.LessOrEqual(t, testing.AllocsPerRun(200, func() { _, _ = s.Seal(in) }), 1.0)
+	if !raceEnabled { // the race detector changes what escapes
+		require.LessOrEqual(t, testing.AllocsPerRun(200, func() { _, _ = s.Seal(in) }), 1.0)
+	}
 
 	long := sample(now) // a payload past the pooled buffers' first size still seals, and opens
 	long.LandingURL = "https://shop.example.com/" + strings.Repeat("a", 2500)
