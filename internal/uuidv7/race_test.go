@@ -1,7 +1,0 @@
-//go:build race
-
-package uuidv7
-
-// raceEnabled: the race detector makes values escape that otherwise do
-// not, so allocation counts are not checked under it.
-const raceEnabled = true
