@@ -28,6 +28,11 @@ type CapacityConfig struct {
 	MaxErrorRate float64
 	// Pause between steps lets the server drain (default 1 s).
 	Pause time.Duration
+	// Retries runs a failed step again up to this many times (default 0)
+	// before the search counts the rate as failed: on a shared machine
+	// one step can fail on a neighbour's burst rather than the server's
+	// limit. Every try is kept in Steps.
+	Retries int
 }
 
 // Step is one rate tried.
@@ -96,12 +101,20 @@ func Capacity(ctx context.Context, cc CapacityConfig) (CapacityResult, error) {
 		}
 		return st.Held, nil
 	}
+	confirmed := func(rate int) (bool, error) {
+		for i := 0; ; i++ {
+			ok, err := try(rate)
+			if ok || err != nil || i >= cc.Retries {
+				return ok, err
+			}
+		}
+	}
 	held, failed := 0, 0
 	for rate := cc.Start; ; rate = int(float64(rate) * cc.Growth) {
 		if cc.Max > 0 && rate > cc.Max {
 			rate = cc.Max
 		}
-		ok, err := try(rate)
+		ok, err := confirmed(rate)
 		if err != nil {
 			return res, err
 		}
@@ -116,7 +129,7 @@ func Capacity(ctx context.Context, cc CapacityConfig) (CapacityResult, error) {
 	}
 	for i := 0; i < cc.Refine && failed-held > max(held/20, 1); i++ {
 		mid := (held + failed) / 2
-		ok, err := try(mid)
+		ok, err := confirmed(mid)
 		if err != nil {
 			return res, err
 		}

@@ -103,8 +103,9 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 				return rep.finish(began), nil
 			}
 			// Latency from the time the request was due, not from when a
-			// worker got to it.
-			due := began.Add(time.Duration(res.Seq) * interval)
+			// worker got to it. vegeta's constant pacer holds request n
+			// (from 0) until n+1 intervals have passed.
+			due := began.Add(time.Duration(res.Seq+1) * interval)
 			if late := res.Timestamp.Sub(due); late > 0 {
 				res.Latency += late
 			}

@@ -117,6 +117,22 @@ func TestLatencyCountsFromTheDueTime(t *testing.T) {
 	require.Greater(t, r.Latency.P50, 300.0, "a closed loop would report 20 ms here")
 }
 
+// A request sent on time to a fast server has its service time as latency,
+// not the pacing interval as well: at 4 req/s (250 ms apart) nothing nears
+// 250 ms.
+func TestAnOnTimeRequestCarriesNoPacingDelay(t *testing.T) {
+	t.Parallel()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	defer srv.Close()
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 4, Duration: time.Second, Mix: []loadtest.Scenario{
+		{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL + "/"} }},
+	}})
+	require.NoError(t, err)
+	r := rep.Route("GET /")
+	require.Equal(t, 4, r.Requests)
+	require.Less(t, r.Latency.P50, 100.0, "latency counts from when a request was due, and it was sent when due")
+}
+
 func TestATimeoutIsAnError(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
@@ -187,6 +203,44 @@ func TestCapacityFindsTheKnee(t *testing.T) {
 	for _, s := range res.Steps {
 		if s.Held {
 			require.LessOrEqual(t, s.Rate, res.Sustained, "the answer is the highest rate that held")
+		}
+	}
+}
+
+// A step that fails on a passing burst is tried again when Retries allows,
+// and the rate holds; without retries the same burst ends the search.
+func TestCapacityRetriesAFailedStep(t *testing.T) {
+	t.Parallel()
+	for _, retries := range []int{0, 1} {
+		var slow atomic.Bool
+		slow.Store(true)
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if slow.Load() {
+				time.Sleep(80 * time.Millisecond)
+			}
+		}))
+		// The burst is over during the pause after the first step.
+		time.AfterFunc(650*time.Millisecond, func() { slow.Store(false) })
+		res, err := loadtest.Capacity(context.Background(), loadtest.CapacityConfig{
+			Config: loadtest.Config{Duration: 500 * time.Millisecond, Mix: []loadtest.Scenario{
+				{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request {
+					return loadtest.Request{URL: srv.URL}
+				}}}},
+			Start: 40, Max: 40, Route: "GET /", MaxP99: 50 * time.Millisecond, Retries: retries,
+			Pause: 300 * time.Millisecond,
+		})
+		srv.Close()
+		require.NoError(t, err)
+		require.False(t, res.Steps[0].Held, "steps: %+v", res.Steps)
+		if retries == 0 {
+			require.Less(t, res.Sustained, 40, "steps: %+v", res.Steps)
+			for _, s := range res.Steps[1:] {
+				require.Less(t, s.Rate, 40, "the search bisects below the failed start")
+			}
+		} else {
+			require.Equal(t, 40, res.Sustained, "steps: %+v", res.Steps)
+			require.Len(t, res.Steps, 2)
+			require.True(t, res.Steps[1].Held)
 		}
 	}
 }
