@@ -16,29 +16,59 @@ import (
 // advertiser who is not funded.
 type Funding interface {
 	// Funded reports, per advertiser, whether their budget covers more
-	// spend. An error makes the fill serve the ads anyway (fail open: the
-	// overshoot is bounded, and settlement books it as unfunded).
+	// spend. An error makes the fill go on with the last answer, and serve
+	// the ads of an advertiser never answered (fail open: the overshoot is
+	// bounded, and settlement books it as unfunded).
 	Funded(ctx context.Context, advertisers []uuid.UUID) (map[uuid.UUID]bool, error)
 }
 
 // fundingTTL is how long an advertiser's funding is believed: an
 // advertiser whose budget runs out is served at most this much longer.
-const fundingTTL = 15 * time.Second
+// fundingLookupTimeout bounds a lookup made for a fill, and fundingRetry
+// is how long the last answer (for an advertiser never answered: funded)
+// holds after a lookup failed, so that a failing ledger is asked again
+// each second, not by every fill.
+const (
+	fundingTTL           = 15 * time.Second
+	fundingLookupTimeout = 500 * time.Millisecond
+	fundingRetry         = time.Second
+	maxFundingEntries    = 100_000
+)
 
 // fundingCache keeps advertisers' funding for fundingTTL, so that a fill
-// costs no lookup when warm.
+// costs no lookup when warm. Fills read it under a shared lock; the one
+// fill that finds an entry due claims its refresh, and the others go on
+// with the value at hand meanwhile (stale while revalidating). A failed
+// lookup leaves the last answer in place: an advertiser known to be out
+// of budget stays unserved while the ledger cannot answer.
 type fundingCache struct {
 	source Funding
 	logger *slog.Logger
 	now    func() time.Time
 
-	mu      sync.Mutex
+	mu      sync.RWMutex
 	entries map[uuid.UUID]fundingEntry
 }
 
 type fundingEntry struct {
 	funded  bool
-	fetched time.Time
+	expires time.Time // when it is next looked up
+}
+
+// verdict is one advertiser's funding as a fill sees it.
+type verdict struct {
+	advertiser uuid.UUID
+	funded     bool
+}
+
+// verdictOf finds adv in vs (a fill has a handful of advertisers).
+func verdictOf(vs []verdict, adv uuid.UUID) int {
+	for i := range vs {
+		if vs[i].advertiser == adv {
+			return i
+		}
+	}
+	return -1
 }
 
 // filter drops the user-created ads of advertisers that are not funded.
@@ -47,47 +77,69 @@ func (c *fundingCache) filter(ctx context.Context, ads []decision.Ad) []decision
 		return ads
 	}
 	now := c.now()
-	want := map[uuid.UUID]bool{}
-	var missing []uuid.UUID
-	c.mu.Lock()
+	var stack [16]verdict
+	vs, due := stack[:0], false
+	c.mu.RLock()
 	for _, ad := range ads {
 		adv, ok := localAdvertiser(ad)
-		if !ok {
+		if !ok || verdictOf(vs, adv) >= 0 {
 			continue
 		}
 		e, ok := c.entries[adv]
-		if ok && now.Sub(e.fetched) < fundingTTL {
-			want[adv] = e.funded
-		} else if _, seen := want[adv]; !seen {
-			want[adv] = true // until answered
-			missing = append(missing, adv)
-		}
+		vs = append(vs, verdict{advertiser: adv, funded: !ok || e.funded}) // unknown: funded until answered
+		due = due || !ok || !now.Before(e.expires)
 	}
-	c.mu.Unlock()
-	if len(missing) > 0 {
-		got, err := c.source.Funded(ctx, missing)
-		if err != nil {
-			c.logger.WarnContext(ctx, "adspace: funding unknown; serving the ads", slog.Any("error", err))
-		} else {
-			c.mu.Lock()
-			if len(c.entries) > 100_000 {
-				clear(c.entries)
-			}
-			for _, adv := range missing {
-				want[adv] = got[adv]
-				c.entries[adv] = fundingEntry{funded: got[adv], fetched: now}
-			}
-			c.mu.Unlock()
-		}
+	c.mu.RUnlock()
+	if due {
+		c.refresh(ctx, now, vs)
 	}
 	out := ads[:0]
 	for _, ad := range ads {
-		if adv, ok := localAdvertiser(ad); ok && !want[adv] {
+		if adv, ok := localAdvertiser(ad); ok && !vs[verdictOf(vs, adv)].funded {
 			continue
 		}
 		out = append(out, ad)
 	}
 	return out
+}
+
+// refresh looks up the advertisers of vs whose entries are due and no
+// other fill is refreshing, and writes the answers into vs and the cache.
+func (c *fundingCache) refresh(ctx context.Context, now time.Time, vs []verdict) {
+	var claimed []uuid.UUID
+	c.mu.Lock()
+	if len(c.entries) > maxFundingEntries {
+		clear(c.entries)
+	}
+	for _, v := range vs {
+		if e, ok := c.entries[v.advertiser]; !ok || !now.Before(e.expires) {
+			// Claimed: fills meanwhile use the value at hand.
+			c.entries[v.advertiser] = fundingEntry{funded: v.funded, expires: now.Add(fundingLookupTimeout)}
+			claimed = append(claimed, v.advertiser)
+		}
+	}
+	c.mu.Unlock()
+	if len(claimed) == 0 {
+		return
+	}
+	lookupCtx, cancel := context.WithTimeout(ctx, fundingLookupTimeout)
+	got, err := c.source.Funded(lookupCtx, claimed)
+	cancel()
+	c.mu.Lock()
+	for _, adv := range claimed {
+		i := verdictOf(vs, adv)
+		if err == nil {
+			vs[i].funded = got[adv]
+			c.entries[adv] = fundingEntry{funded: got[adv], expires: now.Add(fundingTTL)}
+		} else {
+			c.entries[adv] = fundingEntry{funded: vs[i].funded, expires: now.Add(fundingRetry)}
+		}
+	}
+	c.mu.Unlock()
+	if err != nil {
+		c.logger.WarnContext(ctx, "adspace: funding lookup failed; serving on the last answer (unknown: funded)",
+			slog.Int("advertisers", len(claimed)), slog.Any("error", err))
+	}
 }
 
 // localAdvertiser is the advertiser of a user-created ad.

@@ -148,7 +148,7 @@ type Service struct {
 	logger  *slog.Logger
 	now     func() time.Time
 	tracer  tracing.Tracer
-	macs    sync.Pool // HMACs keyed with ViewerKeySecret (viewerKey)
+	macs    sync.Pool // *viewerMAC, keyed with ViewerKeySecret (viewerKey)
 
 	mu          sync.Mutex
 	unsubscribe func()
@@ -197,7 +197,7 @@ func NewService(cfg Config) (*Service, error) {
 		s.funding = &fundingCache{source: cfg.Funding, logger: s.logger, now: s.now, entries: map[uuid.UUID]fundingEntry{}}
 	}
 	secret := slices.Clone(cfg.ViewerKeySecret)
-	s.macs.New = func() any { return hmac.New(sha256.New, secret) }
+	s.macs.New = func() any { return &viewerMAC{h: hmac.New(sha256.New, secret)} }
 	s.viewers = &consentCache{max: cmp.Or(cfg.SpaceCacheSize, DefaultSpaceCacheSize), entries: map[uuid.UUID]consentEntry{}}
 	return s, nil
 }
@@ -252,13 +252,25 @@ func (s *Service) Formats() []Format {
 // under the service's secret, so the ad server can cap frequency without
 // learning who anyone is.
 func (s *Service) viewerKey(identity string) string {
-	m := s.macs.Get().(hash.Hash) // keyed once, not per fill
+	m := s.macs.Get().(*viewerMAC) // keyed once, not per fill
 	defer s.macs.Put(m)
-	m.Reset()
-	m.Write([]byte("adshare viewer\x00"))
-	m.Write([]byte(identity))
-	var sum [sha256.Size]byte
-	return hex.EncodeToString(m.Sum(sum[:0])[:16])
+	m.h.Reset()
+	m.in = append(append(m.in[:0], "adshare viewer\x00"...), identity...)
+	m.h.Write(m.in)
+	if cap(m.in) > 1<<10 {
+		m.in = nil // a rare long identity is not kept in the pool
+	}
+	var out [32]byte
+	hex.Encode(out[:], m.h.Sum(m.sum[:0])[:16])
+	return string(out[:])
+}
+
+// viewerMAC is a keyed HMAC with the buffers viewerKey reuses, so a
+// fill's viewer key costs one allocation, its string.
+type viewerMAC struct {
+	h   hash.Hash
+	in  []byte
+	sum [sha256.Size]byte
 }
 
 // ViewerKey is the pseudonymous key a signed-in user has as a viewer: the

@@ -52,6 +52,8 @@ type opts struct {
 	// cacheTTL replaces the space cache's TTL.
 	users    adspace.UserReader
 	cacheTTL time.Duration
+	// now replaces the service's clock.
+	now func() time.Time
 }
 
 func setup(t *testing.T, o opts) *testBundle {
@@ -95,7 +97,7 @@ func setup(t *testing.T, o opts) *testBundle {
 		SpaceCacheTTL: o.cacheTTL,
 		Spaces:        b.store, Contents: b.store, Users: users, Auth: b.auth, Audit: b.store, Tiers: b.auth.Tiers(),
 		Decider: decider, Sealer: b.sealer, ViewerKeySecret: secret, AllowAnonymous: true, Broadcaster: b.bus,
-		Funding: o.funding, TracerProvider: o.tracer,
+		Funding: o.funding, TracerProvider: o.tracer, Now: o.now,
 	})
 	require.NoError(t, err)
 	require.NoError(t, b.spaces.Start(context.Background()))
@@ -536,13 +538,21 @@ type funding struct {
 	mu     sync.Mutex
 	funded map[uuid.UUID]bool
 	err    error
+	hang   bool // answers only when the caller gives up
 	calls  int
 }
 
-func (f *funding) Funded(_ context.Context, advertisers []uuid.UUID) (map[uuid.UUID]bool, error) {
+func (f *funding) Funded(ctx context.Context, advertisers []uuid.UUID) (map[uuid.UUID]bool, error) {
+	f.mu.Lock()
+	f.calls++
+	hang := f.hang
+	f.mu.Unlock()
+	if hang {
+		<-ctx.Done()
+		return nil, ctx.Err()
+	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	f.calls++
 	if f.err != nil {
 		return nil, f.err
 	}
@@ -596,6 +606,79 @@ func TestFillServesOnlyFundedAdvertisersAds(t *testing.T) {
 	fill, err := b2.spaces.Fill(ctx, adspace.FillRequest{Owner: owner2.UserID, Device: "d1"})
 	require.NoError(t, err)
 	require.Len(t, fill.Ads, 1, "funding unknown: the ads are served (fail open)")
+}
+
+// When the ledger fails, fills go on with its last answer: an advertiser
+// known to be out of budget stays unserved, the failing ledger is asked
+// again once a second rather than by every fill, and a ledger that does
+// not answer holds a fill half a second at most.
+func TestFundingLookupFailureKeepsTheLastAnswer(t *testing.T) {
+	t.Parallel()
+	rich, broke := uuid.New(), uuid.New()
+	fake := &decisiontest.Fake{Ads: []decision.Ad{
+		{Source: "local", AdID: "a", AdvertiserID: broke.String(), Creative: decision.Creative{Format: "banner", Title: "Spent"},
+			Price: decision.Price{Model: decision.CPM, Micros: 3_000_000}},
+		{Source: "local", AdID: "b", AdvertiserID: rich.String(), Creative: decision.Creative{Format: "banner", Title: "Funded"},
+			Price: decision.Price{Model: decision.CPM, Micros: 2_000_000}},
+	}}
+	var clock atomic.Int64
+	clock.Store(time.Now().UnixNano())
+	advance := func(d time.Duration) { clock.Add(int64(d)) }
+	f := &funding{funded: map[uuid.UUID]bool{rich: true}}
+	b := setup(t, opts{decider: fake, funding: f, now: func() time.Time { return time.Unix(0, clock.Load()) }})
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	_, err := b.store.SetTier(ctx, auth.TierChange{UserID: owner.UserID, Tier: "premium", EffectiveAt: time.Now()})
+	require.NoError(t, err)
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.MaxAdsPerView = 3
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+	titles := func() []string {
+		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "d1"})
+		require.NoError(t, err)
+		var out []string
+		for _, ad := range fill.Ads {
+			out = append(out, ad.Creative.Title)
+		}
+		return out
+	}
+	calls := func() int {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		return f.calls
+	}
+	require.Equal(t, []string{"Funded"}, titles())
+	require.Equal(t, 1, calls())
+
+	f.mu.Lock()
+	f.err = errors.New("ledger down")
+	f.mu.Unlock()
+	advance(16 * time.Second) // past the funding TTL
+	for range 5 {
+		require.Equal(t, []string{"Funded"}, titles(), "the spent advertiser stays unserved on the last answer")
+	}
+	require.Equal(t, 2, calls(), "one lookup for the failing second, not one per fill")
+	advance(1100 * time.Millisecond)
+	require.Equal(t, []string{"Funded"}, titles())
+	require.Equal(t, 3, calls(), "asked again a second later")
+
+	f.mu.Lock()
+	f.err, f.hang = nil, true
+	f.mu.Unlock()
+	advance(2 * time.Second)
+	began := time.Now()
+	require.Equal(t, []string{"Funded"}, titles())
+	require.Less(t, time.Since(began), 2*time.Second, "a ledger that does not answer holds the fill half a second, not the request's deadline")
+	require.Equal(t, 4, calls())
+
+	f.mu.Lock()
+	f.hang, f.funded[broke] = false, true // topped up
+	f.mu.Unlock()
+	advance(1100 * time.Millisecond)
+	require.ElementsMatch(t, []string{"Spent", "Funded"}, titles(), "the ledger's next answer is used")
 }
 
 // TestViewerKeyIsTheDocumentedHMAC holds the pseudonymous viewer key to its
