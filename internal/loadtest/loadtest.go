@@ -66,6 +66,12 @@ type Config struct {
 	Timeout time.Duration
 	// Client is used when set (its Timeout is then the caller's).
 	Client *http.Client
+	// MaxInFlight bounds the requests outstanding at once, each on its
+	// own connection (default 1024). Past a server's capacity an open
+	// loop would otherwise open connections until it runs out of file
+	// descriptors; capped, requests leave late instead, and their latency
+	// still counts from when they were due.
+	MaxInFlight int
 }
 
 // Run sends cfg.Mix at cfg.Rate for cfg.Duration and reports.
@@ -81,7 +87,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if timeout <= 0 {
 		timeout = 10 * time.Second
 	}
-	opts := []func(*vegeta.Attacker){vegeta.Timeout(timeout), vegeta.Redirects(vegeta.NoFollow), vegeta.KeepAlive(true)}
+	inFlight := cfg.MaxInFlight
+	if inFlight <= 0 {
+		inFlight = 1024
+	}
+	opts := []func(*vegeta.Attacker){vegeta.Timeout(timeout), vegeta.Redirects(vegeta.NoFollow), vegeta.KeepAlive(true),
+		vegeta.MaxWorkers(uint64(inFlight)), vegeta.MaxConnections(inFlight)}
 	if cfg.Client != nil {
 		opts = append(opts, vegeta.Client(cfg.Client))
 	}
@@ -266,9 +277,12 @@ type Report struct {
 	Seconds  float64       `json:"duration_s"`
 	Started  time.Time     `json:"started"`
 	// Achieved is the rate the answers came back at over the run.
-	Achieved float64        `json:"achieved_per_s"`
-	Total    *RouteReport   `json:"total"`
-	Routes   []*RouteReport `json:"routes"`
+	Achieved float64 `json:"achieved_per_s"`
+	// Unsent counts the requests due in the run that never left: every
+	// one of MaxInFlight was still outstanding (the server fell behind).
+	Unsent int            `json:"unsent"`
+	Total  *RouteReport   `json:"total"`
+	Routes []*RouteReport `json:"routes"`
 
 	ok     map[string][]int
 	byName map[string]*RouteReport
@@ -333,6 +347,11 @@ func (r *Report) finish(began time.Time) *Report {
 	if elapsed > 0 {
 		r.Achieved = float64(r.Total.Requests) / elapsed
 	}
+	// The pacer sends one request per interval through the run: the
+	// last one may fall either side of its end.
+	if due := int(r.Duration.Seconds() * float64(r.Rate)); r.Total.Requests < due-1 {
+		r.Unsent = due - r.Total.Requests
+	}
 	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].Route < r.Routes[j].Route })
 	for _, x := range append([]*RouteReport{r.Total}, r.Routes...) {
 		x.Latency = x.hist.summary()
@@ -345,9 +364,13 @@ func (r *Report) finish(began time.Time) *Report {
 func (r *Report) Route(name string) *RouteReport { return r.byName[name] }
 
 // Failures describes what broke the budget: every route with a server
-// error, a transport error, or an error rate above maxErrorRate.
+// error, a transport error, or an error rate above maxErrorRate, and a
+// share of requests never sent (Unsent) above maxErrorRate.
 func (r *Report) Failures(maxErrorRate float64) []string {
 	var out []string
+	if due := r.Unsent + r.Total.Requests; r.Unsent > 0 && float64(r.Unsent) > maxErrorRate*float64(due) {
+		out = append(out, fmt.Sprintf("%d of %d requests due were never sent: the server fell behind by more than MaxInFlight", r.Unsent, due))
+	}
 	for _, x := range r.Routes {
 		if x.ServerErrors > 0 || x.Transport > 0 || x.ErrorRate() > maxErrorRate {
 			out = append(out, fmt.Sprintf("%s: %d of %d failed (%d 5xx, %d without answer; statuses %v; %s)",

@@ -133,6 +133,33 @@ func TestAnOnTimeRequestCarriesNoPacingDelay(t *testing.T) {
 	require.Less(t, r.Latency.P50, 100.0, "latency counts from when a request was due, and it was sent when due")
 }
 
+// Past the server's capacity the open loop stops at MaxInFlight requests
+// outstanding, instead of opening connections without end; the requests
+// held back leave late, and their latency counts from when they were due.
+func TestInFlightIsBounded(t *testing.T) {
+	t.Parallel()
+	var now, peak atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		n := now.Add(1)
+		for p := peak.Load(); n > p && !peak.CompareAndSwap(p, n); p = peak.Load() {
+		}
+		time.Sleep(100 * time.Millisecond)
+		now.Add(-1)
+	}))
+	defer srv.Close()
+	rep, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 200, Duration: 500 * time.Millisecond, MaxInFlight: 4,
+		Mix: []loadtest.Scenario{{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL} }}}})
+	require.NoError(t, err)
+	require.LessOrEqual(t, peak.Load(), int64(4), "no more than MaxInFlight at once")
+	r := rep.Route("GET /")
+	require.Positive(t, r.Requests)
+	require.Greater(t, r.Latency.Max, 200.0, "the held-back requests' wait counts")
+	require.Positive(t, rep.Unsent, "what could not leave in the run is counted")
+	require.Equal(t, 100, rep.Unsent+r.Requests, "every request due is sent or counted unsent")
+	require.NotEmpty(t, rep.Failures(0.001))
+	require.Contains(t, rep.Failures(0.001)[0], "never sent")
+}
+
 func TestATimeoutIsAnError(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})

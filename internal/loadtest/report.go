@@ -58,7 +58,8 @@ func (r *Report) WriteHDR(w io.Writer) error {
 // and latency percentiles.
 func (r *Report) WriteMarkdown(w io.Writer) error {
 	var b strings.Builder
-	fmt.Fprintf(&b, "%d req/s for %s (achieved %.0f req/s), started %s\n\n", r.Rate, r.Duration, r.Achieved, r.Started.Format(time.RFC3339))
+	fmt.Fprintf(&b, "%d req/s for %s (achieved %.0f req/s, %d due never sent), started %s\n\n", r.Rate, r.Duration, r.Achieved, r.Unsent,
+		r.Started.Format(time.RFC3339))
 	b.WriteString("| route | requests | errors | 5xx | no answer | statuses | p50 ms | p99 ms | p99.9 ms | max ms |\n")
 	b.WriteString("|---|---:|---:|---:|---:|---|---:|---:|---:|---:|\n")
 	for _, x := range append(slices.Clone(r.Routes), r.Total) {
