@@ -18,6 +18,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net"
 	"net/http"
 	"net/url"
 	"slices"
@@ -91,11 +92,21 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	if inFlight <= 0 {
 		inFlight = 1024
 	}
-	opts := []func(*vegeta.Attacker){vegeta.Timeout(timeout), vegeta.Redirects(vegeta.NoFollow), vegeta.KeepAlive(true),
-		vegeta.MaxWorkers(uint64(inFlight)), vegeta.MaxConnections(inFlight)}
+	var opts []func(*vegeta.Attacker)
 	if cfg.Client != nil {
 		opts = append(opts, vegeta.Client(cfg.Client))
+	} else {
+		// The run's own connections, closed when it ends: one run's idle
+		// connections must not hold file descriptors through the next.
+		tr := &http.Transport{
+			DialContext:         (&net.Dialer{Timeout: timeout, KeepAlive: 30 * time.Second}).DialContext,
+			MaxIdleConnsPerHost: inFlight, MaxConnsPerHost: inFlight, IdleConnTimeout: 30 * time.Second,
+			DisableCompression: true,
+		}
+		defer tr.CloseIdleConnections()
+		opts = append(opts, vegeta.Client(&http.Client{Transport: tr, Timeout: timeout}))
 	}
+	opts = append(opts, vegeta.Redirects(vegeta.NoFollow), vegeta.MaxWorkers(uint64(inFlight)))
 	attacker := vegeta.NewAttacker(opts...)
 	rep := newReport(cfg, m)
 	pacer := vegeta.ConstantPacer{Freq: cfg.Rate, Per: time.Second}

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
@@ -158,6 +159,29 @@ func TestInFlightIsBounded(t *testing.T) {
 	require.Equal(t, 100, rep.Unsent+r.Requests, "every request due is sent or counted unsent")
 	require.NotEmpty(t, rep.Failures(0.001))
 	require.Contains(t, rep.Failures(0.001)[0], "never sent")
+}
+
+// A run closes its connections when it ends: a capacity search's steps
+// would otherwise pile up idle connections until descriptors run out.
+func TestARunClosesItsConnections(t *testing.T) {
+	t.Parallel()
+	var open atomic.Int64
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {}))
+	srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			open.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			open.Add(-1)
+		}
+	}
+	srv.Start()
+	defer srv.Close()
+	_, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 200, Duration: 300 * time.Millisecond,
+		Mix: []loadtest.Scenario{{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL} }}}})
+	require.NoError(t, err)
+	require.Eventually(t, func() bool { return open.Load() == 0 }, 2*time.Second, 10*time.Millisecond,
+		"%d connections left open after the run", open.Load())
 }
 
 func TestATimeoutIsAnError(t *testing.T) {
