@@ -54,8 +54,8 @@ func (c *spaceCache) get(owner uuid.UUID) (cachedSpace, bool) {
 
 // stale returns a cached space past its TTL but younger than
 // staleIfErrorMax, for fills while the store does not answer (an
-// invalidation removes the entry, so what stale returns was never
-// superseded as far as this instance knows).
+// invalidation of an older version removes the entry, so what stale
+// returns was never superseded as far as this instance knows).
 func (c *spaceCache) stale(owner uuid.UUID) (cachedSpace, bool) {
 	c.mu.RLock()
 	e, ok := c.entries[owner]
@@ -106,6 +106,31 @@ func (c *spaceCache) drop(owner uuid.UUID) {
 		}
 	}
 	c.tombstones[owner] = now
+}
+
+// replace caches e, a space just written by this instance, in place of
+// whatever was cached: reads that began before now cannot put an older
+// copy back (as after drop).
+func (c *spaceCache) replace(owner uuid.UUID, e cachedSpace) {
+	now := time.Now()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.tombstones[owner] = now
+	c.entries[owner] = e
+}
+
+// dropBefore drops the owner's cached space unless it is at version or
+// later: an invalidation for a version this instance already holds (its
+// own write, echoed back) keeps the copy, which a fill may then still use
+// if the store goes away.
+func (c *spaceCache) dropBefore(owner uuid.UUID, version int64) {
+	c.mu.RLock()
+	e, ok := c.entries[owner]
+	c.mu.RUnlock()
+	if ok && e.space.Version >= version {
+		return
+	}
+	c.drop(owner)
 }
 
 func (c *spaceCache) clear() {

@@ -12,6 +12,8 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -30,7 +32,9 @@ const (
 	DefaultSpaceCacheSize  = 100_000
 	DefaultDecisionTimeout = 300 * time.Millisecond
 	DefaultTrackingTTL     = time.Hour
-	// invalidationChannel carries owner ids whose cached space changed.
+	// invalidationChannel carries owner ids whose cached space changed:
+	// "<id>" (drop it) or "<id> <version>" (the settings reached version;
+	// a copy at it or later is kept).
 	invalidationChannel = "adspace:invalidate"
 )
 
@@ -213,9 +217,7 @@ func (s *Service) Start(ctx context.Context) error {
 			s.cache.clear()
 			return
 		}
-		if id, err := uuid.Parse(msg); err == nil {
-			s.cache.drop(id)
-		}
+		s.invalidated(msg)
 	})
 	if err != nil {
 		return fmt.Errorf("adspace: subscribe to invalidations: %w", err)
@@ -224,6 +226,25 @@ func (s *Service) Start(ctx context.Context) error {
 	s.unsubscribe = stop
 	s.mu.Unlock()
 	return nil
+}
+
+// invalidated applies one invalidation message (see invalidationChannel);
+// what it cannot read is ignored.
+func (s *Service) invalidated(msg string) {
+	idPart, versionPart, versioned := strings.Cut(msg, " ")
+	id, err := uuid.Parse(idPart)
+	if err != nil {
+		return
+	}
+	if !versioned {
+		s.cache.drop(id)
+		return
+	}
+	if v, err := strconv.ParseInt(versionPart, 10, 64); err == nil && v > 0 {
+		s.cache.dropBefore(id, v)
+	} else {
+		s.cache.drop(id)
+	}
 }
 
 // Stop ends the subscription and waits for its goroutine. It is

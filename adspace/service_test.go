@@ -756,3 +756,56 @@ func TestFillFromTheStaleSpaceWhileTheStoreIsDown(t *testing.T) {
 	_, err = b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
 	require.ErrorIs(t, err, refused, "an answer from the store is not a store that is down")
 }
+
+// The instance that writes an owner's settings caches what it wrote: its
+// own invalidation, echoed back, leaves the copy in place, so a fill right
+// after the edit needs no read and, if the store then goes away, fills with
+// the new settings; another instance drops its older copy (and, the store
+// away, has none to fall back on rather than the superseded one).
+func TestTheWritingInstanceKeepsWhatItWrote(t *testing.T) {
+	t.Parallel()
+	store, bus := memory.New(), memory.NewBus()
+	usersA, usersB := &failingUsers{UserReader: store}, &failingUsers{UserReader: store}
+	a := setup(t, opts{store: store, bus: bus, users: usersA, cacheTTL: 20 * time.Millisecond})
+	b := setup(t, opts{store: store, bus: bus, users: usersB, cacheTTL: 20 * time.Millisecond})
+	ctx := context.Background()
+	owner := a.user(t, "owner@example.com", auth.RoleUser)
+	for _, inst := range []*testBundle{a, b} {
+		_, err := inst.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+		require.NoError(t, err, "cached")
+	}
+
+	sp, err := a.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.RefreshInterval = 5 * time.Minute
+	_, err = a.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+	// b drops its copy once the invalidation reaches it.
+	require.Eventually(t, func() bool {
+		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+		return err == nil && fill.Space.Settings.RefreshInterval == 5*time.Minute
+	}, time.Second, 5*time.Millisecond)
+	time.Sleep(50 * time.Millisecond) // a's echo has arrived; every copy is past its TTL
+
+	down := error(fmt.Errorf("dial tcp 127.0.0.1:5432: %w", syscall.ECONNREFUSED))
+	usersA.err.Store(&down)
+	fill, err := a.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+	require.NoError(t, err, "the writer fills from what it wrote")
+	require.Equal(t, 5*time.Minute, fill.Space.Settings.RefreshInterval)
+
+	// A second edit, written by b: a's copy is older than the version
+	// announced, so a drops it, and with the store away has nothing.
+	usersA.err.Store(nil)
+	sp, err = b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set = sp.Settings
+	set.RefreshInterval = 7 * time.Minute
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+	usersA.err.Store(&down)
+	require.Eventually(t, func() bool {
+		_, err := a.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID})
+		return errors.Is(err, syscall.ECONNREFUSED)
+	}, time.Second, 5*time.Millisecond, "a superseded copy is not served, even while the store is away")
+}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 	"unicode"
@@ -316,12 +317,21 @@ func (s *Service) UpdateSettings(ctx context.Context, p auth.Principal, set Sett
 	if err != nil {
 		return Space{}, err
 	}
-	s.cache.drop(p.UserID)
+	// This instance caches what it wrote, so that its fills see the change
+	// without a read and still have a copy if the store goes away; the
+	// others drop theirs. The tier is the cached one, as old as it was (the
+	// copy is due for a read when the old one was).
+	if prev, ok := s.cache.stale(p.UserID); ok {
+		s.cache.replace(p.UserID, s.newCachedSpace(sp, prev.tier, prev.fetched))
+	} else {
+		s.cache.drop(p.UserID)
+	}
 	if s.cfg.Changes != nil {
 		s.cfg.Changes.SettingsChanged(ctx, sp)
 	}
 	if s.cfg.Broadcaster != nil {
-		if err := s.cfg.Broadcaster.Publish(ctx, invalidationChannel, p.UserID.String()); err != nil {
+		msg := p.UserID.String() + " " + strconv.FormatInt(sp.Version, 10)
+		if err := s.cfg.Broadcaster.Publish(ctx, invalidationChannel, msg); err != nil {
 			// Other instances catch up within SpaceCacheTTL.
 			s.logger.WarnContext(ctx, "adspace: invalidation not published", slog.Any("error", err))
 		}
