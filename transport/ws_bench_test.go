@@ -159,12 +159,14 @@ func newBenchChannel(b *testing.B) (url string, pub *realtime.Publisher, hub *re
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", realtime.NewPublisher(broker, nil), hub
 }
 
-// BenchmarkWSIdleMemory holds 5,000 idle connections (10,000 sockets with
-// their clients, in one process) on a bare coder/websocket server and on
-// the channel (authenticated and subscribed), and reports the heap and
-// stacks per connection of each, clients included, and their ratio.
+// BenchmarkWSIdleMemory holds 10,000 idle connections (20,000 sockets with
+// their clients, in one process: it raises the open-file limit) on a bare
+// coder/websocket server and on the channel (authenticated and
+// subscribed), and reports the heap and stacks per connection of each,
+// clients included, and their ratio.
 func BenchmarkWSIdleMemory(b *testing.B) {
-	const n = 5000
+	const n = 10_000
+	needFiles(b, 2*n+1024)
 	measure := func(url string, hello func(*websocket.Conn) error) float64 {
 		before := heapAndStacks()
 		var got atomic.Int64
