@@ -66,7 +66,16 @@ type Config struct {
 	Timeout time.Duration
 	// Client is used when set (its Timeout is then the caller's).
 	Client *http.Client
+	// Sockets, when set, are WebSocket clients held open beside the run
+	// (Fleet.OpenSockets): the report ends with their figures since they
+	// were opened, taken once the impressions sent are reported (or 3 s
+	// after the run).
+	Sockets *Sockets
 }
+
+// socketSettle is how long a run's end waits for the last metrics.live:
+// a second of coalescing, and the group commit before it.
+const socketSettle = 3 * time.Second
 
 // Run sends cfg.Mix at cfg.Rate for cfg.Duration and reports.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -97,10 +106,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			attacker.Stop()
 			for range results {
 			}
-			return rep.finish(began), ctx.Err()
+			return rep.finish(began, cfg.Sockets), ctx.Err()
 		case res, ok := <-results:
 			if !ok {
-				return rep.finish(began), nil
+				return rep.finish(began, cfg.Sockets), nil
 			}
 			// Latency from the time the request was due, not from when a
 			// worker got to it. vegeta's constant pacer holds request n
@@ -269,6 +278,8 @@ type Report struct {
 	Achieved float64        `json:"achieved_per_s"`
 	Total    *RouteReport   `json:"total"`
 	Routes   []*RouteReport `json:"routes"`
+	// Sockets are the WebSocket clients' figures (Config.Sockets).
+	Sockets *SocketReport `json:"sockets,omitempty"`
 
 	ok     map[string][]int
 	byName map[string]*RouteReport
@@ -326,12 +337,15 @@ func (r *Report) failed(route string, res *vegeta.Result) bool {
 	return res.Code >= 400
 }
 
-func (r *Report) finish(began time.Time) *Report {
+func (r *Report) finish(began time.Time, sockets *Sockets) *Report {
 	r.Started = began.UTC()
 	r.vm.Close()
 	elapsed := time.Since(began).Seconds()
 	if elapsed > 0 {
 		r.Achieved = float64(r.Total.Requests) / elapsed
+	}
+	if sockets != nil {
+		r.Sockets = sockets.Report(socketSettle)
 	}
 	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].Route < r.Routes[j].Route })
 	for _, x := range append([]*RouteReport{r.Total}, r.Routes...) {
@@ -345,9 +359,14 @@ func (r *Report) finish(began time.Time) *Report {
 func (r *Report) Route(name string) *RouteReport { return r.byName[name] }
 
 // Failures describes what broke the budget: every route with a server
-// error, a transport error, or an error rate above maxErrorRate.
+// error, a transport error, or an error rate above maxErrorRate, and
+// WebSocket clients that failed to connect, were closed or were not open
+// at the end.
 func (r *Report) Failures(maxErrorRate float64) []string {
 	var out []string
+	if r.Sockets != nil {
+		out = r.Sockets.failures()
+	}
 	for _, x := range r.Routes {
 		if x.ServerErrors > 0 || x.Transport > 0 || x.ErrorRate() > maxErrorRate {
 			out = append(out, fmt.Sprintf("%s: %d of %d failed (%d 5xx, %d without answer; statuses %v; %s)",
