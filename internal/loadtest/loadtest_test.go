@@ -343,7 +343,7 @@ func TestSocketsCountReconnectAndReport(t *testing.T) {
 	var md, js bytes.Buffer
 	require.NoError(t, r.WriteMarkdown(&md))
 	require.Contains(t, md.String(), "| `metrics.live` | 3 |")
-	require.Contains(t, md.String(), "WebSocket clients: 2, 1 open at the end")
+	require.Contains(t, md.String(), "WebSocket clients: 2, 1 open at the end; 3 connections, 0 failed, 2 unexpected closes 4002×1, 4501×1;")
 	require.NoError(t, r.WriteJSON(&js))
 	require.Contains(t, js.String(), `"unexpected_closes": 2`)
 

@@ -80,8 +80,12 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 
 // writeMarkdown writes the WebSocket clients' section of a report.
 func (s *SocketReport) writeMarkdown(b *strings.Builder) {
-	fmt.Fprintf(b, "\nWebSocket clients: %d, %d open at the end; %d connections, %d failed, %d unexpected closes %v; %d without metrics.live\n\n",
-		s.Clients, s.Open, s.Connects, s.ConnectErrors, s.UnexpectedCloses, s.CloseCodes, s.WithoutMetrics)
+	var codes []string
+	for _, c := range slices.Sorted(maps.Keys(s.CloseCodes)) {
+		codes = append(codes, fmt.Sprintf(" %s×%d", c, s.CloseCodes[c]))
+	}
+	fmt.Fprintf(b, "\nWebSocket clients: %d, %d open at the end; %d connections, %d failed, %d unexpected closes%s; %d without metrics.live\n\n",
+		s.Clients, s.Open, s.Connects, s.ConnectErrors, s.UnexpectedCloses, strings.Join(codes, ","), s.WithoutMetrics)
 	b.WriteString("| message | received |\n|---|---:|\n")
 	types := slices.Sorted(maps.Keys(s.Messages))
 	for _, t := range types {
