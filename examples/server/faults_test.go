@@ -41,9 +41,9 @@ func proxied(t *testing.T, rawURL, addr string) string {
 	return u.String()
 }
 
-// backgroundLoad sends the fleet's mix at rate until stop is called, and
-// returns the report then.
-func backgroundLoad(t *testing.T, fleet *loadtest.Fleet, rate int, max time.Duration) (stop func() *loadtest.Report) {
+// backgroundLoad sends the fleet's mix by w, without sign-ins and
+// refreshes, at rate until stop is called, and returns the report then.
+func backgroundLoad(t *testing.T, fleet *loadtest.Fleet, rate int, max time.Duration, w loadtest.Weights) (stop func() *loadtest.Report) {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	var (
@@ -53,9 +53,9 @@ func backgroundLoad(t *testing.T, fleet *loadtest.Fleet, rate int, max time.Dura
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
-		// A sign-in a second or so: the fleet's accounts have enough.
-		rep, _ = loadtest.Run(ctx, loadtest.Config{Rate: rate, Duration: max, Timeout: 10 * time.Second,
-			Mix: fleet.Mix(loadtest.Weights{SignIn: -1, Refresh: -1})})
+		// Sign-ins and refreshes use up the fleet's accounts and tokens.
+		w.SignIn, w.Refresh = -1, -1
+		rep, _ = loadtest.Run(ctx, loadtest.Config{Rate: rate, Duration: max, Timeout: 10 * time.Second, Mix: fleet.Mix(w)})
 	}()
 	return func() *loadtest.Report {
 		cancel()
@@ -128,7 +128,7 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 	checked := fleet.Spare[0]
 	mine := tokensOf(t, base, checked.ID, 300)
 
-	stop := backgroundLoad(t, fleet, 100, 5*time.Minute)
+	stop := backgroundLoad(t, fleet, 100, 5*time.Minute, loadtest.Weights{})
 	accepted := map[string]bool{} // checker tokens the server said it stored
 	var refused []string          // and those it did not (503): the app retries them
 	next := 0
@@ -286,7 +286,7 @@ func TestRedisFaultsUnderLoad(t *testing.T) {
 	post := func() probe { next++; return impressionOf(base, mine[next-1], "10.250.0.2") }
 	fill := func() probe { device++; return fillOf(base, checked.ID, device) }
 
-	stop := backgroundLoad(t, fleet, 100, 5*time.Minute)
+	stop := backgroundLoad(t, fleet, 100, 5*time.Minute, loadtest.Weights{})
 	rows := []struct {
 		name  string
 		apply func()
@@ -363,7 +363,7 @@ func TestKevelFaultsUnderLoad(t *testing.T) {
 		return ""
 	}
 
-	stop := backgroundLoad(t, fleet, 100, 5*time.Minute)
+	stop := backgroundLoad(t, fleet, 100, 5*time.Minute, loadtest.Weights{})
 	for _, row := range []struct {
 		name  string
 		apply func()

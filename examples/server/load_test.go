@@ -3,16 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/stretchr/testify/require"
 
+	"github.com/adshare/adshare/billing"
 	"github.com/adshare/adshare/internal/loadtest"
 	"github.com/adshare/adshare/internal/testenv"
+	"github.com/adshare/adshare/store/postgres"
 	"github.com/adshare/adshare/store/postgres/postgrestest"
 )
 
@@ -78,30 +83,117 @@ func loadServer(t *testing.T, env map[string]string, cfg loadtest.FleetConfig) (
 		var out bytes.Buffer
 		return run(ctx, []string{"server", "users", "set-role", email, role}, func(k string) string { return dbEnv[k] }, &out)
 	}
+	if cfg.Payees > 0 {
+		cfg.Earn = ledgerEarn(t, env["DATABASE_URL"])
+	}
 	fleet, err := loadtest.Setup(context.Background(), cfg)
 	require.NoError(t, err)
 	return base, fleet
 }
 
+// ledgerEarn is a fleet's FleetConfig.Earn on the server's PostgreSQL:
+// settlement and the hold window's release put earnings in an owner's
+// available account after days, which a load run cannot wait for, so
+// they are posted there directly, from the platform's settlement account
+// (as billing's payout example does).
+func ledgerEarn(t *testing.T, dbURL string) func(ctx context.Context, owner string, micros int64) error {
+	t.Helper()
+	db, err := postgres.Open(context.Background(), dbURL, &postgres.Config{MaxConns: 4})
+	require.NoError(t, err)
+	t.Cleanup(func() { _ = db.Stop(context.Background()) })
+	return func(ctx context.Context, owner string, micros int64) error {
+		id, err := uuid.Parse(owner)
+		if err != nil {
+			return err
+		}
+		return db.Apply(ctx, billing.Write{Post: []billing.Transaction{{
+			Key: "load-earnings:" + owner, Kind: billing.TxAdjustment, EffectiveAt: time.Now(), Memo: "load test earnings",
+			Entries: []billing.Entry{
+				{Account: billing.PlatformAccount(billing.PlatformSettlement, billing.USD), Side: billing.Debit, Amount: micros},
+				{Account: billing.UserAccount(billing.Available, id, billing.USD), Side: billing.Credit, Amount: micros},
+			},
+		}}})
+	}
+}
+
 // TestLoadMix sends the fleet's mix at a fixed rate to the example server
-// on PostgreSQL and Redis: every route answers, nothing fails, and no 5xx.
+// on PostgreSQL and Redis, with a WebSocket client per owner held open:
+// every route answers, nothing fails, and no 5xx; every payout asked for
+// is accepted, and made once; the clients stay connected and get the
+// live figures of their owner's impressions.
 func TestLoadMix(t *testing.T) {
 	t.Parallel()
-	_, fleet := loadServer(t, nil, loadtest.FleetConfig{Owners: 20, Tokens: 1000})
 	rate, d := 150, 5*time.Second
 	if loadProfile() == "full" {
 		rate, d = 600, 60*time.Second
 	}
-	rep, err := loadtest.Run(context.Background(), loadtest.Config{Rate: rate, Duration: d, Mix: fleet.Mix(loadtest.Weights{})})
+	// A payee asks for one payout: enough of them for the run's share.
+	payees := rate*int(d/time.Second)*loadtest.DefaultWeights.Payout/1000 + 3
+	base, fleet := loadServer(t, nil, loadtest.FleetConfig{Owners: 20, Tokens: 1000, Payees: payees})
+	ctx := context.Background()
+	sockets, err := fleet.OpenSockets(ctx, loadtest.SocketConfig{})
+	require.NoError(t, err)
+	defer sockets.Close()
+	rep, err := loadtest.Run(ctx, loadtest.Config{Rate: rate, Duration: d, Mix: fleet.Mix(loadtest.Weights{}), Sockets: sockets})
 	require.NoError(t, err)
 	loadResults(t, "mix", rep)
-	require.Empty(t, rep.Failures(0), "every request of the mix succeeds")
+	require.Empty(t, rep.Failures(0), "every request of the mix succeeds, and every socket stays open")
 	for _, route := range []string{loadtest.RouteFill, loadtest.RouteEvents, loadtest.RouteClick, loadtest.RouteSettings,
-		loadtest.RoutePerformance, loadtest.RouteBalance, loadtest.RouteSignIn, loadtest.RouteRefresh, loadtest.RouteTopUp} {
+		loadtest.RoutePerformance, loadtest.RouteBalance, loadtest.RouteSignIn, loadtest.RouteRefresh, loadtest.RouteTopUp,
+		loadtest.RoutePayout} {
 		r := rep.Route(route)
 		require.NotNil(t, r, "%s was sent", route)
 		require.NotZero(t, r.Requests, route)
 	}
 	require.InDelta(t, rate*int(d/time.Second), rep.Total.Requests, float64(rate)/10, "open loop: rate times duration")
 	require.False(t, strings.Contains(rep.Route(loadtest.RouteFill).Route, "unmatched"))
+
+	payouts := rep.Route(loadtest.RoutePayout)
+	require.Equal(t, payouts.Requests, payouts.Statuses["201"], "every payout is accepted")
+	require.Positive(t, fleet.PayoutsLeft(), "no payee asked twice")
+	made := listPayouts(t, base, fleet.Admin)
+	require.Len(t, made, payouts.Requests, "one payout for each accepted request, none twice")
+	owners := map[string]bool{}
+	for _, po := range made {
+		require.False(t, owners[po.OwnerID], "a payee's payout is made once")
+		owners[po.OwnerID] = true
+		require.Equal(t, int64(5000), po.Amount)
+		require.Equal(t, "pending", po.Status, "manual payouts wait for an admin")
+	}
+
+	ws := rep.Sockets
+	require.NotNil(t, ws)
+	require.Equal(t, len(fleet.Owners), ws.Clients)
+	require.Equal(t, ws.Clients, ws.Open, "every client is connected at the end")
+	require.Equal(t, ws.Clients, ws.Connects, "no client had to reconnect")
+	require.Zero(t, ws.UnexpectedCloses)
+	require.Zero(t, ws.ConnectErrors)
+	require.Equal(t, 3*ws.Clients, ws.Messages["subscribed"], "each its space, its alerts and the broadcasts")
+	require.Zero(t, ws.WithoutMetrics, "every owner's space got impressions, and its client their live figures: %v", ws.Messages)
+	require.Positive(t, ws.Messages["ad.updated"], "settings edits reach the owners' clients")
+	require.Positive(t, ws.Samples, "impressions were timed to their metrics.live")
+	// Live figures are best effort (a publish that fails is dropped, and
+	// none is replayed): nearly all, not all, are asked for.
+	require.LessOrEqual(t, ws.Unreported, (ws.Samples+ws.Unreported)/10, "nearly every impression sent was reported live")
+	require.Less(t, ws.MetricsLatency.P99, 5000.0, "live figures come within seconds")
+}
+
+// listedPayout is a payout as GET /billing/payouts lists it.
+type listedPayout struct {
+	OwnerID string `json:"owner_id"`
+	Amount  int64  `json:"amount"`
+	Status  string `json:"status"`
+}
+
+// listPayouts lists everyone's payouts as admin.
+func listPayouts(t *testing.T, base string, admin *loadtest.Member) []listedPayout {
+	t.Helper()
+	p := send(http.MethodGet, base+"/billing/payouts?all=true&limit=500", "", "Authorization", "Bearer "+admin.Access,
+		"X-Forwarded-For", admin.Addr)
+	require.Equal(t, http.StatusOK, p.status, p.body)
+	var out struct {
+		Payouts []listedPayout `json:"payouts"`
+	}
+	require.NoError(t, json.Unmarshal([]byte(p.body), &out))
+	return out.Payouts
 }

@@ -78,6 +78,9 @@ func (s *binaryServer) fleet(t *testing.T, cfg loadtest.FleetConfig) *loadtest.F
 	cfg.Promote = func(ctx context.Context, email, role string) error {
 		return run(ctx, []string{"server", "users", "set-role", email, role}, func(k string) string { return s.env[k] }, &testenv.Buffer{})
 	}
+	if cfg.Payees > 0 {
+		cfg.Earn = ledgerEarn(t, s.env["DATABASE_URL"])
+	}
 	fleet, err := loadtest.Setup(context.Background(), cfg)
 	require.NoError(t, err)
 	return fleet

@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -38,6 +39,21 @@ type FleetConfig struct {
 	// or advertiser), as an operator does (the example server's `users
 	// set-role`). Required.
 	Promote func(ctx context.Context, email, role string) error
+	// Payees is how many owners are set up to be paid (default none): each
+	// has twice PayoutAmount of available earnings (through Earn) and asks
+	// for one payout of PayoutAmount in the fleet's runs (PayoutsLeft). The
+	// server must pay out by hand (no payment processor: the example
+	// server without a Stripe key), where a payout needs no payee account;
+	// with a processor, a new payee's first payout waits a week.
+	Payees int
+	// PayoutAmount is each payout, in minor units of the server's currency
+	// (default 5000: $50, the default free tier's minimum payout).
+	PayoutAmount int64
+	// Earn credits an owner's available earnings with micros, as
+	// settlement and the end of the hold window do (which a run cannot
+	// wait for): the example server's tests post it to its ledger.
+	// Required with Payees.
+	Earn func(ctx context.Context, owner string, micros int64) error
 	// Client sends the setup's requests (default: a client with a 30 s
 	// timeout).
 	Client *http.Client
@@ -61,19 +77,31 @@ type Fleet struct {
 	Advertisers []*Member
 	SignIns     []*Member
 	Spare       []*Member
-	Admin, Mod  *Member
+	// Payees are owners with available earnings, each to ask for one
+	// payout (FleetConfig.Payees).
+	Payees     []*Member
+	Admin, Mod *Member
 	// Tracking are served ads' tracking tokens; Clicks their click links.
 	Tracking []string
 	Clicks   []string
 
-	settings [][]byte // each owner's settings, as PUT takes them
-	client   *http.Client
-	addrs    int
-	mu       sync.Mutex
+	settings   [][]byte // each owner's settings, as PUT takes them
+	payout     []byte   // a payout request's body
+	payouts    atomic.Uint64
+	trackOwner []int         // the index in Owners of each token's space
+	used       []atomic.Bool // by token: its impression was sent
+	sockets    atomic.Pointer[Sockets]
+	client     *http.Client
+	addrs      int
+	mu         sync.Mutex
 }
 
 // FleetPassword is every fleet account's password.
 const FleetPassword = "a long enough load-test passphrase"
+
+// microsPerCent converts the fleet's amounts (US cents) to the ledger's
+// micros.
+const microsPerCent = 10_000
 
 // Setup registers and funds the fleet through the server's API and
 // gathers tracking tokens. It takes a few seconds per hundred accounts.
@@ -81,11 +109,20 @@ func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	if cfg.Promote == nil || cfg.Base == "" {
 		return nil, errors.New("loadtest: Setup needs the server's URL and a way to promote accounts")
 	}
+	switch {
+	case cfg.Payees < 0 || cfg.PayoutAmount < 0:
+		return nil, errors.New("loadtest: FleetConfig.Payees and PayoutAmount must not be negative")
+	case cfg.Payees > 0 && cfg.Earn == nil:
+		return nil, errors.New("loadtest: FleetConfig.Payees needs Earn, a way to credit the payees' earnings")
+	}
+	if cfg.PayoutAmount == 0 {
+		cfg.PayoutAmount = 5000
+	}
 	cfg.Owners = orDefault(cfg.Owners, 40)
 	cfg.Advertisers = orDefault(cfg.Advertisers, 10)
 	cfg.SignIns = orDefault(cfg.SignIns, 20)
 	cfg.Tokens = orDefault(cfg.Tokens, 2000)
-	f := &Fleet{Base: strings.TrimRight(cfg.Base, "/"), client: cfg.Client}
+	f := &Fleet{Base: strings.TrimRight(cfg.Base, "/"), client: cfg.Client, payout: fmt.Appendf(nil, `{"amount":%d}`, cfg.PayoutAmount)}
 	if f.client == nil {
 		f.client = &http.Client{Timeout: 30 * time.Second, CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
 	}
@@ -137,6 +174,9 @@ func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			return nil, err
 		}
 		f.Spare = append(f.Spare, m)
+	}
+	if err := f.setupPayees(ctx, cfg, func(i int) string { return email("payee", i) }); err != nil {
+		return nil, err
 	}
 	if err := f.parallel(ctx, cfg.SignIns, func(i int) error {
 		m, err := f.register(ctx, email("signin", i))
@@ -205,9 +245,56 @@ func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 	if err := f.gather(ctx, cfg.Tokens); err != nil {
 		return nil, err
 	}
+	f.used = make([]atomic.Bool, len(f.Tracking))
 	// An impression counts once its ad was on screen a second.
 	time.Sleep(1100 * time.Millisecond)
 	return f, nil
+}
+
+// setupPayees registers cfg.Payees owners and credits each with twice
+// the payout, checking that the server pays out by hand and that the
+// earnings are available.
+func (f *Fleet) setupPayees(ctx context.Context, cfg FleetConfig, email func(int) string) error {
+	if cfg.Payees == 0 {
+		return nil
+	}
+	earned := 2 * cfg.PayoutAmount * microsPerCent
+	f.Payees = make([]*Member, cfg.Payees)
+	if err := f.parallel(ctx, cfg.Payees, func(i int) error {
+		m, err := f.register(ctx, email(i))
+		if err != nil {
+			return err
+		}
+		if err := cfg.Earn(ctx, m.ID, earned); err != nil {
+			return fmt.Errorf("loadtest: credit %s's earnings: %w", m.Email, err)
+		}
+		var bal struct {
+			Available int64 `json:"available_micros"`
+		}
+		if err := f.call(ctx, m, http.MethodGet, "/billing/balance", nil, http.StatusOK, &bal); err != nil {
+			return err
+		}
+		if bal.Available < earned {
+			return fmt.Errorf("loadtest: %s has %d micros available after Earn, want %d", m.Email, bal.Available, earned)
+		}
+		f.Payees[i] = m // each worker its own index
+		return nil
+	}); err != nil {
+		return err
+	}
+	// With a processor, a payout needs an onboarded, enabled payee
+	// account that is a week old: not something a run can set up.
+	var problem struct {
+		Code string `json:"code"`
+	}
+	err := f.call(ctx, f.Payees[0], http.MethodPost, "/billing/payee", map[string]string{"country": "US"}, http.StatusConflict, &problem)
+	if err == nil && problem.Code != "manual_payouts" {
+		err = fmt.Errorf("code %q", problem.Code)
+	}
+	if err != nil {
+		return fmt.Errorf("loadtest: payees need a server that pays out by hand (no payment processor), where POST /billing/payee answers 409 manual_payouts: %w", err)
+	}
+	return nil
 }
 
 func orDefault(n, d int) int {
@@ -245,6 +332,7 @@ func (f *Fleet) gather(ctx context.Context, n int) error {
 			defer f.mu.Unlock()
 			for _, ad := range out.Ads {
 				f.Tracking = append(f.Tracking, ad.Tracking.Token)
+				f.trackOwner = append(f.trackOwner, (start+i)%len(f.Owners))
 				click := ad.Tracking.ClickURL
 				if strings.HasPrefix(click, "/") {
 					click = f.Base + click
@@ -386,15 +474,16 @@ func (f *Fleet) call(ctx context.Context, m *Member, method, path string, body a
 // Weights are the shares of a mix's scenarios (Mix's defaults when
 // zero; a negative weight leaves the scenario out).
 type Weights struct {
-	Fill, Impression, Batch, Click, Settings, Report, Balance, SignIn, Refresh, TopUp int
+	Fill, Impression, Batch, Click, Settings, Report, Balance, SignIn, Refresh, TopUp, Payout int
 }
 
 // DefaultWeights is what a fleet of apps sends, per thousand requests:
 // mostly fills, an impression for a good share of them (viewability
 // drops the rest), some batched, a few clicks, rare sign-ins, refreshes,
-// settings edits, report and balance reads and top-ups.
-var DefaultWeights = Weights{Fill: 600, Impression: 170, Batch: 20, Click: 40, Settings: 15, Report: 80, Balance: 40,
-	SignIn: 5, Refresh: 20, TopUp: 10}
+// settings edits, report and balance reads and top-ups, and rarer still
+// payouts.
+var DefaultWeights = Weights{Fill: 597, Impression: 170, Batch: 20, Click: 40, Settings: 15, Report: 80, Balance: 40,
+	SignIn: 5, Refresh: 20, TopUp: 10, Payout: 3}
 
 // Route names of the mix's scenarios.
 const (
@@ -407,6 +496,7 @@ const (
 	RouteSignIn      = "POST /auth/login"
 	RouteRefresh     = "POST /auth/refresh"
 	RouteTopUp       = "POST /billing/topups"
+	RoutePayout      = "POST /billing/payouts"
 	batchEventCount  = 20
 )
 
@@ -414,7 +504,10 @@ const (
 // Single and batched impressions share RouteEvents. Each refresh token is
 // used once and each sign-in account at most four times: a run asks for
 // at most as many as the fleet has (Refreshes, SignInsLeft); beyond that
-// they are sent again and refused, as a real replay would be.
+// they are sent again and refused, as a real replay would be. Each payee
+// asks for one payout over all the fleet's mixes (PayoutsLeft); beyond
+// that, payees ask again while their payout is pending and are refused
+// (409); a fleet without payees sends no payouts.
 func (f *Fleet) Mix(w Weights) []Scenario {
 	d := DefaultWeights
 	pick := func(v, def int) int {
@@ -425,7 +518,10 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 	}
 	w = Weights{pick(w.Fill, d.Fill), pick(w.Impression, d.Impression), pick(w.Batch, d.Batch), pick(w.Click, d.Click),
 		pick(w.Settings, d.Settings), pick(w.Report, d.Report), pick(w.Balance, d.Balance), pick(w.SignIn, d.SignIn),
-		pick(w.Refresh, d.Refresh), pick(w.TopUp, d.TopUp)}
+		pick(w.Refresh, d.Refresh), pick(w.TopUp, d.TopUp), pick(w.Payout, d.Payout)}
+	if len(f.Payees) == 0 {
+		w.Payout = -1
+	}
 	run := strconv.FormatInt(time.Now().UnixNano(), 36)
 	jsonHeader := func(m *Member, auth bool) http.Header {
 		h := http.Header{"Content-Type": {"application/json"}, "User-Agent": {"AdshareApp/2.1 (iPhone; iOS 18.1)"}}
@@ -459,7 +555,9 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 			"User-Agent": {"AdshareApp/2.1 (iPhone; iOS 18.1)"}}}
 	}})
 	add(w.Impression, Scenario{Route: RouteEvents, Next: func(n uint64) Request {
-		body, _ := json.Marshal(impression(f.Tracking[n%uint64(len(f.Tracking))]))
+		i := int(n % uint64(len(f.Tracking)))
+		f.sent(i)
+		body, _ := json.Marshal(impression(f.Tracking[i]))
 		h := jsonHeader(nil, false)
 		h.Set("X-Forwarded-For", device(n))
 		return Request{Method: http.MethodPost, URL: f.Base + "/events", Body: body, Header: h}
@@ -469,7 +567,9 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 		for i := range events {
 			// From the far end of the tokens, so singles and batches
 			// overlap only once both have gone round.
-			events[i] = impression(f.Tracking[len(f.Tracking)-1-int((n*batchEventCount+uint64(i))%uint64(len(f.Tracking)))])
+			tok := len(f.Tracking) - 1 - int((n*batchEventCount+uint64(i))%uint64(len(f.Tracking)))
+			f.sent(tok)
+			events[i] = impression(f.Tracking[tok])
 		}
 		body, _ := json.Marshal(map[string]any{"events": events})
 		h := jsonHeader(nil, false)
@@ -513,7 +613,24 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 		h.Set("Idempotency-Key", run+"-topup-"+strconv.FormatUint(n, 10))
 		return Request{Method: http.MethodPost, URL: f.Base + "/billing/topups", Body: []byte(`{"amount":5000,"currency":"usd"}`), Header: h}
 	}})
+	add(w.Payout, Scenario{Route: RoutePayout, OK: []int{http.StatusCreated}, Next: func(uint64) Request {
+		// The next payee over all mixes: a payee with a payout pending
+		// is refused another.
+		p := f.Payees[(f.payouts.Add(1)-1)%uint64(len(f.Payees))]
+		return Request{Method: http.MethodPost, URL: f.Base + "/billing/payouts", Body: f.payout, Header: jsonHeader(p, true)}
+	}})
 	return ss
+}
+
+// sent notes that the impression of token i is being sent: the first
+// time, the sockets of the token's owner expect a metrics.live for it.
+func (f *Fleet) sent(i int) {
+	if !f.used[i].CompareAndSwap(false, true) {
+		return // sent before: the server takes an impression once
+	}
+	if s := f.sockets.Load(); s != nil {
+		s.expect(f.trackOwner[i], time.Now())
+	}
 }
 
 // Refreshes is how many refresh requests a run may send before reusing
@@ -529,3 +646,7 @@ func (f *Fleet) Refreshes() int {
 // SignInsLeft is how many sign-ins the fleet's sign-in accounts have
 // left before their per-account limit.
 func (f *Fleet) SignInsLeft() int { return 4 * len(f.SignIns) }
+
+// PayoutsLeft is how many payouts the fleet's mixes may still ask for
+// before a payee asks twice.
+func (f *Fleet) PayoutsLeft() int { return max(len(f.Payees)-int(f.payouts.Load()), 0) }

@@ -73,7 +73,16 @@ type Config struct {
 	// descriptors; capped, requests leave late instead, and their latency
 	// still counts from when they were due.
 	MaxInFlight int
+	// Sockets, when set, are WebSocket clients held open beside the run
+	// (Fleet.OpenSockets): the report ends with their figures since they
+	// were opened, taken once the impressions sent are reported (or 3 s
+	// after the run).
+	Sockets *Sockets
 }
+
+// socketSettle is how long a run's end waits for the last metrics.live:
+// a second of coalescing, and the group commit before it.
+const socketSettle = 3 * time.Second
 
 // Run sends cfg.Mix at cfg.Rate for cfg.Duration and reports.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
@@ -119,10 +128,10 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			attacker.Stop()
 			for range results {
 			}
-			return rep.finish(began), ctx.Err()
+			return rep.finish(began, cfg.Sockets), ctx.Err()
 		case res, ok := <-results:
 			if !ok {
-				return rep.finish(began), nil
+				return rep.finish(began, cfg.Sockets), nil
 			}
 			// Latency from the time the request was due, not from when a
 			// worker got to it. vegeta's constant pacer holds request n
@@ -294,6 +303,8 @@ type Report struct {
 	Unsent int            `json:"unsent"`
 	Total  *RouteReport   `json:"total"`
 	Routes []*RouteReport `json:"routes"`
+	// Sockets are the WebSocket clients' figures (Config.Sockets).
+	Sockets *SocketReport `json:"sockets,omitempty"`
 
 	ok     map[string][]int
 	byName map[string]*RouteReport
@@ -351,7 +362,7 @@ func (r *Report) failed(route string, res *vegeta.Result) bool {
 	return res.Code >= 400
 }
 
-func (r *Report) finish(began time.Time) *Report {
+func (r *Report) finish(began time.Time, sockets *Sockets) *Report {
 	r.Started = began.UTC()
 	r.vm.Close()
 	elapsed := time.Since(began).Seconds()
@@ -362,6 +373,9 @@ func (r *Report) finish(began time.Time) *Report {
 	// last one may fall either side of its end.
 	if due := int(r.Duration.Seconds() * float64(r.Rate)); r.Total.Requests < due-1 {
 		r.Unsent = due - r.Total.Requests
+	}
+	if sockets != nil {
+		r.Sockets = sockets.Report(socketSettle)
 	}
 	sort.Slice(r.Routes, func(i, j int) bool { return r.Routes[i].Route < r.Routes[j].Route })
 	for _, x := range append([]*RouteReport{r.Total}, r.Routes...) {
@@ -375,10 +389,14 @@ func (r *Report) finish(began time.Time) *Report {
 func (r *Report) Route(name string) *RouteReport { return r.byName[name] }
 
 // Failures describes what broke the budget: every route with a server
-// error, a transport error, or an error rate above maxErrorRate, and a
-// share of requests never sent (Unsent) above maxErrorRate.
+// error, a transport error, or an error rate above maxErrorRate, a share
+// of requests never sent (Unsent) above maxErrorRate, and WebSocket
+// clients that failed to connect, were closed or were not open at the end.
 func (r *Report) Failures(maxErrorRate float64) []string {
 	var out []string
+	if r.Sockets != nil {
+		out = r.Sockets.failures()
+	}
 	if due := r.Unsent + r.Total.Requests; r.Unsent > 0 && float64(r.Unsent) > maxErrorRate*float64(due) {
 		out = append(out, fmt.Sprintf("%d of %d requests due were never sent: the server fell behind by more than MaxInFlight", r.Unsent, due))
 	}

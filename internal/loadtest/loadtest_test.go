@@ -13,9 +13,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/coder/websocket"
 	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/internal/loadtest"
+	"github.com/adshare/adshare/transport/realtime"
 )
 
 func TestRunCountsEachRouteAtTheRate(t *testing.T) {
@@ -293,5 +295,129 @@ func TestCapacityRetriesAFailedStep(t *testing.T) {
 			require.Len(t, res.Steps, 2)
 			require.True(t, res.Steps[1].Held)
 		}
+	}
+}
+
+// wsFake is a /ws endpoint that answers as the server does: a welcome and
+// one subscribed a topic, then ad.updated and metrics.live on the space;
+// then each connection's close code (0: stays open) is taken from closes.
+func wsFake(t *testing.T, closes chan websocket.StatusCode) *httptest.Server {
+	t.Helper()
+	var conns atomic.Int64
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/ws" || r.Header.Get("Authorization") != "Bearer owner-token" {
+			http.Error(w, "unauthorized", http.StatusUnauthorized)
+			return
+		}
+		c, err := websocket.Accept(w, r, nil)
+		if err != nil {
+			return
+		}
+		conns.Add(1)
+		ctx := r.Context()
+		write := func(typ, topic, payload string) {
+			_ = c.Write(ctx, websocket.MessageText, []byte(`{"v":1,"type":"`+typ+`","topic":"`+topic+`","payload":`+payload+`}`))
+		}
+		write("welcome", "", `{"user_id":"x"}`)
+		_, data, err := c.Read(ctx)
+		if err != nil {
+			return
+		}
+		var sub struct {
+			Payload struct {
+				Topics []struct {
+					Topic string `json:"topic"`
+				} `json:"topics"`
+			} `json:"payload"`
+		}
+		require.NoError(t, json.Unmarshal(data, &sub))
+		for _, tp := range sub.Payload.Topics {
+			write("subscribed", "", `{"topic":"`+tp.Topic+`"}`)
+		}
+		space := sub.Payload.Topics[0].Topic
+		write("ad.updated", space, `{"kind":"settings"}`)
+		write("metrics.live", space, `{"impressions":0}`)
+		if code := <-closes; code != 0 {
+			_ = c.Close(code, "test")
+			return
+		}
+		_, _, _ = c.Read(ctx) // until the client closes
+	}))
+	t.Cleanup(srv.Close)
+	return srv
+}
+
+// The sockets count what they receive, reconnect after a close that
+// asks for it (and not after one that does not), and report it all.
+func TestSocketsCountReconnectAndReport(t *testing.T) {
+	t.Parallel()
+	closes := make(chan websocket.StatusCode, 8)
+	srv := wsFake(t, closes)
+	owner := &loadtest.Member{ID: "0190a000-0000-7000-8000-000000000001", Access: "owner-token", Email: "o@example.com", Addr: "10.0.0.1"}
+	fleet := &loadtest.Fleet{Base: srv.URL, Owners: []*loadtest.Member{owner}}
+
+	_, err := fleet.OpenSockets(context.Background(), loadtest.SocketConfig{Clients: -1})
+	require.Error(t, err, "a negative count")
+	_, err = (&loadtest.Fleet{Base: srv.URL}).OpenSockets(context.Background(), loadtest.SocketConfig{})
+	require.Error(t, err, "no owners")
+	bad := &loadtest.Fleet{Base: srv.URL, Owners: []*loadtest.Member{{ID: owner.ID, Access: "forged"}}}
+	_, err = bad.OpenSockets(context.Background(), loadtest.SocketConfig{Timeout: time.Second})
+	require.ErrorContains(t, err, "401", "a client that cannot connect fails the opening")
+
+	ss, err := fleet.OpenSockets(context.Background(), loadtest.SocketConfig{Clients: 2})
+	require.NoError(t, err)
+	_, err = fleet.OpenSockets(context.Background(), loadtest.SocketConfig{})
+	require.Error(t, err, "one set of sockets at a time")
+	closes <- realtime.CloseSlow           // reconnect
+	closes <- 0                            // the reconnection stays
+	closes <- realtime.CloseSessionRevoked // sign in again: no reconnection
+	require.Eventually(t, func() bool {
+		r := ss.Report(0)
+		return r.UnexpectedCloses == 2 && r.Connects == 3
+	}, 5*time.Second, 10*time.Millisecond)
+	rep := ss.Report(0)
+	require.Equal(t, 2, rep.Clients)
+	require.Equal(t, 1, rep.Open, "the revoked one stays closed")
+	require.Equal(t, map[string]int{"4002": 1, "4501": 1}, rep.CloseCodes)
+	require.Zero(t, rep.ConnectErrors)
+	require.Equal(t, 3, rep.Messages["welcome"])
+	require.Equal(t, 9, rep.Messages["subscribed"], "a space, the user's alerts and the broadcasts each time")
+	require.Equal(t, 3, rep.Messages["metrics.live"])
+	require.Equal(t, 3, rep.Messages["ad.updated"])
+	require.Zero(t, rep.WithoutMetrics)
+
+	r, err := loadtest.Run(context.Background(), loadtest.Config{Rate: 10, Duration: 200 * time.Millisecond, Sockets: ss,
+		Mix: []loadtest.Scenario{{Route: "GET /", Weight: 1, Next: func(uint64) loadtest.Request { return loadtest.Request{URL: srv.URL} }}}})
+	require.NoError(t, err)
+	require.NotNil(t, r.Sockets)
+	require.Contains(t, strings.Join(r.Failures(1), "\n"), "websocket: 1 of 2 open")
+	var md, js bytes.Buffer
+	require.NoError(t, r.WriteMarkdown(&md))
+	require.Contains(t, md.String(), "| `metrics.live` | 3 |")
+	require.Contains(t, md.String(), "WebSocket clients: 2, 1 open at the end; 3 connections, 0 failed, 2 unexpected closes 4002×1, 4501×1;")
+	require.NoError(t, r.WriteJSON(&js))
+	require.Contains(t, js.String(), `"unexpected_closes": 2`)
+
+	final := ss.Close()
+	require.Equal(t, 2, final.UnexpectedCloses, "closing is not an unexpected close")
+	closes <- 0
+	again, err := fleet.OpenSockets(context.Background(), loadtest.SocketConfig{Clients: 1, Timeout: time.Second})
+	require.NoError(t, err, "closed sockets can be opened again")
+	require.Equal(t, 1, again.Close().Open)
+}
+
+func TestSetupRefusesBadPayoutConfigs(t *testing.T) {
+	t.Parallel()
+	promote := func(context.Context, string, string) error { return nil }
+	earn := func(context.Context, string, int64) error { return nil }
+	for name, cfg := range map[string]loadtest.FleetConfig{
+		"payees without Earn": {Payees: 2},
+		"negative payees":     {Payees: -1, Earn: earn},
+		"negative payout":     {Payees: 1, Earn: earn, PayoutAmount: -5},
+	} {
+		cfg.Base, cfg.Promote = "http://127.0.0.1:1", promote
+		_, err := loadtest.Setup(context.Background(), cfg)
+		require.Error(t, err, name)
+		require.NotContains(t, err.Error(), "127.0.0.1", "%s: refused before any request", name)
 	}
 }

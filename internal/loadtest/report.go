@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"slices"
 	"strings"
@@ -71,6 +72,27 @@ func (r *Report) WriteMarkdown(w io.Writer) error {
 		fmt.Fprintf(&b, "| `%s` | %d | %d | %d | %d | %s | %.2f | %.2f | %.2f | %.2f |\n", x.Route, x.Requests, x.Errors,
 			x.ServerErrors, x.Transport, strings.Join(codes, " "), x.Latency.P50, x.Latency.P99, x.Latency.P999, x.Latency.Max)
 	}
+	if s := r.Sockets; s != nil {
+		s.writeMarkdown(&b)
+	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeMarkdown writes the WebSocket clients' section of a report.
+func (s *SocketReport) writeMarkdown(b *strings.Builder) {
+	var codes []string
+	for _, c := range slices.Sorted(maps.Keys(s.CloseCodes)) {
+		codes = append(codes, fmt.Sprintf(" %s×%d", c, s.CloseCodes[c]))
+	}
+	fmt.Fprintf(b, "\nWebSocket clients: %d, %d open at the end; %d connections, %d failed, %d unexpected closes%s; %d without metrics.live\n\n",
+		s.Clients, s.Open, s.Connects, s.ConnectErrors, s.UnexpectedCloses, strings.Join(codes, ","), s.WithoutMetrics)
+	b.WriteString("| message | received |\n|---|---:|\n")
+	types := slices.Sorted(maps.Keys(s.Messages))
+	for _, t := range types {
+		fmt.Fprintf(b, "| `%s` | %d |\n", t, s.Messages[t])
+	}
+	l := s.MetricsLatency
+	fmt.Fprintf(b, "\nmetrics.live after an impression was sent: %d timed (%d reported in all, %d not yet), p50 %.2f ms, p90 %.2f ms, p99 %.2f ms, max %.2f ms\n",
+		s.Samples, s.ImpressionsReported, s.Unreported, l.P50, l.P90, l.P99, l.Max)
 }
