@@ -12,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/auth/keyring"
 	"github.com/adshare/adshare/internal/secret"
 	"github.com/adshare/adshare/transport"
@@ -42,6 +43,10 @@ type config struct {
 	redisCA         string        // PEM CA file verifying a rediss:// server; empty: the system's roots
 	// databaseRequireTLS refuses a database URL without sslmode=verify-full.
 	databaseRequireTLS bool
+
+	// adminEmail and adminPassword, when set, are an admin account made
+	// at start if no account has the email (bootstrapAdmin).
+	adminEmail, adminPassword string
 
 	issuer        string
 	jwtSeed       []byte   // 32 bytes, or nil for an ephemeral key
@@ -162,6 +167,8 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	fs.str(&c.debugAddr, "debug-addr", "ADSHARE_DEBUG_ADDR", "", "serve Go's profiler (/debug/pprof/) on this loopback address, such as 127.0.0.1:6060; empty: off")
 	fs.duration(&c.drainDelay, "drain-delay", "ADSHARE_DRAIN_DELAY", 0, "on SIGINT/SIGTERM, how long /readyz fails while the server still serves, so that load balancers polling it stop sending first")
 	fs.str(&c.issuer, "issuer", "ADSHARE_ISSUER", "", "the iss claim of access tokens; defaults to http://<addr>")
+	fs.str(&c.adminEmail, "admin-email", "ADSHARE_ADMIN_EMAIL", "", "an admin account made at start when no account has this email (the first admin, on the in-memory store too); with admin-password")
+	fs.str(&c.adminPassword, "admin-password", "ADSHARE_ADMIN_PASSWORD", "", "the password of admin-email's account when it is made (prefer the environment variable)")
 	seed := fs.raw("jwt-seed", "ADSHARE_JWT_SEED", "base64 of the 32-byte Ed25519 seed that signs access tokens; empty: a random key per start")
 	verify := fs.raw("jwt-verify-keys", "ADSHARE_JWT_VERIFY_KEYS", "comma-separated base64 Ed25519 public keys that also verify (key rotation)")
 	refresh := fs.raw("refresh-key", "ADSHARE_REFRESH_KEY", "base64 of at least 32 secret bytes for refresh tokens; empty: random per start")
@@ -226,6 +233,14 @@ func parseConfig(name string, args []string, getenv func(string) string, out io.
 	var err error
 	if c.routeRates, err = parseRouteRates(*routeRates); err != nil {
 		return c, nil, err
+	}
+	if (c.adminEmail == "") != (c.adminPassword == "") {
+		return c, nil, errors.New("admin-email and admin-password go together")
+	}
+	if c.adminEmail != "" {
+		if c.adminEmail, err = auth.NormalizeEmail(c.adminEmail); err != nil {
+			return c, nil, fmt.Errorf("admin-email: %w", err)
+		}
 	}
 	c.allowedOrigins = splitList(*origins)
 	for _, p := range splitList(*proxies) {

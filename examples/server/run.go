@@ -296,7 +296,49 @@ func assemble(ctx context.Context, cfg config, logger *slog.Logger, reg promethe
 		cleanup()
 		return nil, nil, err
 	}
+	if err := bootstrapAdmin(ctx, cfg, logger, app.Auth(), c.Store); err != nil {
+		_ = app.Stop(context.WithoutCancel(ctx))
+		cleanup()
+		return nil, nil, err
+	}
 	return app, cleanup, nil
+}
+
+// bootstrapAdmin makes cfg's admin account (-admin-email with
+// -admin-password) when no account has the email: registered like any
+// account, then given the admin role, with an audit event naming the
+// configuration as the actor. On the in-memory store, where `users
+// set-role` cannot reach, it is how a server gets its first admin. An
+// existing account is never promoted: whoever registered the email first
+// may not be the operator.
+func bootstrapAdmin(ctx context.Context, cfg config, logger *slog.Logger, a *auth.Service, store adshare.Store) error {
+	if cfg.adminEmail == "" {
+		return nil
+	}
+	switch u, err := store.UserByEmail(ctx, cfg.adminEmail); {
+	case err == nil:
+		if u.Role != auth.RoleAdmin {
+			logger.WarnContext(ctx, "admin-email names an account that is not an admin; it is left as it is (users set-role promotes it)",
+				slog.String("role", string(u.Role)))
+		}
+		return nil
+	case !errors.Is(err, auth.ErrUserNotFound):
+		return fmt.Errorf("admin-email: %w", err)
+	}
+	u, _, err := a.Register(ctx, auth.Registration{Email: cfg.adminEmail, Password: cfg.adminPassword, DisplayName: "Admin"})
+	if err != nil {
+		return fmt.Errorf("admin-email: make the account: %w", err)
+	}
+	now := time.Now()
+	if _, err := store.SetRole(ctx, u.ID, auth.RoleAdmin, now); err != nil {
+		return fmt.Errorf("admin-email: give the admin role: %w", err)
+	}
+	if err := store.AppendAudit(ctx, auth.AuditEvent{At: now, Action: auth.AuditRoleChanged, TargetType: "user", TargetID: u.ID.String(),
+		Outcome: auth.OutcomeSuccess, Reason: "admin_email", Details: map[string]string{"from": string(u.Role), "to": string(auth.RoleAdmin)}}); err != nil {
+		return err
+	}
+	logger.InfoContext(ctx, "made the admin account of admin-email", slog.String("user_id", u.ID.String()))
+	return nil
 }
 
 // stopAll stops the parts that have a Stop method, in order, giving them

@@ -37,8 +37,13 @@ type FleetConfig struct {
 	Tokens int
 	// Promote gives the account with this email a role (moderator, admin
 	// or advertiser), as an operator does (the example server's `users
-	// set-role`). Required.
+	// set-role`). Promote or Operator is required.
 	Promote func(ctx context.Context, email, role string) error
+	// Operator, when Promote is nil, is an admin account through which
+	// Setup gives the roles over the API (PUT /users/{id}/role): for a
+	// server whose store no command reaches, such as the example server on
+	// its in-memory store with -admin-email.
+	Operator *Credentials
 	// Payees is how many owners are set up to be paid (default none): each
 	// has twice PayoutAmount of available earnings (through Earn) and asks
 	// for one payout of PayoutAmount in the fleet's runs (PayoutsLeft). The
@@ -58,6 +63,9 @@ type FleetConfig struct {
 	// timeout).
 	Client *http.Client
 }
+
+// Credentials are an account's email and password.
+type Credentials struct{ Email, Password string }
 
 // Member is one signed-in account of the fleet.
 type Member struct {
@@ -106,8 +114,8 @@ const microsPerCent = 10_000
 // Setup registers and funds the fleet through the server's API and
 // gathers tracking tokens. It takes a few seconds per hundred accounts.
 func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
-	if cfg.Promote == nil || cfg.Base == "" {
-		return nil, errors.New("loadtest: Setup needs the server's URL and a way to promote accounts")
+	if (cfg.Promote == nil && cfg.Operator == nil) || cfg.Base == "" {
+		return nil, errors.New("loadtest: Setup needs the server's URL and a way to promote accounts (Promote or Operator)")
 	}
 	switch {
 	case cfg.Payees < 0 || cfg.PayoutAmount < 0:
@@ -151,8 +159,18 @@ func Setup(ctx context.Context, cfg FleetConfig) (*Fleet, error) {
 			role string
 		}{m, "advertiser"})
 	}
+	promoteOne := func(m *Member, role string) error { return cfg.Promote(ctx, m.Email, role) }
+	if cfg.Promote == nil {
+		op := &Member{Email: cfg.Operator.Email, Addr: f.addr()}
+		if err := f.signIn(ctx, op, cfg.Operator.Password); err != nil {
+			return nil, fmt.Errorf("loadtest: the operator's sign-in: %w", err)
+		}
+		promoteOne = func(m *Member, role string) error {
+			return f.call(ctx, op, http.MethodPut, "/users/"+m.ID+"/role", map[string]string{"role": role}, http.StatusOK, nil)
+		}
+	}
 	for _, p := range promote {
-		if err := cfg.Promote(ctx, p.m.Email, p.role); err != nil {
+		if err := promoteOne(p.m, p.role); err != nil {
 			return nil, fmt.Errorf("loadtest: promote %s to %s: %w", p.m.Email, p.role, err)
 		}
 	}
@@ -410,14 +428,17 @@ func (f *Fleet) register(ctx context.Context, email string) (*Member, error) {
 	return m, nil
 }
 
-func (f *Fleet) login(ctx context.Context, m *Member) error {
+func (f *Fleet) login(ctx context.Context, m *Member) error { return f.signIn(ctx, m, FleetPassword) }
+
+// signIn signs m in with password, adding the session's tokens to m.
+func (f *Fleet) signIn(ctx context.Context, m *Member, password string) error {
 	var out struct {
 		Access  string `json:"access_token"`
 		Refresh string `json:"refresh_token"`
 	}
 	access := m.Access
 	m.Access = ""
-	err := f.call(ctx, m, http.MethodPost, "/auth/login", map[string]any{"email": m.Email, "password": FleetPassword}, http.StatusOK, &out)
+	err := f.call(ctx, m, http.MethodPost, "/auth/login", map[string]any{"email": m.Email, "password": password}, http.StatusOK, &out)
 	if err != nil {
 		m.Access = access
 		return err
