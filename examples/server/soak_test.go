@@ -145,6 +145,10 @@ func TestCapacityAndSoak(t *testing.T) {
 	// (tokens, per-account and per-advertiser limits), so that a search's
 	// rising steps would end on their refusals rather than the server's
 	// limit: they are left to the mix test.
+	// Viewers return, as real ones do: per-viewer state (frequency counts
+	// for an hour, rate-limit buckets) then stops growing once all have
+	// been seen, and what still grows in the soak is a leak.
+	fleet.Viewers = 20_000
 	mix := fleet.Mix(loadtest.Weights{SignIn: -1, Refresh: -1, TopUp: -1, Payout: -1})
 
 	hello := helloServer(t)

@@ -92,6 +92,12 @@ type Fleet struct {
 	// Tracking are served ads' tracking tokens; Clicks their click links.
 	Tracking []string
 	Clicks   []string
+	// Viewers, when set before Mix, is how many viewers (a device id and
+	// a client address each) the mix's fills, events and clicks come
+	// from, over and over: a population that returns, whose per-viewer
+	// state (frequency counts, rate-limit buckets) stops growing once all
+	// have been seen, as a soak needs. Zero: a new viewer every request.
+	Viewers int
 
 	settings   [][]byte // each owner's settings, as PUT takes them
 	payout     []byte   // a payout request's body
@@ -554,7 +560,16 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 		}
 		return h
 	}
-	device := func(n uint64) string { return fmt.Sprintf("10.%d.%d.%d", 200+n/62500%50, n/250%250, n%250+1) }
+	viewer := func(n uint64) uint64 {
+		if f.Viewers > 0 {
+			return n % uint64(f.Viewers)
+		}
+		return n
+	}
+	device := func(n uint64) string {
+		n = viewer(n)
+		return fmt.Sprintf("10.%d.%d.%d", 200+n/62500%50, n/250%250, n%250+1)
+	}
 	impression := func(tok string) map[string]string {
 		return map[string]string{"type": "impression", "token": tok, "occurred_at": time.Now().UTC().Format(time.RFC3339Nano)}
 	}
@@ -572,7 +587,7 @@ func (f *Fleet) Mix(w Weights) []Scenario {
 	add(w.Fill, Scenario{Route: RouteFill, Next: func(n uint64) Request {
 		o := f.Owners[n%uint64(len(f.Owners))]
 		return Request{URL: f.Base + "/ad-space/" + o.ID + "?gdpr_applies=false", Header: http.Header{
-			"X-Adshare-Device": {run + "-" + strconv.FormatUint(n, 10)}, "X-Forwarded-For": {device(n)},
+			"X-Adshare-Device": {run + "-" + strconv.FormatUint(viewer(n), 10)}, "X-Forwarded-For": {device(n)},
 			"User-Agent": {"AdshareApp/2.1 (iPhone; iOS 18.1)"}}}
 	}})
 	add(w.Impression, Scenario{Route: RouteEvents, Next: func(n uint64) Request {

@@ -44,3 +44,30 @@ func TestMetricsLiveTimesTheImpressionsItReports(t *testing.T) {
 	require.Equal(t, 3, rep.Messages["metrics.live"])
 	require.Equal(t, 1, rep.WithoutMetrics, "the client away got none")
 }
+
+// With Viewers set, the mix's fills come from that many viewers over and
+// over (device id and client address); without it, from a new one each.
+func TestViewersReturn(t *testing.T) {
+	t.Parallel()
+	f := &Fleet{Base: "http://127.0.0.1:1", Owners: []*Member{{ID: "o1"}}, Viewers: 3}
+	off := Weights{Fill: 1, Impression: -1, Batch: -1, Click: -1, Settings: -1, Report: -1, Balance: -1, SignIn: -1, Refresh: -1,
+		TopUp: -1, Payout: -1}
+	seen := func(f *Fleet) (devices, addrs map[string]bool) {
+		devices, addrs = map[string]bool{}, map[string]bool{}
+		ss := f.Mix(off)
+		require.Len(t, ss, 1)
+		for n := range uint64(12) {
+			r := ss[0].Next(n)
+			devices[r.Header.Get("X-Adshare-Device")] = true
+			addrs[r.Header.Get("X-Forwarded-For")] = true
+		}
+		return devices, addrs
+	}
+	devices, addrs := seen(f)
+	require.Len(t, devices, 3)
+	require.Len(t, addrs, 3)
+	f.Viewers = 0
+	devices, addrs = seen(f)
+	require.Len(t, devices, 12)
+	require.Len(t, addrs, 12)
+}
