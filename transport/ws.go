@@ -67,7 +67,11 @@ func (s *server) handleWS() http.Handler {
 			return nil // Accept answered the request
 		}
 		c.SetReadLimit(cfg.ReadLimit)
-		serveSession(r.Context(), c, hub.NewSession(p), cfg)
+		// The connection is hijacked: it outlives this handler, whose
+		// goroutine (deep in the middleware) returns, and a goroutine of
+		// its own, with a small stack, serves it. Idle connections are most
+		// of what a server holds, and a stack is most of an idle one.
+		go serveSession(context.WithoutCancel(r.Context()), c, hub.NewSession(p), cfg)
 		return nil
 	})
 }

@@ -1,11 +1,17 @@
 package transport
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
+	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"os/exec"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -14,6 +20,7 @@ import (
 
 	"github.com/coder/websocket"
 	"github.com/google/uuid"
+	"github.com/stretchr/testify/require"
 
 	"github.com/adshare/adshare/auth"
 	"github.com/adshare/adshare/store/memory"
@@ -114,10 +121,16 @@ func benchClients(b *testing.B, url string, n int, hello func(*websocket.Conn) e
 }
 
 func heapAndStacks() uint64 {
+	heap, stacks := memoryInUse()
+	return heap + stacks
+}
+
+// memoryInUse is the heap and the goroutine stacks in use after a GC.
+func memoryInUse() (heap, stacks uint64) {
 	runtime.GC()
 	var m runtime.MemStats
 	runtime.ReadMemStats(&m)
-	return m.HeapInuse + m.StackInuse
+	return m.HeapInuse, m.StackInuse
 }
 
 // adshareHello authenticates in the first message and subscribes to the
@@ -159,32 +172,109 @@ func newBenchChannel(b *testing.B) (url string, pub *realtime.Publisher, hub *re
 	return "ws" + strings.TrimPrefix(srv.URL, "http") + "/ws", realtime.NewPublisher(broker, nil), hub
 }
 
-// BenchmarkWSIdleMemory holds 10,000 idle connections (20,000 sockets with
-// their clients, in one process: it raises the open-file limit) on a bare
+// BenchmarkWSIdleMemory holds 10,000 idle connections on a bare
 // coder/websocket server and on the channel (authenticated and
-// subscribed), and reports the heap and stacks per connection of each,
-// clients included, and their ratio.
+// subscribed), their clients in another process (this test binary again,
+// TestWSIdleClientProcess), and reports the heap and stacks per
+// connection on the server side of each, and their ratio.
 func BenchmarkWSIdleMemory(b *testing.B) {
 	const n = 10_000
-	needFiles(b, 2*n+1024)
-	measure := func(url string, hello func(*websocket.Conn) error) float64 {
-		before := heapAndStacks()
-		var got atomic.Int64
-		stop := benchClients(b, url, n, hello, &got)
-		after := heapAndStacks()
+	measure := func(url, hello string) (heapBytes, stackBytes float64) {
+		heap0, stacks0 := memoryInUse()
+		stop := idleClientProcess(b, url, hello, n)
+		heap1, stacks1 := memoryInUse()
 		stop()
-		return float64(after-before) / n
+		return float64(heap1-heap0) / n, float64(stacks1-stacks0) / n
 	}
 	for range b.N {
 		bare := &bareServer{conns: map[chan []byte]struct{}{}}
 		srv := httptest.NewServer(bare)
-		bareBytes := measure("ws"+strings.TrimPrefix(srv.URL, "http"), func(*websocket.Conn) error { return nil })
+		bareHeap, bareStacks := measure("ws"+strings.TrimPrefix(srv.URL, "http"), "bare")
 		srv.Close()
 		url, _, _ := newBenchChannel(b)
-		ours := measure(url, adshareHello)
-		b.ReportMetric(bareBytes/1024, "bare-KiB/conn")
-		b.ReportMetric(ours/1024, "adshare-KiB/conn")
-		b.ReportMetric(ours/bareBytes, "ratio")
+		heap, stacks := measure(url, "adshare")
+		b.ReportMetric((bareHeap+bareStacks)/1024, "bare-KiB/conn")
+		b.ReportMetric((heap+stacks)/1024, "adshare-KiB/conn")
+		b.ReportMetric(bareStacks/1024, "bare-stack-KiB/conn")
+		b.ReportMetric(stacks/1024, "adshare-stack-KiB/conn")
+		b.ReportMetric((heap+stacks)/(bareHeap+bareStacks), "ratio")
+	}
+}
+
+// idleClientProcess starts this test binary as TestWSIdleClientProcess
+// with n clients of url (hello "bare": none; "adshare": adshareHello) and
+// returns once they are all connected; stop ends the process.
+func idleClientProcess(b *testing.B, url, hello string, n int) (stop func()) {
+	b.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestWSIdleClientProcess$", "-test.count=1")
+	cmd.Env = append(os.Environ(), "ADSHARE_WS_IDLE_URL="+url, "ADSHARE_WS_IDLE_HELLO="+hello, "ADSHARE_WS_IDLE_N="+strconv.Itoa(n))
+	cmd.Stderr = os.Stderr
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	sc := bufio.NewScanner(stdout)
+	for sc.Scan() && sc.Text() != "ready" {
+	}
+	if sc.Text() != "ready" {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+		b.Fatalf("the client process ended before its %d clients were connected", n)
+	}
+	go func() { _, _ = io.Copy(io.Discard, stdout) }()
+	return func() {
+		_ = stdin.Close()
+		_ = cmd.Wait()
+	}
+}
+
+// TestWSIdleClientProcess is BenchmarkWSIdleMemory's client process: with
+// ADSHARE_WS_IDLE_URL set it connects ADSHARE_WS_IDLE_N clients, prints
+// "ready" and holds them until its standard input closes. Without it (a
+// plain test run) it checks only that a client process of one connects
+// and holds.
+func TestWSIdleClientProcess(t *testing.T) {
+	url, hello := os.Getenv("ADSHARE_WS_IDLE_URL"), os.Getenv("ADSHARE_WS_IDLE_HELLO")
+	if url == "" {
+		bare := &bareServer{conns: map[chan []byte]struct{}{}}
+		srv := httptest.NewServer(bare)
+		defer srv.Close()
+		conn, _, err := websocket.Dial(context.Background(), "ws"+strings.TrimPrefix(srv.URL, "http"), nil)
+		require.NoError(t, err)
+		_ = conn.CloseNow()
+		return
+	}
+	n, err := strconv.Atoi(os.Getenv("ADSHARE_WS_IDLE_N"))
+	require.NoError(t, err)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	conns := make([]*websocket.Conn, 0, n)
+	for range n {
+		c, _, err := websocket.Dial(ctx, url, nil)
+		require.NoError(t, err)
+		if hello == "adshare" {
+			require.NoError(t, adshareHello(c))
+		}
+		go func() { // read what comes (pings are answered while reading)
+			for {
+				if _, _, err := c.Read(ctx); err != nil {
+					return
+				}
+			}
+		}()
+		conns = append(conns, c)
+	}
+	fmt.Println("ready")
+	_, _ = io.Copy(io.Discard, os.Stdin)
+	for _, c := range conns {
+		_ = c.CloseNow()
 	}
 }
 
