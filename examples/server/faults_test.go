@@ -212,6 +212,9 @@ func TestPostgresFaultsUnderLoad(t *testing.T) {
 	loadResults(t, "faults-postgres", rep)
 	require.Zero(t, rep.Route(loadtest.RouteFill).Errors, "fills go on from the caches while PostgreSQL is away")
 	for _, r := range rep.Routes {
+		require.Zero(t, r.Statuses["500"], "%s: a PostgreSQL out of reach is a 503, never an internal error", r.Route)
+	}
+	for _, r := range rep.Routes {
 		require.Less(t, r.Latency.Max, 11_000.0, "%s: no request hangs past the client's deadline", r.Route)
 	}
 	// Every event the server said it accepted is stored, once.

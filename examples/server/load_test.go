@@ -76,7 +76,16 @@ func loadServer(t *testing.T, env map[string]string, cfg loadtest.FleetConfig) (
 			env[k] = v
 		}
 	}
-	base, _ := startServer(t, env, "-migrate-on-start")
+	base, out := startServer(t, env, "-migrate-on-start")
+	t.Cleanup(func() { // the server's errors explain a failed run
+		if t.Failed() {
+			for line := range strings.Lines(out.String()) {
+				if strings.Contains(line, `"level":"ERROR"`) {
+					t.Log(strings.TrimSpace(line))
+				}
+			}
+		}
+	})
 	dbEnv := map[string]string{"DATABASE_URL": env["DATABASE_URL"]}
 	cfg.Base = base
 	cfg.Promote = func(ctx context.Context, email, role string) error {

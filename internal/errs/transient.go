@@ -1,6 +1,7 @@
 package errs
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net"
@@ -17,8 +18,9 @@ var ErrDependencyUnavailable = New(Unavailable, "dependency_unavailable",
 
 // Transient reports whether err is a failure to reach a dependency over
 // the network rather than an answer from it: a refused, reset or broken
-// connection, an unexpected end of stream, or a timeout (a network one,
-// or the request's deadline passing while it waited on a dependency).
+// connection, an unexpected end of stream, a timeout (a network one, or
+// the request's deadline passing while it waited on a dependency), or an
+// error whose SafeToRetry method says nothing was sent.
 // Errors the code classified already (an *Error in the chain) are not, nor
 // is a cancellation (the client went away).
 func Transient(err error) bool {
@@ -26,8 +28,15 @@ func Transient(err error) bool {
 		return false
 	}
 	var netErr net.Error
+	var unsent interface{ SafeToRetry() bool }
 	switch {
+	case errors.Is(err, context.Canceled):
+		return false
 	case errors.As(err, &netErr):
+		return true
+	case errors.As(err, &unsent) && unsent.SafeToRetry():
+		// A driver's word that nothing reached the dependency (pgx's "conn
+		// closed" on a connection that broke under the pool).
 		return true
 	case errors.Is(err, syscall.ECONNREFUSED), errors.Is(err, syscall.ECONNRESET), errors.Is(err, syscall.EPIPE),
 		errors.Is(err, syscall.ECONNABORTED), errors.Is(err, io.ErrUnexpectedEOF), errors.Is(err, net.ErrClosed):

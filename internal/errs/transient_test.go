@@ -38,6 +38,9 @@ func TestTransient(t *testing.T) {
 		{"a dependency too slow for the request's deadline", fmt.Errorf("query: %w", context.DeadlineExceeded), true},
 		{"a client that went away", context.Canceled, false},
 		{"an error the code classified", errs.New(errs.NotFound, "x", "x").WithCause(refused), false},
+		{"a driver's error sent nowhere", fmt.Errorf("begin: %w", unsentError{safe: true}), true},
+		{"a driver's error that may have been sent", unsentError{safe: false}, false},
+		{"a cancellation the driver calls unsent", unsentError{safe: true, cause: context.Canceled}, false},
 	} {
 		require.Equal(t, tt.want, errs.Transient(tt.err), tt.name)
 	}
@@ -52,3 +55,14 @@ func TestTransient(t *testing.T) {
 	plain := errors.New("other")
 	require.Same(t, plain, errs.Classify(plain))
 }
+
+// unsentError is a driver error that says whether it reached the server
+// (pgconn's SafeToRetry).
+type unsentError struct {
+	safe  bool
+	cause error
+}
+
+func (e unsentError) Error() string     { return "conn closed" }
+func (e unsentError) SafeToRetry() bool { return e.safe }
+func (e unsentError) Unwrap() error     { return e.cause }

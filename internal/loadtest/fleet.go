@@ -455,47 +455,67 @@ func (f *Fleet) signIn(ctx context.Context, m *Member, password string) error {
 }
 
 // call sends one setup request as m (anonymous when nil) and decodes the
-// answer, which must have the wanted status.
+// answer, which must have the wanted status. A 503 is tried again a few
+// times, after its Retry-After (at most 2 s), as an app does: setup on a
+// loaded machine meets a dependency's slow moment, which is not what a
+// run measures.
 func (f *Fleet) call(ctx context.Context, m *Member, method, path string, body any, want int, out any, header ...string) error {
-	var r io.Reader
+	var raw []byte
 	if body != nil {
-		raw, err := json.Marshal(body)
-		if err != nil {
+		var err error
+		if raw, err = json.Marshal(body); err != nil {
 			return err
 		}
-		r = bytes.NewReader(raw)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, f.Base+path, r)
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
 	}
 	addr := f.addr()
 	if m != nil {
 		addr = m.Addr
-		if m.Access != "" {
+	}
+	for attempt := 1; ; attempt++ {
+		var r io.Reader
+		if body != nil {
+			r = bytes.NewReader(raw)
+		}
+		req, err := http.NewRequestWithContext(ctx, method, f.Base+path, r)
+		if err != nil {
+			return err
+		}
+		if body != nil {
+			req.Header.Set("Content-Type", "application/json")
+		}
+		if m != nil && m.Access != "" {
 			req.Header.Set("Authorization", "Bearer "+m.Access)
 		}
+		req.Header.Set("X-Forwarded-For", addr)
+		for i := 0; i+1 < len(header); i += 2 {
+			req.Header.Set(header[i], header[i+1])
+		}
+		resp, err := f.client.Do(req)
+		if err != nil {
+			return fmt.Errorf("loadtest: setup %s %s: %w", method, path, err)
+		}
+		answer, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		_ = resp.Body.Close()
+		if resp.StatusCode == http.StatusServiceUnavailable && want != http.StatusServiceUnavailable && attempt < 5 {
+			wait := 500 * time.Millisecond
+			if secs, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && secs > 0 {
+				wait = min(time.Duration(secs)*time.Second, 2*time.Second)
+			}
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-time.After(wait):
+			}
+			continue
+		}
+		if resp.StatusCode != want {
+			return fmt.Errorf("loadtest: setup %s %s: %d, want %d: %s", method, path, resp.StatusCode, want, answer)
+		}
+		if out != nil {
+			return json.Unmarshal(answer, out)
+		}
+		return nil
 	}
-	req.Header.Set("X-Forwarded-For", addr)
-	for i := 0; i+1 < len(header); i += 2 {
-		req.Header.Set(header[i], header[i+1])
-	}
-	resp, err := f.client.Do(req)
-	if err != nil {
-		return fmt.Errorf("loadtest: setup %s %s: %w", method, path, err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if resp.StatusCode != want {
-		return fmt.Errorf("loadtest: setup %s %s: %d, want %d: %s", method, path, resp.StatusCode, want, raw)
-	}
-	if out != nil {
-		return json.Unmarshal(raw, out)
-	}
-	return nil
 }
 
 // Weights are the shares of a mix's scenarios (Mix's defaults when

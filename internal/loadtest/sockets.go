@@ -311,8 +311,14 @@ func (s *Sockets) sample(err error) {
 // the impressions sent are reported or up to settle has passed: live
 // figures come at most a second apart.
 func (s *Sockets) Report(settle time.Duration) *SocketReport {
-	for deadline := time.Now().Add(settle); time.Now().Before(deadline) && s.unreported() > 0; {
+	// Wait while reports still come: until none is missing, settle has
+	// passed, or three seconds brought none (what is left was dropped).
+	left, progressed := s.unreported(), time.Now()
+	for deadline := time.Now().Add(settle); left > 0 && time.Now().Before(deadline) && time.Since(progressed) < 3*time.Second; {
 		time.Sleep(50 * time.Millisecond)
+		if n := s.unreported(); n < left {
+			left, progressed = n, time.Now()
+		}
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
