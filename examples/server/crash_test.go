@@ -28,6 +28,7 @@ import (
 // signed out before a crash stays signed out after it.
 func TestCrashConsistencyUnderMixedLoad(t *testing.T) {
 	t.Parallel()
+	loadSlot(t)
 	rounds := 3
 	if loadProfile() == "full" {
 		rounds = 10

@@ -113,6 +113,7 @@ func impressionOf(base, token, addr string) probe {
 // connections. The rows state what the API must do.
 func TestPostgresFaultsUnderLoad(t *testing.T) {
 	t.Parallel()
+	loadSlot(t)
 	dbURL := postgrestest.URL(t)
 	u, err := url.Parse(dbURL)
 	require.NoError(t, err)
@@ -275,6 +276,7 @@ func fillOf(base, owner string, device int) probe {
 // is back.
 func TestRedisFaultsUnderLoad(t *testing.T) {
 	t.Parallel()
+	loadSlot(t)
 	redisURL, prefix := testenv.Redis(t)
 	u, err := url.Parse(redisURL)
 	require.NoError(t, err)
@@ -347,6 +349,7 @@ func TestRedisFaultsUnderLoad(t *testing.T) {
 // the deadline (house ads or none) until Kevel is back.
 func TestKevelFaultsUnderLoad(t *testing.T) {
 	t.Parallel()
+	loadSlot(t)
 	fake := httptest.NewServer(kevelfake.NewFake(kevelfake.Config{NetworkID: 23, SiteIDs: []int64{1}, Ads: demoAds()}))
 	t.Cleanup(fake.Close)
 	proxy, err := faultproxy.Start(strings.TrimPrefix(fake.URL, "http://"))

@@ -132,6 +132,7 @@ func ledgerEarn(t *testing.T, dbURL string) func(ctx context.Context, owner stri
 // live figures of their owner's impressions.
 func TestLoadMix(t *testing.T) {
 	t.Parallel()
+	loadSlot(t)
 	rate, d := 150, 5*time.Second
 	if loadProfile() == "full" {
 		rate, d = 600, 60*time.Second
@@ -186,6 +187,20 @@ func TestLoadMix(t *testing.T) {
 	// none is replayed): nearly all, not all, are asked for.
 	require.LessOrEqual(t, ws.Unreported, (ws.Samples+ws.Unreported)/10, "nearly every impression sent was reported live")
 	require.Less(t, ws.MetricsLatency.P99, 5000.0, "live figures come within seconds")
+}
+
+// loadSlots bounds how many of the package's load-harness tests (the
+// mixes, the fault rows, the crash rounds) run at once: each drives a
+// server at a fixed rate, and on two cores under the race detector more
+// than two at a time time out on the machine, not on the server.
+var loadSlots = make(chan struct{}, 2)
+
+// loadSlot waits for a slot and holds it until t ends (after t's other
+// cleanups, its server's stop among them).
+func loadSlot(t *testing.T) {
+	t.Helper()
+	loadSlots <- struct{}{}
+	t.Cleanup(func() { <-loadSlots })
 }
 
 // fitWeights is the default mix, in ten-thousandths, with the requests

@@ -426,8 +426,16 @@ func (f *Fleet) register(ctx context.Context, email string) (*Member, error) {
 		Access  string `json:"access_token"`
 		Refresh string `json:"refresh_token"`
 	}
-	if err := f.call(ctx, m, http.MethodPost, "/auth/register", map[string]any{"email": email, "password": FleetPassword},
-		http.StatusCreated, &out); err != nil {
+	err := f.call(ctx, m, http.MethodPost, "/auth/register", map[string]any{"email": email, "password": FleetPassword},
+		http.StatusCreated, &out)
+	var se *setupError
+	if errors.As(err, &se) && se.status == http.StatusConflict {
+		// The fleet's emails are its own: an attempt answered 503 (too
+		// late, on a loaded machine) made the account, so sign in to it.
+		err = f.call(ctx, m, http.MethodPost, "/auth/login", map[string]any{"email": email, "password": FleetPassword},
+			http.StatusOK, &out)
+	}
+	if err != nil {
 		return nil, err
 	}
 	m.ID, m.Access, m.Refresh = out.User.ID, out.Access, []string{out.Refresh}
@@ -453,6 +461,15 @@ func (f *Fleet) signIn(ctx context.Context, m *Member, password string) error {
 	m.Refresh = append(m.Refresh, out.Refresh)
 	return nil
 }
+
+// setupError is a setup request answered with another status than the
+// one wanted.
+type setupError struct {
+	status int
+	msg    string
+}
+
+func (e *setupError) Error() string { return e.msg }
 
 // call sends one setup request as m (anonymous when nil) and decodes the
 // answer, which must have the wanted status. A 503 is tried again a few
@@ -509,7 +526,8 @@ func (f *Fleet) call(ctx context.Context, m *Member, method, path string, body a
 			continue
 		}
 		if resp.StatusCode != want {
-			return fmt.Errorf("loadtest: setup %s %s: %d, want %d: %s", method, path, resp.StatusCode, want, answer)
+			return &setupError{status: resp.StatusCode, msg: fmt.Sprintf("loadtest: setup %s %s: %d, want %d: %s", method, path,
+				resp.StatusCode, want, answer)}
 		}
 		if out != nil {
 			return json.Unmarshal(answer, out)
