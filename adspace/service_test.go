@@ -577,25 +577,7 @@ func TestFillServesOnlyFundedAdvertisersAds(t *testing.T) {
 	f := &funding{funded: map[uuid.UUID]bool{rich: true}}
 	b := setup(t, opts{decider: fake, funding: f})
 	ctx := context.Background()
-	owner := b.user(t, "owner@example.com", auth.RoleUser)
-	_, err := b.store.SetTier(ctx, auth.TierChange{UserID: owner.UserID, Tier: "premium", EffectiveAt: time.Now()})
-	require.NoError(t, err)
-	sp, err := b.spaces.MySpace(ctx, owner)
-	require.NoError(t, err)
-	set := sp.Settings
-	set.MaxAdsPerView = 3
-	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
-	require.NoError(t, err)
-
-	titles := func() []string {
-		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "d1"})
-		require.NoError(t, err)
-		var out []string
-		for _, ad := range fill.Ads {
-			out = append(out, ad.Creative.Title)
-		}
-		return out
-	}
+	titles := premiumOwnerFills(t, b)
 	require.Equal(t, []string{"Funded", "Kevel"}, titles(), "the spent advertiser's ad is not served; Kevel's are not ours to fund")
 	require.Equal(t, []string{"Funded", "Kevel"}, titles())
 	require.Equal(t, 1, f.calls, "funding is cached between fills")
@@ -626,25 +608,7 @@ func TestFundingLookupFailureKeepsTheLastAnswer(t *testing.T) {
 	advance := func(d time.Duration) { clock.Add(int64(d)) }
 	f := &funding{funded: map[uuid.UUID]bool{rich: true}}
 	b := setup(t, opts{decider: fake, funding: f, now: func() time.Time { return time.Unix(0, clock.Load()) }})
-	ctx := context.Background()
-	owner := b.user(t, "owner@example.com", auth.RoleUser)
-	_, err := b.store.SetTier(ctx, auth.TierChange{UserID: owner.UserID, Tier: "premium", EffectiveAt: time.Now()})
-	require.NoError(t, err)
-	sp, err := b.spaces.MySpace(ctx, owner)
-	require.NoError(t, err)
-	set := sp.Settings
-	set.MaxAdsPerView = 3
-	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
-	require.NoError(t, err)
-	titles := func() []string {
-		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "d1"})
-		require.NoError(t, err)
-		var out []string
-		for _, ad := range fill.Ads {
-			out = append(out, ad.Creative.Title)
-		}
-		return out
-	}
+	titles := premiumOwnerFills(t, b)
 	calls := func() int {
 		f.mu.Lock()
 		defer f.mu.Unlock()
@@ -679,6 +643,31 @@ func TestFundingLookupFailureKeepsTheLastAnswer(t *testing.T) {
 	f.mu.Unlock()
 	advance(1100 * time.Millisecond)
 	require.ElementsMatch(t, []string{"Spent", "Funded"}, titles(), "the ledger's next answer is used")
+}
+
+// premiumOwnerFills makes a premium owner whose space shows three ads a
+// view, and returns a fill of it by one device, as the ads' titles.
+func premiumOwnerFills(t *testing.T, b *testBundle) func() []string {
+	t.Helper()
+	ctx := context.Background()
+	owner := b.user(t, "owner@example.com", auth.RoleUser)
+	_, err := b.store.SetTier(ctx, auth.TierChange{UserID: owner.UserID, Tier: "premium", EffectiveAt: time.Now()})
+	require.NoError(t, err)
+	sp, err := b.spaces.MySpace(ctx, owner)
+	require.NoError(t, err)
+	set := sp.Settings
+	set.MaxAdsPerView = 3
+	_, err = b.spaces.UpdateSettings(ctx, owner, set, 0)
+	require.NoError(t, err)
+	return func() []string {
+		fill, err := b.spaces.Fill(ctx, adspace.FillRequest{Owner: owner.UserID, Device: "d1"})
+		require.NoError(t, err)
+		var out []string
+		for _, ad := range fill.Ads {
+			out = append(out, ad.Creative.Title)
+		}
+		return out
+	}
 }
 
 // TestViewerKeyIsTheDocumentedHMAC holds the pseudonymous viewer key to its

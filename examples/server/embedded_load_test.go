@@ -34,20 +34,7 @@ func TestLoadMixOnEmbeddedDefaults(t *testing.T) {
 	ctx := context.Background()
 	fleet, err := loadtest.Setup(ctx, loadtest.FleetConfig{Base: base, Owners: 20, Tokens: 1000, Operator: &op})
 	require.NoError(t, err)
-	sockets, err := fleet.OpenSockets(ctx, loadtest.SocketConfig{})
-	require.NoError(t, err)
-	defer sockets.Close()
-	rep, err := loadtest.Run(ctx, loadtest.Config{Rate: rate, Duration: d, Mix: fleet.Mix(fitWeights(fleet, rate*int(d/time.Second))),
-		Sockets: sockets})
-	require.NoError(t, err)
-	loadResults(t, "mix-embedded", rep)
-	require.Empty(t, rep.Failures(0), "every request of the mix succeeds, and every socket stays open")
-	for _, route := range []string{loadtest.RouteFill, loadtest.RouteEvents, loadtest.RouteClick, loadtest.RouteSettings,
-		loadtest.RoutePerformance, loadtest.RouteBalance, loadtest.RouteSignIn, loadtest.RouteRefresh, loadtest.RouteTopUp} {
-		r := rep.Route(route)
-		require.NotNil(t, r, "%s was sent", route)
-		require.NotZero(t, r.Requests, route)
-	}
+	rep := runFleetMix(t, fleet, "mix-embedded", rate, d)
 	require.Nil(t, rep.Route(loadtest.RoutePayout), "a fleet without payees asks for no payouts")
 	require.Equal(t, len(fleet.Owners), rep.Sockets.Open, "every client is connected at the end")
 	require.Positive(t, rep.Sockets.Messages["metrics.live"])

@@ -140,22 +140,8 @@ func TestLoadMix(t *testing.T) {
 	// A payee asks for one payout: enough of them for the run's share.
 	payees := rate*int(d/time.Second)*loadtest.DefaultWeights.Payout*11/10_000 + 3 // a tenth to spare: fitWeights' cuts raise the others' shares
 	base, fleet := loadServer(t, nil, loadtest.FleetConfig{Owners: 20, Tokens: 1000, Payees: payees})
-	ctx := context.Background()
-	sockets, err := fleet.OpenSockets(ctx, loadtest.SocketConfig{})
-	require.NoError(t, err)
-	defer sockets.Close()
-	rep, err := loadtest.Run(ctx, loadtest.Config{Rate: rate, Duration: d, Mix: fleet.Mix(fitWeights(fleet, rate*int(d/time.Second))),
-		Sockets: sockets})
-	require.NoError(t, err)
-	loadResults(t, "mix", rep)
-	require.Empty(t, rep.Failures(0), "every request of the mix succeeds, and every socket stays open")
-	for _, route := range []string{loadtest.RouteFill, loadtest.RouteEvents, loadtest.RouteClick, loadtest.RouteSettings,
-		loadtest.RoutePerformance, loadtest.RouteBalance, loadtest.RouteSignIn, loadtest.RouteRefresh, loadtest.RouteTopUp,
-		loadtest.RoutePayout} {
-		r := rep.Route(route)
-		require.NotNil(t, r, "%s was sent", route)
-		require.NotZero(t, r.Requests, route)
-	}
+	rep := runFleetMix(t, fleet, "mix", rate, d)
+	require.NotNil(t, rep.Route(loadtest.RoutePayout), "payouts were sent")
 	require.InDelta(t, rate*int(d/time.Second), rep.Total.Requests, float64(rate)/10, "open loop: rate times duration")
 	require.False(t, strings.Contains(rep.Route(loadtest.RouteFill).Route, "unmatched"))
 
@@ -189,6 +175,29 @@ func TestLoadMix(t *testing.T) {
 	// CI's race detector on two shared cores loses a fifth.
 	require.LessOrEqual(t, ws.Unreported, (ws.Samples+ws.Unreported)/2, "most impressions sent were reported live")
 	require.Less(t, ws.MetricsLatency.P99, 5000.0, "live figures come within seconds")
+}
+
+// runFleetMix runs fleet's mix (fitWeights) at rate for d with a
+// WebSocket client per owner, keeps the results as name, and requires
+// that nothing failed and that every route but payouts was sent.
+func runFleetMix(t *testing.T, fleet *loadtest.Fleet, name string, rate int, d time.Duration) *loadtest.Report {
+	t.Helper()
+	ctx := context.Background()
+	sockets, err := fleet.OpenSockets(ctx, loadtest.SocketConfig{})
+	require.NoError(t, err)
+	defer sockets.Close()
+	rep, err := loadtest.Run(ctx, loadtest.Config{Rate: rate, Duration: d, Mix: fleet.Mix(fitWeights(fleet, rate*int(d/time.Second))),
+		Sockets: sockets})
+	require.NoError(t, err)
+	loadResults(t, name, rep)
+	require.Empty(t, rep.Failures(0), "every request of the mix succeeds, and every socket stays open")
+	for _, route := range []string{loadtest.RouteFill, loadtest.RouteEvents, loadtest.RouteClick, loadtest.RouteSettings,
+		loadtest.RoutePerformance, loadtest.RouteBalance, loadtest.RouteSignIn, loadtest.RouteRefresh, loadtest.RouteTopUp} {
+		r := rep.Route(route)
+		require.NotNil(t, r, "%s was sent", route)
+		require.NotZero(t, r.Requests, route)
+	}
+	return rep
 }
 
 // loadSlots bounds how many of the package's load-harness tests (the
