@@ -367,16 +367,23 @@ func (s *Service) requestErasure(ctx context.Context, p auth.Principal, user uui
 	}
 	e := Erasure{ID: uuid.Must(uuid.NewV7()), User: user, Pseudonym: uuid.New(), ByAdmin: byAdmin, Status: ErasurePending, CreatedAt: s.now().UTC()}
 	got, created, err := s.cfg.Store.CreateErasure(ctx, e)
-	if err != nil || !created {
+	if err != nil {
 		return got, false, err
 	}
+	if created {
+		// Recorded before the job can run: the erasure rewrites the
+		// user's id in this record with the rest. Recorded after, it
+		// could land once the job had passed and name the user.
+		s.record(ctx, auth.AuditEvent{ActorID: p.UserID, Action: AuditErasureRequested, TargetType: "user", TargetID: user.String(),
+			Details: map[string]string{"erasure": got.ID.String()}})
+	}
+	// A repeated request enqueues the pending erasure again: the unique
+	// key makes that a no-op while its job waits or runs, and starts it
+	// when the first request's enqueue failed after the record was made.
 	if _, err := s.cfg.Jobs.Enqueue(ctx, ErasureJobKind, erasureArgs{Erasure: got.ID}, &jobs.EnqueueOpts{UniqueKey: "erasure:" + got.ID.String()}); err != nil {
 		return Erasure{}, false, fmt.Errorf("privacy: enqueue erasure: %w", err)
 	}
-	// Erased with the rest: the store rewrites the user's id in it.
-	s.record(ctx, auth.AuditEvent{ActorID: p.UserID, Action: AuditErasureRequested, TargetType: "user", TargetID: user.String(),
-		Details: map[string]string{"erasure": got.ID.String()}})
-	return got, true, nil
+	return got, created, nil
 }
 
 // Erasure returns an erasure's record for an administrator

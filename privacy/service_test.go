@@ -131,3 +131,97 @@ func TestAStaleExportIsStartedOver(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, privacy.ExportFailed, old.Status)
 }
+
+// eagerQueue is a job queue whose Enqueue returns only once the erasure
+// it enqueued is done (the fastest worker there can be), or fails the
+// first failFirst enqueues as a store out of reach would.
+type eagerQueue struct {
+	jobs.Queue
+	store     *memory.Store
+	failFirst int
+}
+
+func (q *eagerQueue) Enqueue(ctx context.Context, kind string, args any, opts *jobs.EnqueueOpts) (bool, error) {
+	if q.failFirst > 0 {
+		q.failFirst--
+		return false, errors.New("the queue's database is out of reach")
+	}
+	inserted, err := q.Queue.Enqueue(ctx, kind, args, opts)
+	if err != nil || kind != privacy.ErasureJobKind {
+		return inserted, err
+	}
+	id := uuid.MustParse(opts.UniqueKey[len("erasure:"):])
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+		if e, err := q.store.Erasure(ctx, id); err == nil && e.Status == privacy.ErasureDone {
+			return inserted, nil
+		}
+	}
+	return inserted, errors.New("the erasure did not finish")
+}
+
+// TestErasureRequestedIsAuditedBeforeTheJobRuns: the erasure job may run
+// to its end before Enqueue returns; the "requested" record, which names
+// the user, is then already in the log and rewritten with the rest, so
+// no audit record names the erased user.
+func TestErasureRequestedIsAuditedBeforeTheJobRuns(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := memory.New()
+	local, err := jobs.NewLocal(&jobs.LocalConfig{})
+	require.NoError(t, err)
+	q := &eagerQueue{Queue: local, store: store}
+	svc, err := privacy.NewService(privacy.Config{
+		Store: store, Jobs: q, Accounts: &accounts{ended: map[uuid.UUID]int{}}, Audit: store, LinkKey: make([]byte, 32),
+	})
+	require.NoError(t, err)
+	require.NoError(t, q.Start(ctx))
+	t.Cleanup(func() { _ = q.Stop(context.Background()) })
+
+	user := uuid.New()
+	e, created, err := svc.RequestErasure(ctx, auth.Principal{UserID: user, Role: auth.RoleUser}, "right")
+	require.NoError(t, err)
+	require.True(t, created)
+	events, err := store.AuditEvents(ctx, auth.AuditFilter{Limit: 1000})
+	require.NoError(t, err)
+	var requested bool
+	for _, ev := range events {
+		require.NotEqual(t, user, ev.ActorID, "audit record %d (%s) names the erased user", ev.ID, ev.Action)
+		require.NotEqual(t, user.String(), ev.TargetID, "audit record %d (%s) names the erased user", ev.ID, ev.Action)
+		if ev.Action == privacy.AuditErasureRequested {
+			requested = true
+			require.Equal(t, e.Pseudonym, ev.ActorID, "the requester is the pseudonym now")
+		}
+	}
+	require.True(t, requested, "the request is in the log")
+}
+
+// TestARepeatedErasureRequestStartsAnUnqueuedOne: the first request's
+// enqueue fails after its record was made; the user's next request gets
+// that pending erasure and starts its job, and it is done once.
+func TestARepeatedErasureRequestStartsAnUnqueuedOne(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	store := memory.New()
+	local, err := jobs.NewLocal(&jobs.LocalConfig{})
+	require.NoError(t, err)
+	q := &eagerQueue{Queue: local, store: store, failFirst: 1}
+	svc, err := privacy.NewService(privacy.Config{
+		Store: store, Jobs: q, Accounts: &accounts{ended: map[uuid.UUID]int{}}, Audit: store, LinkKey: make([]byte, 32),
+	})
+	require.NoError(t, err)
+	require.NoError(t, q.Start(ctx))
+	t.Cleanup(func() { _ = q.Stop(context.Background()) })
+
+	p := auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}
+	_, _, err = svc.RequestErasure(ctx, p, "right")
+	require.ErrorContains(t, err, "out of reach")
+	e, created, err := svc.RequestErasure(ctx, p, "right")
+	require.NoError(t, err)
+	require.False(t, created, "the second request gets the first, pending erasure")
+	got, err := store.Erasure(ctx, e.ID)
+	require.NoError(t, err)
+	require.Equal(t, privacy.ErasureDone, got.Status, "the second request started its job")
+	events, err := store.AuditEvents(ctx, auth.AuditFilter{Action: privacy.AuditErasureRequested})
+	require.NoError(t, err)
+	require.Len(t, events, 1, "one request is on record, not two")
+}
