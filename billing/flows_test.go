@@ -1,6 +1,7 @@
 package billing_test
 
 import (
+	"context"
 	"sync"
 	"testing"
 	"time"
@@ -316,3 +317,77 @@ func TestReconciliationReportsAPlantedDifference(t *testing.T) {
 }
 
 func memoryLimiter() auth.Limiter { return memory.NewLimiter() }
+
+// doneKeysCounter counts a store's DoneKeys reads.
+type doneKeysCounter struct {
+	testStore
+	mu    sync.Mutex
+	reads int
+}
+
+func (c *doneKeysCounter) DoneKeys(ctx context.Context, keys []string) (map[string]bool, error) {
+	c.mu.Lock()
+	c.reads++
+	c.mu.Unlock()
+	return c.testStore.DoneKeys(ctx, keys)
+}
+
+func (c *doneKeysCounter) count() int {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.reads
+}
+
+// TestUnsettledSpendIsTheSpendAfterTheLastSettledDay: before its day is
+// settled, an advertiser's spend shows as unsettled beside the whole
+// budget; once it is, the budget has paid it and nothing is unsettled,
+// and what is left to spend is the same. A settled day is not asked about
+// again by the instance that knows it (balance reads and funding lookups
+// ask on every call); another instance asks once.
+func TestUnsettledSpendIsTheSpendAfterTheLastSettledDay(t *testing.T) {
+	t.Parallel()
+	store := &doneKeysCounter{testStore: memory.New()}
+	b := setupOn(t, store, false)
+	b.topUp(t, 5_000)
+	b.serve(t, b.owner.UserID, b.advertiser.UserID.String(), "local", 20_000, 2_000_000, 6500) // $40 spent
+	bal := b.balances(t, b.advertiser.UserID)
+	require.Equal(t, int64(50*billing.MicrosPerUnit), bal.Budget)
+	require.Equal(t, int64(40*billing.MicrosPerUnit), bal.UnsettledSpend, "the day is not settled: its spend is not paid yet")
+	require.Equal(t, 1, store.count(), "the seven recent days are asked about in one read")
+
+	require.NoError(t, b.svc.Settle(b.ctx, day))
+	bal = b.balances(t, b.advertiser.UserID)
+	require.Equal(t, int64(10*billing.MicrosPerUnit), bal.Budget)
+	require.Zero(t, bal.UnsettledSpend, "the settled day's spend is paid from the budget, not counted twice")
+	funded, err := b.svc.Funded(b.ctx, []uuid.UUID{b.advertiser.UserID})
+	require.NoError(t, err)
+	require.True(t, funded[b.advertiser.UserID], "$10 is left")
+	reads := store.count()
+	for range 3 {
+		_ = b.balances(t, b.advertiser.UserID)
+	}
+	require.Equal(t, reads, store.count(), "the day after the settled one is today: nothing left to ask")
+
+	// An instance that has not seen the settlement asks once, then knows.
+	other := setupOn(t, store, false)
+	other.clock.Set(b.clock.Now())
+	before := store.count()
+	for range 3 {
+		got, err := other.svc.Balances(b.ctx, b.admin, b.advertiser.UserID)
+		require.NoError(t, err)
+		require.Zero(t, got.UnsettledSpend)
+	}
+	require.Equal(t, before+1, store.count())
+
+	// The next day's spend is unsettled until that day is.
+	next := day.Add(24 * time.Hour)
+	b.clock.Set(next.Add(27 * time.Hour))
+	_, err = store.WriteEvents(b.ctx, []analytics.Event{{TrackingID: uuid.Must(uuid.NewV7()), Type: analytics.Impression,
+		Ad: tracking.Ad{Owner: b.owner.UserID, Placement: "main", Source: "local", AdID: "ad-1", AdvertiserID: b.advertiser.UserID.String(),
+			PriceModel: "cpm", PriceMicros: 2_000_000, Billable: true, IssuedAt: next.Add(time.Minute)},
+		OccurredAt: next.Add(time.Hour), ReceivedAt: next.Add(time.Hour), Valid: true, SpendMicros: 2_000, OwnerEarningsMicros: 1_300, OwnerShareBP: 6500}})
+	require.NoError(t, err)
+	bal = b.balances(t, b.advertiser.UserID)
+	require.Equal(t, int64(2_000), bal.UnsettledSpend, "only the unsettled day's spend")
+	require.Equal(t, int64(10*billing.MicrosPerUnit), bal.Budget)
+}

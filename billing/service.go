@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/google/uuid"
@@ -216,6 +217,11 @@ type Service struct {
 
 	recMu   sync.Mutex
 	lastRec *Reconciliation
+
+	// settledThrough is the newest day (Unix seconds) known settled: a
+	// settled day stays settled, so reads of the unsettled spend ask the
+	// store only about the days after it.
+	settledThrough atomic.Int64
 }
 
 // Job kinds billing registers on Config.Jobs.

@@ -61,7 +61,7 @@ func (s *Service) Settle(ctx context.Context, day time.Time) error {
 	if s.now().Before(day.Add(24*time.Hour + s.cfg.SettleLag)) {
 		return ErrTooEarly
 	}
-	done := "settled:" + day.Format(time.DateOnly)
+	done := settledKey(day)
 	if ok, err := s.store.Done(ctx, done); err != nil || ok {
 		return err
 	}
@@ -300,7 +300,7 @@ func (s *Service) Release(ctx context.Context, day time.Time) error {
 	if ok, err := s.store.Done(ctx, done); err != nil || ok {
 		return err
 	}
-	settled, err := s.store.Done(ctx, "settled:"+day.Format(time.DateOnly))
+	settled, err := s.store.Done(ctx, settledKey(day))
 	if err != nil {
 		return err
 	}

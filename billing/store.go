@@ -218,6 +218,9 @@ type Store interface {
 
 	// Done reports whether the operation named key finished (Write.Done).
 	Done(ctx context.Context, key string) (bool, error)
+	// DoneKeys reports which of keys name finished operations, in one
+	// read: the map holds true for each of them, and nothing for the rest.
+	DoneKeys(ctx context.Context, keys []string) (map[string]bool, error)
 
 	// TopUp returns a top-up by id; TopUpByClientKey by its advertiser's
 	// key; TopUpByPayment by the processor's payment id.

@@ -227,22 +227,51 @@ func (s *Service) unsettledSpend(ctx context.Context, advertisers []uuid.UUID) (
 	return out, nil
 }
 
-// firstUnsettledDay is the oldest of the recent days not settled yet.
+// firstUnsettledDay is the oldest of the recent days not settled yet,
+// after the newest settled one. Every read of a balance and every
+// funding lookup asks it: the days known settled are not asked again, and
+// the rest are asked in one read.
 func (s *Service) firstUnsettledDay(ctx context.Context) (time.Time, error) {
 	today := dayOf(s.now())
-	first := today
+	known := time.Unix(s.settledThrough.Load(), 0).UTC()
+	var keys []string
 	for i := 1; i <= sweepDays; i++ {
 		day := today.Add(-time.Duration(i) * 24 * time.Hour)
-		done, err := s.store.Done(ctx, "settled:"+day.Format(time.DateOnly))
-		if err != nil {
-			return time.Time{}, err
+		if !day.After(known) {
+			break
 		}
-		if done {
+		keys = append(keys, settledKey(day))
+	}
+	if len(keys) == 0 {
+		return today, nil
+	}
+	done, err := s.store.DoneKeys(ctx, keys)
+	if err != nil {
+		return time.Time{}, err
+	}
+	first := today
+	for i := range keys {
+		day := today.Add(-time.Duration(i+1) * 24 * time.Hour)
+		if done[keys[i]] {
+			s.noteSettled(day)
 			break
 		}
 		first = day
 	}
 	return first, nil
+}
+
+// settledKey is the Write.Done key of a day's settlement.
+func settledKey(day time.Time) string { return "settled:" + day.Format(time.DateOnly) }
+
+// noteSettled records that day is settled, unless a later one is known.
+func (s *Service) noteSettled(day time.Time) {
+	for {
+		was := s.settledThrough.Load()
+		if day.Unix() <= was || s.settledThrough.CompareAndSwap(was, day.Unix()) {
+			return
+		}
+	}
 }
 
 // Funded reports, for each advertiser, whether their budget still covers

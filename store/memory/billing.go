@@ -193,6 +193,22 @@ func (s *Store) Done(ctx context.Context, key string) (bool, error) {
 	return s.billing.done[key], nil
 }
 
+// DoneKeys implements billing.Store.
+func (s *Store) DoneKeys(ctx context.Context, keys []string) (map[string]bool, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	out := map[string]bool{}
+	for _, k := range keys {
+		if s.billing.done[k] {
+			out[k] = true
+		}
+	}
+	return out, nil
+}
+
 // TopUp implements billing.Store.
 func (s *Store) TopUp(ctx context.Context, id uuid.UUID) (billing.TopUp, error) {
 	if err := ctx.Err(); err != nil {

@@ -192,3 +192,20 @@ func (db *DB) Done(ctx context.Context, key string) (bool, error) {
 	}
 	return done, nil
 }
+
+// DoneKeys implements billing.Store.
+func (db *DB) DoneKeys(ctx context.Context, keys []string) (map[string]bool, error) {
+	rows, err := db.pool.Query(ctx, `SELECT key FROM billing_done WHERE key = ANY($1::text[])`, keys)
+	if err != nil {
+		return nil, fmt.Errorf("postgres: done keys: %w", err)
+	}
+	done, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("postgres: done keys: %w", err)
+	}
+	out := make(map[string]bool, len(done))
+	for _, k := range done {
+		out[k] = true
+	}
+	return out, nil
+}

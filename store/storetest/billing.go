@@ -434,6 +434,12 @@ func RunBilling(t *testing.T, newStore func(t *testing.T) BillingStores) {
 		done, err = s.Done(ctx, "settled:2026-12-02")
 		require.NoError(t, err)
 		require.False(t, done)
+		many, err := s.DoneKeys(ctx, []string{"settled:2026-12-02", "settled:2026-12-01", "released:2026-11-24", "released:2026-11-24"})
+		require.NoError(t, err)
+		require.Equal(t, map[string]bool{"settled:2026-12-01": true, "released:2026-11-24": true}, many)
+		none, err := s.DoneKeys(ctx, nil)
+		require.NoError(t, err)
+		require.Empty(t, none)
 	})
 
 	t.Run("AccountsAtLeast pages one kind's balances in id order", func(t *testing.T) {
