@@ -22,7 +22,7 @@ import (
 // WebSocket client per owner run as on the full setup.
 func TestLoadMixOnEmbeddedDefaults(t *testing.T) {
 	t.Parallel()
-	loadSlot(t)
+	loadAlone(t)
 	rate, d := 150, 5*time.Second
 	if loadProfile() == "full" {
 		rate, d = 600, 30*time.Second
