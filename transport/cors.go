@@ -48,15 +48,20 @@ func (c *cors) allowed(origin string) bool {
 var varyOrigin = []string{"Origin"}
 
 // withCORS answers preflights and marks responses for allowed origins.
-// Every response varies by Origin, so no cache serves one origin's answer
-// to another. Requests without Origin (native apps, servers) pass through.
+// With origins allowed, every response varies by Origin (it carries
+// Access-Control-Allow-Origin for some), so no cache serves one origin's
+// answer to another. With none, no answer depends on Origin and none says
+// it varies. Requests without Origin (native apps, servers) pass through.
 func (s *server) withCORS(next http.Handler) http.Handler {
+	vary := len(s.cors.origins) > 0
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		h := w.Header()
-		if _, ok := h["Vary"]; ok {
-			h.Add("Vary", "Origin")
-		} else {
-			h["Vary"] = varyOrigin
+		if vary {
+			if _, ok := h["Vary"]; ok {
+				h.Add("Vary", "Origin")
+			} else {
+				h["Vary"] = varyOrigin
+			}
 		}
 		origin := r.Header.Get("Origin")
 		if s.isWebhook(r) { // server to server: no browser may call it
