@@ -54,9 +54,9 @@ func (s *server) withRequestContext(next http.Handler) http.Handler {
 		c := auth.Client{IP: clientIP(r, s.cfg.TrustedProxies), UserAgent: cleanUserAgent(r.UserAgent())}
 		ctx := auth.NewContextWithClient(context.WithValue(r.Context(), requestIDKey{}, id), c)
 		if timeout > 0 && !(r.Method == http.MethodGet && r.URL.Path == "/ws") {
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, timeout)
-			defer cancel()
+			var release func()
+			ctx, release = withRequestDeadline(ctx, timeout)
+			defer release()
 		}
 		next.ServeHTTP(w, r.WithContext(ctx))
 	})
