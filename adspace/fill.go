@@ -394,27 +394,49 @@ func (s *Service) decisionRequest(ctx context.Context, r FillRequest, cs cachedS
 
 // ownerFilter applies the owner's blocks to what the Decider answered, as
 // a final word: an engine that cannot express a block must not get an ad
-// past it.
+// past it. The Decider's slice may be shared (a cached answer) and is
+// never written: when nothing is blocked it is returned as it is, and
+// otherwise the ads kept are copied.
 func (s *Service) ownerFilter(set Settings, ads []decision.Ad) []decision.Ad {
-	return slices.DeleteFunc(slices.Clone(ads), func(ad decision.Ad) bool {
-		if slices.Contains(set.BlockedAdvertisers, ad.AdvertiserID) {
+	return keepAds(ads, func(ad *decision.Ad) bool { return !s.blockedByOwner(set, ad) })
+}
+
+// blockedByOwner reports whether the owner's settings refuse ad.
+func (s *Service) blockedByOwner(set Settings, ad *decision.Ad) bool {
+	if slices.Contains(set.BlockedAdvertisers, ad.AdvertiserID) {
+		return true
+	}
+	if _, ok := s.formats[ad.Creative.Format]; ok && !slices.Contains(set.Formats, ad.Creative.Format) {
+		return true
+	}
+	for _, c := range ad.Categories {
+		if slices.Contains(set.BlockedCategories, NormalizeTerm(c)) {
 			return true
 		}
-		if _, ok := s.formats[ad.Creative.Format]; ok && !slices.Contains(set.Formats, ad.Creative.Format) {
-			return true
+	}
+	return len(set.AllowedCategories) > 0 && !slices.ContainsFunc(ad.Categories, func(c string) bool {
+		return slices.Contains(set.AllowedCategories, NormalizeTerm(c))
+	})
+}
+
+// keepAds returns the ads keep accepts, in order, without writing ads:
+// ads itself when keep accepts them all (the common case costs no copy),
+// else a new slice.
+func keepAds(ads []decision.Ad, keep func(*decision.Ad) bool) []decision.Ad {
+	for i := range ads {
+		if keep(&ads[i]) {
+			continue
 		}
-		for _, c := range ad.Categories {
-			if slices.Contains(set.BlockedCategories, NormalizeTerm(c)) {
-				return true
+		out := make([]decision.Ad, i, len(ads)-1)
+		copy(out, ads[:i])
+		for j := i + 1; j < len(ads); j++ {
+			if keep(&ads[j]) {
+				out = append(out, ads[j])
 			}
 		}
-		if len(set.AllowedCategories) > 0 && !slices.ContainsFunc(ad.Categories, func(c string) bool {
-			return slices.Contains(set.AllowedCategories, NormalizeTerm(c))
-		}) {
-			return true
-		}
-		return false
-	})
+		return out
+	}
+	return ads
 }
 
 // houseAds returns up to n of the owner's own approved content, as

@@ -71,7 +71,8 @@ func verdictOf(vs []verdict, adv uuid.UUID) int {
 	return -1
 }
 
-// filter drops the user-created ads of advertisers that are not funded.
+// filter drops the user-created ads of advertisers that are not funded,
+// without writing ads (see keepAds).
 func (c *fundingCache) filter(ctx context.Context, ads []decision.Ad) []decision.Ad {
 	if c == nil || len(ads) == 0 {
 		return ads
@@ -80,8 +81,8 @@ func (c *fundingCache) filter(ctx context.Context, ads []decision.Ad) []decision
 	var stack [16]verdict
 	vs, due := stack[:0], false
 	c.mu.RLock()
-	for _, ad := range ads {
-		adv, ok := localAdvertiser(ad)
+	for i := range ads {
+		adv, ok := localAdvertiser(&ads[i])
 		if !ok || verdictOf(vs, adv) >= 0 {
 			continue
 		}
@@ -93,14 +94,10 @@ func (c *fundingCache) filter(ctx context.Context, ads []decision.Ad) []decision
 	if due {
 		c.refresh(ctx, now, vs)
 	}
-	out := ads[:0]
-	for _, ad := range ads {
-		if adv, ok := localAdvertiser(ad); ok && !vs[verdictOf(vs, adv)].funded {
-			continue
-		}
-		out = append(out, ad)
-	}
-	return out
+	return keepAds(ads, func(ad *decision.Ad) bool {
+		adv, ok := localAdvertiser(ad)
+		return !ok || vs[verdictOf(vs, adv)].funded
+	})
 }
 
 // refresh looks up the advertisers of vs whose entries are due and no
@@ -143,7 +140,7 @@ func (c *fundingCache) refresh(ctx context.Context, now time.Time, vs []verdict)
 }
 
 // localAdvertiser is the advertiser of a user-created ad.
-func localAdvertiser(ad decision.Ad) (uuid.UUID, bool) {
+func localAdvertiser(ad *decision.Ad) (uuid.UUID, bool) {
 	if ad.Source != "local" {
 		return uuid.Nil, false
 	}
