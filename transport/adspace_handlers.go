@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/google/uuid"
@@ -171,6 +172,11 @@ type trackingJSON struct {
 	ImpressionURL string    `json:"impression_url"`
 	ClickURL      string    `json:"click_url"`
 	ExpiresAt     time.Time `json:"expires_at"`
+
+	// clickPrefix, when set, stands for ClickURL in appendJSON, which
+	// writes the click URL as clickPrefix followed by Token: the fill does
+	// not build that string (a token's length again) only to copy it.
+	clickPrefix string
 }
 
 type fillJSON struct {
@@ -221,9 +227,29 @@ func (a *servedAdJSON) appendJSON(b []byte) []byte {
 	t := &a.Tracking
 	b = appendJSONString(append(b, `,"tracking":{"token":`...), t.Token)
 	b = appendJSONString(append(b, `,"impression_url":`...), t.ImpressionURL)
-	b = appendJSONString(append(b, `,"click_url":`...), t.ClickURL)
+	if t.clickPrefix != "" {
+		b = appendJSONStringPair(append(b, `,"click_url":`...), t.clickPrefix, t.Token)
+	} else {
+		b = appendJSONString(append(b, `,"click_url":`...), t.ClickURL)
+	}
 	b = appendJSONTime(append(b, `,"expires_at":`...), t.ExpiresAt)
 	return append(b, "}}"...)
+}
+
+// fillAnswers hold fill answers while they are written: the answer and
+// its list of ads cost the hottest route no allocation.
+// (A pooled answer's list is never nil: no ad is [], not null.)
+var fillAnswers = sync.Pool{New: func() any { return &fillJSON{Ads: make([]servedAdJSON, 0, 1)} }}
+
+// putFillAnswer returns f to the pool, holding no ad's strings, unless a
+// long list grew it.
+func putFillAnswer(f *fillJSON) {
+	if cap(f.Ads) > adspace.MaxAdsPerViewLimit {
+		return
+	}
+	clear(f.Ads)
+	*f = fillJSON{Ads: f.Ads[:0]}
+	fillAnswers.Put(f)
 }
 
 // handleFill serves GET /ad-space/{userId}: the owner's space with ads for
@@ -278,24 +304,26 @@ func (s *server) handleFill() http.Handler {
 			return renameFields(err, fillFieldNames)
 		}
 		set := fill.Space.Settings
-		out := fillJSON{
+		out := fillAnswers.Get().(*fillJSON)
+		defer putFillAnswer(out)
+		*out = fillJSON{
 			OwnerID: fill.Space.OwnerID, Enabled: set.Enabled, Formats: set.Formats,
 			RefreshIntervalSeconds: int(set.RefreshInterval / time.Second), Billable: fill.Billable,
-			Ads: make([]servedAdJSON, 0, len(fill.Ads)),
+			Ads: out.Ads[:0],
 		}
-		for _, ad := range fill.Ads {
-			c := ad.Creative
+		for i := range fill.Ads {
+			ad := &fill.Ads[i]
+			c := &ad.Creative
 			out.Ads = append(out.Ads, servedAdJSON{
 				ID: ad.TrackingID, Format: c.Format, Title: c.Title, Body: c.Body, ImageURL: c.ImageURL,
 				Width: c.Width, Height: c.Height, CallToAction: c.CallToAction, HTML: c.HTML,
 				Advertiser: ad.AdvertiserID, House: ad.House,
 				Tracking: trackingJSON{
-					Token: ad.Token, ImpressionURL: s.eventsURL,
-					ClickURL: s.cfg.PublicBaseURL + "/c/" + ad.Token, ExpiresAt: ad.ExpiresAt,
+					Token: ad.Token, ImpressionURL: s.eventsURL, clickPrefix: s.clickPrefix, ExpiresAt: ad.ExpiresAt,
 				},
 			})
 		}
-		writeJSON(w, http.StatusOK, &out)
+		writeJSON(w, http.StatusOK, out)
 		return nil
 	})
 }

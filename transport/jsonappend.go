@@ -32,7 +32,21 @@ var jsonSafeASCII = func() (safe [utf8.RuneSelf]bool) {
 // U+2028 and U+2029 too (so that the answer is safe inside HTML and
 // JavaScript), invalid UTF-8 as U+FFFD.
 func appendJSONString(b []byte, s string) []byte {
-	b = append(b, '"')
+	return append(appendJSONStringBody(append(b, '"'), s), '"')
+}
+
+// appendJSONStringPair appends a+c as appendJSONString would, without
+// building a+c. Escaping goes rune by rune, so the two escape apart when a
+// ends on a whole rune (it is valid UTF-8); else they are joined first.
+func appendJSONStringPair(b []byte, a, c string) []byte {
+	if !utf8.ValidString(a) {
+		return appendJSONString(b, a+c)
+	}
+	return append(appendJSONStringBody(appendJSONStringBody(append(b, '"'), a), c), '"')
+}
+
+// appendJSONStringBody appends s escaped, without the quotes.
+func appendJSONStringBody(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		if c := s[i]; c < utf8.RuneSelf {
@@ -76,7 +90,7 @@ func appendJSONString(b []byte, s string) []byte {
 		}
 		i += size
 	}
-	return append(append(b, s[start:]...), '"')
+	return append(b, s[start:]...)
 }
 
 // appendJSONStrings appends a list of strings; nil is null.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math/rand/v2"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -87,7 +88,29 @@ func TestFillAnswerIsWhatEncodingJSONWrites(t *testing.T) {
 	}
 	for _, f := range fills {
 		require.Equal(t, string(encodingJSON(t, f)), string(f.appendJSON(nil)))
+		// The fill's own form: the click URL as a prefix and the token.
+		prefixed := f
+		prefixed.Ads = slices.Clone(f.Ads)
+		for i := range prefixed.Ads {
+			tr := &prefixed.Ads[i].Tracking
+			prefix := []string{"https://api.example.com/c/", "/" + randomString(r), "caf\xc3"}[r.IntN(3)] // never empty: empty means ClickURL
+			f.Ads[i].Tracking.ClickURL = prefix + tr.Token
+			tr.ClickURL, tr.clickPrefix = "", prefix
+		}
+		require.Equal(t, string(encodingJSON(t, f)), string(prefixed.appendJSON(nil)))
 	}
+}
+
+func FuzzJSONStringPair(f *testing.F) {
+	for _, p := range trickyPieces {
+		f.Add(p, p)
+		f.Add("https://api.example.com/c/", p)
+	}
+	f.Fuzz(func(t *testing.T, a, c string) {
+		want, err := json.Marshal(a + c)
+		require.NoError(t, err)
+		require.Equal(t, string(want), string(appendJSONStringPair(nil, a, c)))
+	})
 }
 
 func TestWriteJSONUsesTheAppenderAndEndsWithANewline(t *testing.T) {

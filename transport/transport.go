@@ -230,6 +230,8 @@ type server struct {
 	limits    limitPolicies
 	// eventsURL is where apps post events: PublicBaseURL + "/events".
 	eventsURL string
+	// clickPrefix is a click link without its token: PublicBaseURL + "/c/".
+	clickPrefix string
 }
 
 // New returns adshare's API as an http.Handler. Mount it at the root of the
@@ -249,7 +251,7 @@ func newHandler(cfg Config, extra []route) (http.Handler, error) {
 	}
 	s := &server{cfg: cfg, logger: cfg.Logger, mux: http.NewServeMux(), routesMux: http.NewServeMux(), auth: cfg.Auth, spaces: cfg.AdSpaces, events: cfg.Analytics,
 		billing: cfg.Billing, tracer: tracing.New(cfg.TracerProvider), limits: newLimitPolicies(cfg),
-		eventsURL: cfg.PublicBaseURL + "/events"}
+		eventsURL: cfg.PublicBaseURL + "/events", clickPrefix: cfg.PublicBaseURL + "/c/"}
 	if cfg.TracerProvider != nil { // trace ids in the access log and errors
 		s.logger = slog.New(tracing.LogHandler(cfg.Logger.Handler()))
 	}
