@@ -29,28 +29,85 @@ func pathUUID(r *http.Request, name string) (uuid.UUID, error) {
 
 // query reads typed query parameters, collecting one message per bad one.
 type query struct {
-	values url.Values // parsed once
+	pairs  []queryPair // parsed once, in order
 	fields errs.Fields
 }
 
-func newQuery(r *http.Request) *query { return &query{values: r.URL.Query()} }
+// queryPair is one parameter of a query, unescaped.
+type queryPair struct{ name, value string }
+
+// maxQueryParams is the most parameters a query may carry: no route
+// reads more than a score, and each lookup reads the list.
+const maxQueryParams = 100
+
+// newQuery parses r's query as url.ParseQuery does (pairs split at &,
+// names and values unescaped, + as a space), into a list rather than a
+// map: the few parameters a request carries cost one allocation, not a
+// map and a slice each. Unlike r.URL.Query(), which drops them silently,
+// a pair that does not parse (a bad %-escape, a ; separator) and a query
+// of more than maxQueryParams parameters are errors.
+func newQuery(r *http.Request) *query {
+	q := &query{}
+	raw := r.URL.RawQuery
+	if raw == "" {
+		return q
+	}
+	n := strings.Count(raw, "&") + 1
+	if n > maxQueryParams {
+		q.fields.Add("query", "has more than "+strconv.Itoa(maxQueryParams)+" parameters")
+		return q
+	}
+	q.pairs = make([]queryPair, 0, n)
+	for raw != "" {
+		var pair string
+		pair, raw, _ = strings.Cut(raw, "&")
+		if pair == "" {
+			continue
+		}
+		if strings.Contains(pair, ";") {
+			q.fields.Add("query", "separates parameters with ;, not &")
+			continue
+		}
+		name, value, _ := strings.Cut(pair, "=")
+		name, err := url.QueryUnescape(name)
+		if err != nil {
+			q.fields.Add("query", "has a parameter name that is not valid percent-encoding")
+			continue
+		}
+		if value, err = url.QueryUnescape(value); err != nil {
+			q.fields.Add("query/"+name, "is not valid percent-encoding")
+			continue
+		}
+		q.pairs = append(q.pairs, queryPair{name, value})
+	}
+	return q
+}
 
 func (q *query) raw(name string) (string, bool) {
-	vs, ok := q.values[name]
-	if !ok {
-		return "", false
+	value, found := "", 0
+	for i := range q.pairs {
+		if q.pairs[i].name == name {
+			value, found = q.pairs[i].value, found+1
+		}
 	}
-	if len(vs) != 1 {
-		q.fields.Add("query/"+name, "must be given once")
+	switch found {
+	case 0:
 		return "", false
+	case 1:
+		return value, true
 	}
-	return vs[0], true
+	q.fields.Add("query/"+name, "must be given once")
+	return "", false
 }
 
 // present reports whether the parameter was sent at all.
 func (q *query) present(name string) bool {
-	_, ok := q.values[name]
-	return ok
+	for i := range q.pairs {
+		if q.pairs[i].name == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (q *query) string(name string, maxLen int) string {

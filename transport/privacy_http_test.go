@@ -53,7 +53,7 @@ func TestExportHTTP(t *testing.T) {
 		admin := b.promote(t, b.register(t, "export.admin@example.com"), auth.RoleAdmin)
 
 		// Twice at once: one export, the same for both.
-		b.privacyHold.Lock()
+		release := b.holdPrivacyJobs(t)
 		replies := concurrently(t, b, request{method: http.MethodGet, path: "/users/me/export", token: owner.AccessToken})
 		var first, second exportJSON
 		replies[0].requireStatus(t, http.StatusAccepted).decode(t, &first)
@@ -74,7 +74,7 @@ func TestExportHTTP(t *testing.T) {
 		b.do(t, http.MethodPost, "/admin/users/"+owner.User.ID.String()+"/export", admin.AccessToken, nil).
 			requireStatus(t, http.StatusAccepted).decode(t, &byAdmin)
 		require.Equal(t, first.ID, byAdmin.ID)
-		b.privacyHold.Unlock()
+		release()
 
 		ready := waitExport(t, b, owner.AccessToken, first.ID)
 		require.Equal(t, "ready", ready.Status)
@@ -155,7 +155,7 @@ func TestErasureHTTP(t *testing.T) {
 		// Paid: now the owner may go; twice at once is one erasure.
 		b.do(t, http.MethodPost, "/billing/payouts/"+payout.ID.String()+"/record", admin.AccessToken, map[string]any{"paid": true}).
 			requireStatus(t, http.StatusOK)
-		b.privacyHold.Lock()
+		release := b.holdPrivacyJobs(t)
 		replies := concurrently(t, b, request{method: http.MethodDelete, path: "/users/me", token: owner.AccessToken,
 			body: map[string]string{"password": testPassword}})
 		var first, second erasureJSON
@@ -163,7 +163,7 @@ func TestErasureHTTP(t *testing.T) {
 		replies[1].requireStatus(t, http.StatusAccepted).decode(t, &second)
 		require.Equal(t, first.ID, second.ID)
 		b.do(t, http.MethodGet, "/admin/erasures/"+first.ID.String(), other.AccessToken, nil).problem(t, http.StatusNotFound, "erasure_not_found")
-		b.privacyHold.Unlock()
+		release()
 
 		var done erasureJSON
 		require.Eventually(t, func() bool {
