@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -443,6 +444,18 @@ func (f *Fleet) register(ctx context.Context, email string) (*Member, error) {
 }
 
 func (f *Fleet) login(ctx context.Context, m *Member) error { return f.signIn(ctx, m, FleetPassword) }
+
+// RenewAccess signs every owner and advertiser in again, as an app whose
+// session ran out would: the new session's access token replaces the
+// member's, and its refresh token joins the member's (the ones a mix
+// holds stay good). A run that ends past the access tokens' life (15
+// minutes by default) from the fleet's setup takes it first: the long
+// profile's soak follows a capacity search, and its signed-in reads
+// answered 401 once the setup's tokens expired.
+func (f *Fleet) RenewAccess(ctx context.Context) error {
+	members := append(slices.Clone(f.Owners), f.Advertisers...)
+	return f.parallel(ctx, len(members), func(i int) error { return f.login(ctx, members[i]) })
+}
 
 // signIn signs m in with password, adding the session's tokens to m.
 func (f *Fleet) signIn(ctx context.Context, m *Member, password string) error {
