@@ -234,13 +234,14 @@ func (s *Service) unsettledSpend(ctx context.Context, advertisers []uuid.UUID) (
 func (s *Service) firstUnsettledDay(ctx context.Context) (time.Time, error) {
 	today := dayOf(s.now())
 	known := time.Unix(s.settledThrough.Load(), 0).UTC()
+	var days []time.Time // newest first
 	var keys []string
 	for i := 1; i <= sweepDays; i++ {
 		day := today.Add(-time.Duration(i) * 24 * time.Hour)
 		if !day.After(known) {
 			break
 		}
-		keys = append(keys, settledKey(day))
+		days, keys = append(days, day), append(keys, settledKey(day))
 	}
 	if len(keys) == 0 {
 		return today, nil
@@ -250,8 +251,7 @@ func (s *Service) firstUnsettledDay(ctx context.Context) (time.Time, error) {
 		return time.Time{}, err
 	}
 	first := today
-	for i := range keys {
-		day := today.Add(-time.Duration(i+1) * 24 * time.Hour)
+	for i, day := range days {
 		if done[keys[i]] {
 			s.noteSettled(day)
 			break

@@ -159,6 +159,23 @@ func (q *eagerQueue) Enqueue(ctx context.Context, kind string, args any, opts *j
 	return inserted, errors.New("the erasure did not finish")
 }
 
+// eagerErasures is a privacy service on a memory store whose queue is an
+// eagerQueue failing its first failFirst enqueues, started for t.
+func eagerErasures(t *testing.T, failFirst int) (*privacy.Service, *memory.Store) {
+	t.Helper()
+	store := memory.New()
+	local, err := jobs.NewLocal(&jobs.LocalConfig{})
+	require.NoError(t, err)
+	q := &eagerQueue{Queue: local, store: store, failFirst: failFirst}
+	svc, err := privacy.NewService(privacy.Config{
+		Store: store, Jobs: q, Accounts: &accounts{ended: map[uuid.UUID]int{}}, Audit: store, LinkKey: make([]byte, 32),
+	})
+	require.NoError(t, err)
+	require.NoError(t, q.Start(context.Background()))
+	t.Cleanup(func() { _ = q.Stop(context.Background()) })
+	return svc, store
+}
+
 // TestErasureRequestedIsAuditedBeforeTheJobRuns: the erasure job may run
 // to its end before Enqueue returns; the "requested" record, which names
 // the user, is then already in the log and rewritten with the rest, so
@@ -166,16 +183,7 @@ func (q *eagerQueue) Enqueue(ctx context.Context, kind string, args any, opts *j
 func TestErasureRequestedIsAuditedBeforeTheJobRuns(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store := memory.New()
-	local, err := jobs.NewLocal(&jobs.LocalConfig{})
-	require.NoError(t, err)
-	q := &eagerQueue{Queue: local, store: store}
-	svc, err := privacy.NewService(privacy.Config{
-		Store: store, Jobs: q, Accounts: &accounts{ended: map[uuid.UUID]int{}}, Audit: store, LinkKey: make([]byte, 32),
-	})
-	require.NoError(t, err)
-	require.NoError(t, q.Start(ctx))
-	t.Cleanup(func() { _ = q.Stop(context.Background()) })
+	svc, store := eagerErasures(t, 0)
 
 	user := uuid.New()
 	e, created, err := svc.RequestErasure(ctx, auth.Principal{UserID: user, Role: auth.RoleUser}, "right")
@@ -201,19 +209,10 @@ func TestErasureRequestedIsAuditedBeforeTheJobRuns(t *testing.T) {
 func TestARepeatedErasureRequestStartsAnUnqueuedOne(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	store := memory.New()
-	local, err := jobs.NewLocal(&jobs.LocalConfig{})
-	require.NoError(t, err)
-	q := &eagerQueue{Queue: local, store: store, failFirst: 1}
-	svc, err := privacy.NewService(privacy.Config{
-		Store: store, Jobs: q, Accounts: &accounts{ended: map[uuid.UUID]int{}}, Audit: store, LinkKey: make([]byte, 32),
-	})
-	require.NoError(t, err)
-	require.NoError(t, q.Start(ctx))
-	t.Cleanup(func() { _ = q.Stop(context.Background()) })
+	svc, store := eagerErasures(t, 1)
 
 	p := auth.Principal{UserID: uuid.New(), Role: auth.RoleUser}
-	_, _, err = svc.RequestErasure(ctx, p, "right")
+	_, _, err := svc.RequestErasure(ctx, p, "right")
 	require.ErrorContains(t, err, "out of reach")
 	e, created, err := svc.RequestErasure(ctx, p, "right")
 	require.NoError(t, err)
